@@ -1,0 +1,30 @@
+//! DAMM adapter for hand-provisioned hosts: a friend's Raspberry Pi, a rented box with
+//! no API. Hosts come from an inventory file; the orchestrator can include them in (and
+//! exclude them from) the fleet's ingress and egress sets, but cannot create or destroy
+//! them. Health is a real probe of each host: its HTTP heartbeat URL, or its WireGuard
+//! UDP port.
+
+mod backend;
+mod config;
+mod core;
+
+pub use backend::{CAPABILITIES, StaticHost};
+pub use config::{Host, Inventory, StaticHostConfig};
+
+use std::sync::Arc;
+
+use damm_provider::config::AdapterConfig;
+use damm_provider::{AdapterDescriptor, Provider};
+
+/// The registry's entry for this adapter.
+pub const ADAPTER: AdapterDescriptor = AdapterDescriptor {
+    name: "static-host",
+    summary: "hand-provisioned hosts from an inventory file (include/exclude only)",
+    capabilities: CAPABILITIES,
+    build: |config: AdapterConfig| {
+        Box::pin(async move {
+            let provider: Arc<dyn Provider> = Arc::new(StaticHost::from_config(&config)?);
+            Ok(provider)
+        })
+    },
+};
