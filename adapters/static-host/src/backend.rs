@@ -155,11 +155,9 @@ impl StaticHost {
         if let Some(done) = inclusions
             .iter(role)
             .find(|i| i.labels.key().as_ref() == Some(&spec.key))
-            .cloned()
+            && let Some(host) = inventory.host(&done.host)
         {
-            if let Some(host) = inventory.host(&done.host) {
-                return Ok((host.clone(), done));
-            }
+            return Ok((host.clone(), done.clone()));
         }
         let serves = |h: &&Host| h.region == spec.region && h.roles.contains(&role);
         let host = match &spec.node {

@@ -187,10 +187,9 @@ impl AdapterConfig {
                 // the text again to get the line and column of the culprit.
                 if let (Some(text), Source::Toml { table, .. }, false) =
                     (text, &self.source, overridden || file_keys)
+                    && let Err(located) = from_toml_at::<T>(text, table)
                 {
-                    if let Err(located) = from_toml_at::<T>(text, table) {
-                        return Err(self.error(located.to_string().trim_end()));
-                    }
+                    return Err(self.error(located.to_string().trim_end()));
                 }
                 let via = if overridden {
                     format!(" (with DAMM_{}_* overrides)", env_name(adapter))

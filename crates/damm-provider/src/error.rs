@@ -44,6 +44,26 @@ impl ErrorKind {
         matches!(self, ErrorKind::RateLimited { .. } | ErrorKind::Unavailable)
     }
 
+    /// The usual meaning of an HTTP status in a provider API; adapters refine it from the
+    /// error body in their `parse_error`.
+    ///
+    /// ```
+    /// use damm_provider::ErrorKind;
+    /// assert_eq!(ErrorKind::from_http_status(404, None), ErrorKind::NotFound);
+    /// assert!(ErrorKind::from_http_status(503, None).is_temporary_by_default());
+    /// ```
+    pub fn from_http_status(status: u16, retry_after: Option<Duration>) -> ErrorKind {
+        match status {
+            400 | 405 | 413 | 414 | 415 | 422 => ErrorKind::InvalidInput,
+            401 | 403 => ErrorKind::Unauthenticated,
+            404 | 410 => ErrorKind::NotFound,
+            409 | 412 | 423 => ErrorKind::Conflict,
+            429 => ErrorKind::RateLimited { retry_after },
+            408 | 500 | 502 | 503 | 504 => ErrorKind::Unavailable,
+            _ => ErrorKind::Unexpected,
+        }
+    }
+
     /// A short snake_case name, stable for logs and metrics.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -111,10 +111,7 @@ impl MemoryProvider {
             .with_message(format!("{what} not found"))
     }
 
-    fn visible<'a, T: 'a>(&self, items: impl Iterator<Item = &'a T>) -> Vec<T>
-    where
-        T: Clone,
-    {
+    fn visible<'a, T: Clone + 'a>(&self, items: impl Iterator<Item = &'a T>) -> Vec<T> {
         if self.quirks.hides_created {
             Vec::new()
         } else {

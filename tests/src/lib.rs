@@ -1,1 +1,0 @@
-//! Cross-crate test suites live in `tests/`; this library is empty on purpose.

@@ -1,0 +1,82 @@
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! - `ci`: exactly what CI runs (fmt check, clippy `-D warnings` on all targets and
+//!   features, the tests, one build per adapter, the new-adapter smoke run).
+//! - `new-adapter NAME --capabilities a,b`: a compiling adapter crate with the standard
+//!   file set, its registry line and features, and a conformance test.
+
+mod ci;
+mod scaffold;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+
+const USAGE: &str = "usage:
+  cargo xtask ci [--skip-smoke]
+  cargo xtask smoke            (the new-adapter smoke run alone, in a copy of the workspace)
+  cargo xtask new-adapter NAME --capabilities CAP[,CAP...]
+      CAP: compute, ingress, egress, overlay, cdn_front, tunnel_term";
+
+fn main() {
+    if let Err(err) = run(std::env::args().skip(1).collect()) {
+        eprintln!("xtask: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Vec<String>) -> anyhow::Result<()> {
+    let root = workspace_root();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci::run(&root, &args[1..]),
+        Some("smoke") => scaffold::smoke(&root),
+        Some("new-adapter") => {
+            let (name, caps) = parse_new_adapter(&args[1..])?;
+            scaffold::new_adapter(&root, &name, &caps)?;
+            println!(
+                "created adapters/{name}; build it with `cargo build --features {name}` and list it with `cargo run --features {name} -- adapters`"
+            );
+            Ok(())
+        }
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command `{other}`\n{USAGE}"),
+    }
+}
+
+fn parse_new_adapter(args: &[String]) -> anyhow::Result<(String, Vec<String>)> {
+    let mut name = None;
+    let mut caps = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--capabilities" => {
+                caps = Some(it.next().context("--capabilities needs a value")?.clone())
+            }
+            s if s.starts_with("--capabilities=") => {
+                caps = Some(s["--capabilities=".len()..].to_owned())
+            }
+            s if s.starts_with('-') => bail!("unknown option `{s}`\n{USAGE}"),
+            s if name.is_none() => name = Some(s.to_owned()),
+            s => bail!("unexpected argument `{s}`\n{USAGE}"),
+        }
+    }
+    let name = name.with_context(|| format!("missing NAME\n{USAGE}"))?;
+    let caps = caps.with_context(|| format!("missing --capabilities\n{USAGE}"))?;
+    let caps: Vec<String> = caps
+        .split(',')
+        .map(|c| c.trim().replace('-', "_"))
+        .filter(|c| !c.is_empty())
+        .collect();
+    Ok((name, caps))
+}
+
+/// The workspace root: xtask lives one level below it.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_owned()
+}

@@ -1,0 +1,811 @@
+//! `cargo xtask new-adapter`: writes a compiling adapter crate with the standard file
+//! set and wires it into the workspace, the registry and the `damm` binary.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail, ensure};
+
+/// Capability name → (trait, accessor, methods as `(name, params, return type)`).
+type Method = (&'static str, &'static str, &'static str, &'static str);
+const CAPABILITIES: &[(&str, &str, &[Method])] = &[
+    (
+        "compute",
+        "Compute",
+        &[
+            (
+                "create_node",
+                "spec: &NodeSpec",
+                "Node",
+                "CreateIngressNode",
+            ),
+            ("drain_node", "node: &NodeRef", "()", "DrainNode"),
+            ("retire_node", "node: &NodeRef", "()", "RetireNode"),
+        ],
+    ),
+    (
+        "ingress",
+        "Ingress",
+        &[
+            (
+                "allocate_ingress_frontdoor",
+                "spec: &AddressSpec",
+                "Frontdoor",
+                "AllocateIngressFrontdoor",
+            ),
+            (
+                "release_ingress_frontdoor",
+                "frontdoor: &FrontdoorRef",
+                "()",
+                "ReleaseIngressFrontdoor",
+            ),
+            ("list_frontdoors", "", "Vec<Frontdoor>", "ListFrontdoors"),
+        ],
+    ),
+    (
+        "egress",
+        "Egress",
+        &[
+            (
+                "allocate_egress_ip",
+                "spec: &AddressSpec",
+                "EgressIp",
+                "AllocateEgressIp",
+            ),
+            (
+                "release_egress_ip",
+                "ip: &EgressIpRef",
+                "()",
+                "ReleaseEgressIp",
+            ),
+            ("list_egress_ips", "", "Vec<EgressIp>", "ListEgressIps"),
+        ],
+    ),
+    (
+        "overlay",
+        "Overlay",
+        &[
+            (
+                "join_overlay",
+                "spec: &OverlaySpec",
+                "OverlayMembership",
+                "JoinOverlay",
+            ),
+            (
+                "leave_overlay",
+                "membership: &MembershipRef",
+                "()",
+                "LeaveOverlay",
+            ),
+            (
+                "list_memberships",
+                "",
+                "Vec<OverlayMembership>",
+                "ListMemberships",
+            ),
+        ],
+    ),
+    (
+        "cdn_front",
+        "CdnFront",
+        &[
+            ("publish_front", "spec: &FrontSpec", "Front", "PublishFront"),
+            ("retire_front", "front: &FrontRef", "()", "RetireFront"),
+            ("list_fronts", "", "Vec<Front>", "ListFronts"),
+        ],
+    ),
+    (
+        "tunnel_term",
+        "TunnelTerm",
+        &[
+            (
+                "register_tunnel",
+                "spec: &TunnelSpec",
+                "Tunnel",
+                "RegisterTunnel",
+            ),
+            ("retire_tunnel", "tunnel: &TunnelRef", "()", "RetireTunnel"),
+            ("list_tunnels", "", "Vec<Tunnel>", "ListTunnels"),
+        ],
+    ),
+];
+
+/// Type names a capability's methods mention, for the `use` line.
+fn types_of(cap: &str) -> &'static [&'static str] {
+    match cap {
+        "compute" => &["Compute", "Node", "NodeRef", "NodeSpec"],
+        "ingress" => &["AddressSpec", "Frontdoor", "FrontdoorRef", "Ingress"],
+        "egress" => &["AddressSpec", "Egress", "EgressIp", "EgressIpRef"],
+        "overlay" => &[
+            "MembershipRef",
+            "Overlay",
+            "OverlayMembership",
+            "OverlaySpec",
+        ],
+        "cdn_front" => &["CdnFront", "Front", "FrontRef", "FrontSpec"],
+        "tunnel_term" => &["Tunnel", "TunnelRef", "TunnelSpec", "TunnelTerm"],
+        _ => &[],
+    }
+}
+
+struct Names {
+    name: String,
+    krate: String,
+    snake: String,
+    camel: String,
+    env: String,
+    caps: Vec<String>,
+}
+
+impl Names {
+    fn new(name: &str, caps: &[String]) -> anyhow::Result<Names> {
+        ensure!(
+            !name.is_empty()
+                && name.len() <= 40
+                && name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !name.ends_with('-')
+                && !name.contains("--"),
+            "adapter name `{name}` must be lowercase letters, digits and single dashes, starting with a letter"
+        );
+        ensure!(!caps.is_empty(), "give at least one capability");
+        let mut ordered = Vec::new();
+        for (cap, _, _) in CAPABILITIES {
+            if caps.iter().any(|c| c == cap) {
+                ordered.push((*cap).to_owned());
+            }
+        }
+        if let Some(bad) = caps
+            .iter()
+            .find(|c| !CAPABILITIES.iter().any(|(k, _, _)| k == c))
+        {
+            bail!(
+                "unknown capability `{bad}` (expected compute, ingress, egress, overlay, cdn_front, tunnel_term)"
+            );
+        }
+        let camel = name
+            .split('-')
+            .map(|part| {
+                let mut chars = part.chars();
+                chars
+                    .next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            })
+            .collect();
+        Ok(Names {
+            name: name.to_owned(),
+            krate: format!("damm-adapter-{name}"),
+            snake: format!("damm_adapter_{}", name.replace('-', "_")),
+            camel,
+            env: name.to_ascii_uppercase().replace('-', "_"),
+            caps: ordered,
+        })
+    }
+}
+
+pub(crate) fn new_adapter(root: &Path, name: &str, caps: &[String]) -> anyhow::Result<()> {
+    let n = Names::new(name, caps)?;
+    let dir = root.join("adapters").join(&n.name);
+    ensure!(!dir.exists(), "adapters/{} already exists", n.name);
+
+    // Edit the shared files first (in memory), so a failure leaves nothing half-made.
+    let edits = [
+        (
+            root.join("Cargo.toml"),
+            insert_sorted(
+                &read(&root.join("Cargo.toml"))?,
+                |l| l.starts_with("damm-adapter-"),
+                &format!("{} = {{ path = \"adapters/{}\" }}", n.krate, n.name),
+            )?,
+        ),
+        (root.join("crates/damm-registry/Cargo.toml"), {
+            let text = read(&root.join("crates/damm-registry/Cargo.toml"))?;
+            let text = insert_sorted(
+                &text,
+                |l| l.contains("= [\"dep:damm-adapter-"),
+                &format!("{} = [\"dep:{}\"]", n.name, n.krate),
+            )?;
+            insert_sorted(
+                &text,
+                |l| l.starts_with("damm-adapter-"),
+                &format!("{} = {{ workspace = true, optional = true }}", n.krate),
+            )?
+        }),
+        (
+            root.join("crates/damm-registry/src/lib.rs"),
+            insert_sorted(
+                &read(&root.join("crates/damm-registry/src/lib.rs"))?,
+                |l| l.trim_start().starts_with('"') && l.contains("=> damm_adapter_"),
+                &format!("    \"{}\" => {},", n.name, n.snake),
+            )?,
+        ),
+        (
+            root.join("crates/damm-orchestrator/Cargo.toml"),
+            insert_sorted(
+                &read(&root.join("crates/damm-orchestrator/Cargo.toml"))?,
+                |l| l.contains("= [\"damm-registry/"),
+                &format!("{} = [\"damm-registry/{}\"]", n.name, n.name),
+            )?,
+        ),
+    ];
+
+    std::fs::create_dir_all(dir.join("src"))?;
+    std::fs::create_dir_all(dir.join("tests"))?;
+    write(&dir.join("Cargo.toml"), &cargo_toml(&n))?;
+    write(&dir.join("src/lib.rs"), &lib_rs(&n))?;
+    write(&dir.join("src/config.rs"), &config_rs(&n))?;
+    write(&dir.join("src/core.rs"), &core_rs(&n))?;
+    write(&dir.join("src/backend.rs"), &backend_rs(&n))?;
+    write(&dir.join("README.md"), &readme(&n))?;
+    write(&dir.join("tests/conformance.rs"), &conformance_rs(&n))?;
+    for (path, text) in edits {
+        write(&path, &text)?;
+    }
+    // Generated text is laid out by rustfmt, so `cargo xtask ci`'s format check passes.
+    let status = Command::new(crate::ci::cargo())
+        .args(["fmt", "-p", &n.krate])
+        .current_dir(root)
+        .status()
+        .context("running cargo fmt on the new crate")?;
+    ensure!(status.success(), "cargo fmt -p {} failed", n.krate);
+    Ok(())
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Adds `line` to the one contiguous run of lines matching `member`, keeping it sorted.
+fn insert_sorted(text: &str, member: impl Fn(&str) -> bool, line: &str) -> anyhow::Result<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|l| member(l)) else {
+        bail!("no line like `{line}` to insert next to");
+    };
+    let end = start + lines[start..].iter().take_while(|l| member(l)).count();
+    ensure!(
+        !lines[end..].iter().any(|l| member(l)),
+        "lines like `{line}` must form one block"
+    );
+    ensure!(
+        !lines[start..end].contains(&line),
+        "`{line}` is already there"
+    );
+    let mut block: Vec<&str> = lines[start..end].to_vec();
+    block.push(line);
+    block.sort_unstable();
+    let mut out: Vec<&str> = lines[..start].to_vec();
+    out.extend(block);
+    out.extend(&lines[end..]);
+    Ok(out.join("\n") + "\n")
+}
+
+fn cargo_toml(n: &Names) -> String {
+    format!(
+        r#"[package]
+name = "{krate}"
+description = "DAMM adapter for {name} ({caps})."
+version.workspace = true
+edition.workspace = true
+rust-version.workspace = true
+license.workspace = true
+publish.workspace = true
+
+[dependencies]
+chrono.workspace = true
+damm-provider.workspace = true
+reqwest.workspace = true
+serde.workspace = true
+
+[dev-dependencies]
+damm-provider = {{ workspace = true, features = ["testkit"] }}
+tokio.workspace = true
+
+[lints]
+workspace = true
+"#,
+        krate = n.krate,
+        name = n.name,
+        caps = n.caps.join(", "),
+    )
+}
+
+fn lib_rs(n: &Names) -> String {
+    format!(
+        r#"//! DAMM adapter for {name}: {caps}.
+//!
+//! Generated by `cargo xtask new-adapter`; see README.md for what is left to implement.
+
+mod backend;
+mod config;
+mod core;
+
+pub use backend::{{{camel}, CAPABILITIES}};
+pub use config::{camel}Config;
+
+use std::sync::Arc;
+
+use damm_provider::config::AdapterConfig;
+use damm_provider::{{AdapterDescriptor, Provider}};
+
+/// The registry's entry for this adapter.
+pub const ADAPTER: AdapterDescriptor = AdapterDescriptor {{
+    name: "{name}",
+    summary: "{name} ({caps})",
+    capabilities: CAPABILITIES,
+    build: |config: AdapterConfig| {{
+        Box::pin(async move {{
+            let provider: Arc<dyn Provider> = Arc::new({camel}::from_config(&config)?);
+            Ok(provider)
+        }})
+    }},
+}};
+"#,
+        name = n.name,
+        caps = n.caps.join(", "),
+        camel = n.camel,
+    )
+}
+
+fn config_rs(n: &Names) -> String {
+    format!(
+        r#"//! Settings: section `[providers.{name}]`, or `DAMM_{env}_<FIELD>` in the environment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use damm_provider::SecretString;
+use serde::Deserialize;
+
+/// The adapter's settings.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct {camel}Config {{
+    /// Base URL of the provider's API (point it at the simulator in tests).
+    pub api_url: String,
+    /// API token (`DAMM_{env}_TOKEN` or `DAMM_{env}_TOKEN_FILE`).
+    #[serde(default)]
+    pub token: Option<SecretString>,
+    /// DAMM region → the provider's region.
+    #[serde(default)]
+    pub regions: BTreeMap<String, String>,
+}}
+
+impl fmt::Debug for {camel}Config {{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {{
+        f.debug_struct("{camel}Config")
+            .field("api_url", &self.api_url)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("regions", &self.regions)
+            .finish()
+    }}
+}}
+"#,
+        name = n.name,
+        env = n.env,
+        camel = n.camel,
+    )
+}
+
+fn core_rs(n: &Names) -> String {
+    format!(
+        r#"//! The API client and the one place API failures become [`Error`]s.
+
+use std::time::Duration;
+
+use damm_provider::{{Error, ErrorKind, Operation}};
+
+/// Maps a failed API answer to the shared error type.
+pub(crate) fn parse_error(
+    provider: &str,
+    operation: Operation,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &str,
+) -> Error {{
+    let kind = ErrorKind::from_http_status(status, retry_after);
+    // Provider error bodies are short JSON documents; keep the start for the log.
+    let excerpt: String = body.chars().take(200).collect();
+    Error::new(kind, provider, operation).with_message(format!("HTTP {{status}}: {{excerpt}}"))
+}}
+
+/// Reads `Retry-After` (seconds) from a response.
+pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {{
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}}
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_kinds() {{
+        let err = parse_error("{name}", Operation::ListNodes, 404, None, "{{}}");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        let err = parse_error("{name}", Operation::ListNodes, 429, Some(Duration::from_secs(2)), "");
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+        assert!(err.is_temporary());
+    }}
+}}
+"#,
+        name = n.name,
+    )
+}
+
+fn backend_rs(n: &Names) -> String {
+    let mut uses: Vec<&str> = vec![
+        "Capabilities",
+        "Capability",
+        "Error",
+        "ErrorKind",
+        "FleetId",
+        "HealthSignal",
+        "HealthStatus",
+        "Metrics",
+        "Node",
+        "NodeFilter",
+        "Operation",
+        "Provider",
+        "Region",
+        "Result",
+        "SecretString",
+        "Target",
+        "async_trait",
+        "ExposeSecret",
+    ];
+    for cap in &n.caps {
+        uses.extend(types_of(cap));
+    }
+    uses.sort_unstable();
+    uses.dedup();
+    let caps_const: Vec<String> = n
+        .caps
+        .iter()
+        .map(|c| {
+            let (_, t, _) = CAPABILITIES.iter().find(|(k, _, _)| k == c).expect("known");
+            format!("Capability::{t}")
+        })
+        .collect();
+    let mut accessors = String::new();
+    let mut impls = String::new();
+    for cap in &n.caps {
+        let (_, trait_name, methods) = CAPABILITIES
+            .iter()
+            .find(|(k, _, _)| k == cap)
+            .expect("known");
+        let _ = write!(
+            accessors,
+            "\n    fn {cap}(&self) -> Option<&dyn {trait_name}> {{\n        Some(self)\n    }}\n"
+        );
+        let _ = write!(
+            impls,
+            "\n#[async_trait]\nimpl {trait_name} for {} {{",
+            n.camel
+        );
+        for (method, params, ret, op) in methods.iter() {
+            let params = if params.is_empty() {
+                String::new()
+            } else {
+                format!(", _{params}")
+            };
+            let _ = write!(
+                impls,
+                "\n    async fn {method}(&self{params}) -> Result<{ret}> {{\n        Err(self.not_yet(Operation::{op}))\n    }}\n"
+            );
+        }
+        impls.push_str("}\n");
+    }
+    format!(
+        r#"//! The [`Provider`] implementation and the capability declaration.
+//!
+//! Each method below still answers `unsupported`: implement it against the provider's
+//! API (see README.md), then run the conformance test against the simulator.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use damm_provider::config::AdapterConfig;
+use damm_provider::{{{uses}}};
+
+use crate::config::{camel}Config;
+use crate::core::{{parse_error, retry_after}};
+
+/// What this adapter hands out; the conformance suite checks the accessors agree.
+pub const CAPABILITIES: Capabilities = Capabilities::of(&[{caps_const}]);
+
+/// The {name} provider.
+#[derive(Debug)]
+pub struct {camel} {{
+    id: String,
+    fleet: FleetId,
+    api_url: String,
+    token: Option<SecretString>,
+    regions: BTreeMap<String, String>,
+    http: reqwest::Client,
+}}
+
+impl {camel} {{
+    /// Builds the adapter from its settings.
+    pub fn from_config(config: &AdapterConfig) -> Result<Self> {{
+        let id = config.instance().to_owned();
+        let settings: {camel}Config = config.load("{name}").map_err(|e| e.into_provider_error(&id))?;
+        let http = reqwest::Client::builder().build().map_err(|e| {{
+            Error::new(ErrorKind::Unexpected, &id, Operation::Configure).with_source(e)
+        }})?;
+        Ok({camel} {{
+            fleet: config.fleet().clone(),
+            api_url: settings.api_url.trim_end_matches('/').to_owned(),
+            token: settings.token,
+            regions: settings.regions,
+            http,
+            id,
+        }})
+    }}
+
+    /// The fleet whose resources this instance manages.
+    pub fn fleet(&self) -> &FleetId {{
+        &self.fleet
+    }}
+
+    fn not_yet(&self, operation: Operation) -> Error {{
+        Error::new(ErrorKind::Unsupported, &self.id, operation)
+            .with_message("not implemented yet in adapters/{name}/src/backend.rs")
+    }}
+}}
+
+#[async_trait]
+impl Provider for {camel} {{
+    fn id(&self) -> &str {{
+        &self.id
+    }}
+
+    fn region(&self, region: &Region) -> Option<String> {{
+        self.regions.get(region.as_str()).cloned()
+    }}
+{accessors}
+    async fn list_nodes(&self, _filter: &NodeFilter) -> Result<Vec<Node>> {{
+        Err(self.not_yet(Operation::ListNodes))
+    }}
+
+    async fn probe_health(&self, target: &Target) -> Result<HealthSignal> {{
+        if *target != Target::Api {{
+            return Err(self.not_yet(Operation::ProbeHealth));
+        }}
+        let mut request = self.http.get(&self.api_url);
+        if let Some(token) = &self.token {{
+            request = request.bearer_auth(token.expose_secret());
+        }}
+        let started = std::time::Instant::now();
+        let response = request.send().await.map_err(|e| {{
+            Error::new(ErrorKind::Unavailable, &self.id, Operation::ProbeHealth).with_source(e)
+        }})?;
+        let status = response.status().as_u16();
+        if response.status().is_server_error() || status == 401 || status == 429 {{
+            let wait = retry_after(&response);
+            let body = response.text().await.unwrap_or_default();
+            return Err(parse_error(&self.id, Operation::ProbeHealth, status, wait, &body));
+        }}
+        Ok(HealthSignal {{
+            target: Target::Api,
+            status: HealthStatus::Healthy,
+            rtt: Some(started.elapsed()),
+            observed_at: Utc::now(),
+            detail: format!("API answered HTTP {{status}}"),
+        }})
+    }}
+
+    async fn get_metrics(&self, target: &Target) -> Result<Metrics> {{
+        Ok(Metrics::empty(target.clone(), Utc::now()))
+    }}
+}}
+{impls}"#,
+        uses = uses.join(", "),
+        camel = n.camel,
+        name = n.name,
+        caps_const = caps_const.join(", "),
+    )
+}
+
+fn readme(n: &Names) -> String {
+    let mut checklist = String::new();
+    for cap in &n.caps {
+        let (_, _, methods) = CAPABILITIES
+            .iter()
+            .find(|(k, _, _)| k == cap)
+            .expect("known");
+        for (method, _, _, _) in methods.iter() {
+            let _ = writeln!(checklist, "- [ ] `{cap}`: `{method}`");
+        }
+    }
+    format!(
+        r#"# damm-adapter-{name}
+
+DAMM adapter for {name}. Capabilities: {caps}.
+
+## Capability checklist
+
+- [ ] inventory: `list_nodes` (fleet-labelled resources only)
+- [x] health: `probe_health(Target::Api)`
+- [ ] health: `probe_health` of each resource, `get_metrics`
+{checklist}
+## Configuration
+
+Section `[providers.{name}]` of the fleet config, or environment variables `DAMM_{env}_<FIELD>`
+(`DAMM_{env}_<FIELD>_FILE` reads the value from a file).
+
+| key | meaning |
+|---|---|
+| `api_url` | base URL of the API (tests point it at the simulator on 127.0.0.1) |
+| `token` | API token; never logged |
+| `regions` | table DAMM region → provider region |
+
+## Regions
+
+| DAMM region | {name} region |
+|---|---|
+| (fill in) | |
+
+## Tests
+
+`tests/conformance.rs` runs the shared conformance suite against `DAMM_{env}_API_URL`.
+"#,
+        name = n.name,
+        caps = n.caps.join(", "),
+        env = n.env,
+    )
+}
+
+fn conformance_rs(n: &Names) -> String {
+    format!(
+        r#"//! The shared conformance suite against a live endpoint.
+
+use {snake}::{{{camel}, CAPABILITIES}};
+use damm_provider::config::AdapterConfig;
+use damm_provider::testkit::{{self, Fixture}};
+use damm_provider::FleetId;
+
+#[tokio::test]
+#[ignore = "needs an endpoint: set DAMM_{env}_API_URL (and DAMM_{env}_REGIONS) to a simulator or emulator"]
+async fn passes_the_conformance_suite() {{
+    let fleet = FleetId::new("conformance").unwrap();
+    let config = AdapterConfig::new(fleet.clone(), "{name}");
+    let provider = {camel}::from_config(&config).expect("configured from DAMM_{env}_*");
+    let fixture = Fixture::new(CAPABILITIES, fleet, "eu-central".parse().unwrap());
+    testkit::run(&provider, &fixture).await.assert_passed();
+}}
+"#,
+        snake = n.snake,
+        camel = n.camel,
+        env = n.env,
+        name = n.name,
+    )
+}
+
+/// Generates `demo-cloud` in a copy of the workspace, builds it, and checks that
+/// `damm adapters --json` lists it with its capabilities and the drift test passes.
+pub(crate) fn smoke(root: &Path) -> anyhow::Result<()> {
+    let base = root.join("target/xtask-smoke");
+    let copy = base.join("workspace");
+    if copy.exists() {
+        std::fs::remove_dir_all(&copy)?;
+    }
+    copy_tracked(root, &copy)?;
+    println!(
+        "==> new-adapter smoke: cargo xtask new-adapter demo-cloud --capabilities compute,ingress"
+    );
+    new_adapter(
+        &copy,
+        "demo-cloud",
+        &["compute".to_owned(), "ingress".to_owned()],
+    )?;
+    let target = base.join("target");
+    let env = [("CARGO_TARGET_DIR", target.as_path())];
+    crate::ci::cargo_in(
+        &copy,
+        "smoke: format",
+        &["fmt", "--all", "--", "--check"],
+        &env,
+    )?;
+    crate::ci::cargo_in(
+        &copy,
+        "smoke: build",
+        &["build", "--features", "demo-cloud"],
+        &env,
+    )?;
+    crate::ci::cargo_in(
+        &copy,
+        "smoke: clippy on the generated crate",
+        &[
+            "clippy",
+            "-p",
+            "damm-adapter-demo-cloud",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &env,
+    )?;
+    crate::ci::cargo_in(
+        &copy,
+        "smoke: registry drift",
+        &["test", "-p", "damm-registry", "--test", "drift"],
+        &env,
+    )?;
+    let output = Command::new(crate::ci::cargo())
+        .args([
+            "run",
+            "-q",
+            "--features",
+            "demo-cloud",
+            "--",
+            "adapters",
+            "--json",
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(&copy)
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "damm adapters failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let entry = listing["adapters"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["name"] == "demo-cloud"))
+        .context("damm adapters does not list demo-cloud")?;
+    ensure!(
+        entry["compiled"] == true,
+        "demo-cloud is not compiled in: {entry}"
+    );
+    ensure!(
+        entry["capabilities"] == serde_json::json!(["compute", "ingress"]),
+        "demo-cloud lists capabilities {}",
+        entry["capabilities"]
+    );
+    println!("<== new-adapter smoke: `damm adapters` lists demo-cloud [compute, ingress]");
+    Ok(())
+}
+
+/// Copies the files git tracks (plus untracked, not ignored ones) into `to`.
+fn copy_tracked(root: &Path, to: &Path) -> anyhow::Result<()> {
+    let output = Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .current_dir(root)
+        .output()
+        .context("git ls-files")?;
+    ensure!(output.status.success(), "git ls-files failed");
+    for name in output.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let rel = PathBuf::from(String::from_utf8_lossy(name).into_owned());
+        let from = root.join(&rel);
+        if !from.is_file() {
+            continue;
+        }
+        let dest = to.join(&rel);
+        std::fs::create_dir_all(dest.parent().expect("has parent"))?;
+        std::fs::copy(&from, &dest).with_context(|| format!("copying {}", rel.display()))?;
+    }
+    Ok(())
+}
