@@ -111,22 +111,22 @@ const CAPABILITIES: &[(&str, &str, &[Method])] = &[
     ),
 ];
 
-/// Type names a capability's methods mention, for the `use` line.
-fn types_of(cap: &str) -> &'static [&'static str] {
-    match cap {
-        "compute" => &["Compute", "Node", "NodeRef", "NodeSpec"],
-        "ingress" => &["AddressSpec", "Frontdoor", "FrontdoorRef", "Ingress"],
-        "egress" => &["AddressSpec", "Egress", "EgressIp", "EgressIpRef"],
-        "overlay" => &[
-            "MembershipRef",
-            "Overlay",
-            "OverlayMembership",
-            "OverlaySpec",
-        ],
-        "cdn_front" => &["CdnFront", "Front", "FrontRef", "FrontSpec"],
-        "tunnel_term" => &["Tunnel", "TunnelRef", "TunnelSpec", "TunnelTerm"],
-        _ => &[],
+/// Type names a capability's trait and methods mention, for the `use` line.
+fn types_of(cap: &str) -> Vec<&'static str> {
+    let Some((_, trait_name, methods)) = CAPABILITIES.iter().find(|(k, _, _)| *k == cap) else {
+        return Vec::new();
+    };
+    let mut types = vec![*trait_name];
+    for (_, param, ret, _) in methods.iter() {
+        let param = param.rsplit('&').next().unwrap_or("");
+        let ret = ret.trim_start_matches("Vec<").trim_end_matches('>');
+        types.extend(
+            [param, ret]
+                .into_iter()
+                .filter(|t| t.starts_with(|c: char| c.is_ascii_uppercase())),
+        );
     }
+    types
 }
 
 struct Names {

@@ -77,20 +77,23 @@ fn fleet() -> FleetId {
     FleetId::new("test").unwrap()
 }
 
+/// The adapter's config as `fleet.toml` in `dir` holding `text`, ignoring the environment.
+fn config(dir: &Path, text: &str) -> AdapterConfig {
+    AdapterConfig::from_toml(
+        fleet(),
+        "static-host",
+        dir.join("fleet.toml"),
+        text,
+        &["providers", "static-host"],
+    )
+    .without_env()
+}
+
 fn build(dir: &Path, inventory: &str) -> StaticHost {
     std::fs::write(dir.join("hosts.toml"), inventory).unwrap();
     let config_text =
         "[providers.static-host]\ninventory = \"hosts.toml\"\nprobe_timeout_ms = 400\n";
-    std::fs::write(dir.join("fleet.toml"), config_text).unwrap();
-    let config = AdapterConfig::from_toml(
-        fleet(),
-        "static-host",
-        dir.join("fleet.toml"),
-        config_text,
-        &["providers", "static-host"],
-    )
-    .without_env();
-    StaticHost::from_config(&config).unwrap()
+    StaticHost::from_config(&config(dir, config_text)).unwrap()
 }
 
 fn host(id: &str, region: &str, port: u16, roles: &str, heartbeat: Option<SocketAddr>) -> String {
@@ -313,28 +316,14 @@ async fn inventory_edits_apply_and_bad_edits_are_reported() {
 async fn configuration_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let text = "[providers.static-host]\ninventory = \"missing.toml\"\n";
-    let config = AdapterConfig::from_toml(
-        fleet(),
-        "static-host",
-        dir.path().join("fleet.toml"),
-        text,
-        &["providers", "static-host"],
-    )
-    .without_env();
-    let err = StaticHost::from_config(&config).unwrap_err();
+    let err = StaticHost::from_config(&config(dir.path(), text)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("missing.toml"), "{err}");
 
     let text = "[providers.static-host]\ninventory = \"hosts.toml\"\nprobe_timeout_ms = \"soon\"\n";
-    let config = AdapterConfig::from_toml(
-        fleet(),
-        "static-host",
-        dir.path().join("fleet.toml"),
-        text,
-        &["providers", "static-host"],
-    )
-    .without_env();
-    let err = StaticHost::from_config(&config).unwrap_err().to_string();
+    let err = StaticHost::from_config(&config(dir.path(), text))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("fleet.toml [providers.static-host]") && err.contains("line 3"),
         "{err}"
@@ -346,14 +335,8 @@ async fn configuration_errors_name_the_file() {
     )
     .unwrap();
     let text = "[providers.static-host]\ninventory = \"hosts.toml\"\n";
-    let config = AdapterConfig::from_toml(
-        fleet(),
-        "static-host",
-        dir.path().join("fleet.toml"),
-        text,
-        &["providers", "static-host"],
-    )
-    .without_env();
-    let err = StaticHost::from_config(&config).unwrap_err().to_string();
+    let err = StaticHost::from_config(&config(dir.path(), text))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("hosts.toml:3:10: field `region`"), "{err}");
 }

@@ -446,6 +446,40 @@ fn address_spec(fixture: &Fixture, what: &str) -> AddressSpec {
     }
 }
 
+/// The shape every allocatable resource shares: the create answered with `reference`
+/// and `labels`; it must carry the ownership labels, be listed, pass the case's own
+/// `checks`, and then be released, disappear from the list, and release again cleanly.
+async fn allocated_lifecycle<R: PartialEq + fmt::Debug>(
+    fixture: &Fixture,
+    what: &str,
+    key: &IdempotencyKey,
+    (reference, labels): (R, &Labels),
+    checks: impl Future<Output = CaseResultOf>,
+    list: impl AsyncFn() -> Result<Vec<R>, String>,
+    release: impl AsyncFn(&R) -> CaseResultOf,
+) -> CaseResultOf {
+    let body = async {
+        check_owned(what, labels, fixture, key)?;
+        if !list().await?.contains(&reference) {
+            return Err(format!("{what} {reference:?} is not listed"));
+        }
+        checks.await
+    };
+    with_cleanup(body, async || {
+        release(&reference).await?;
+        eventually(
+            fixture,
+            &format!("the released {what} is no longer listed"),
+            || async { Ok((!list().await?.contains(&reference)).then_some(())) },
+        )
+        .await?;
+        release(&reference)
+            .await
+            .map_err(|e| format!("releasing a {what} that is already gone must succeed: {e}"))
+    })
+    .await
+}
+
 async fn ingress_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseResultOf {
     let ingress = provider
         .ingress()
@@ -455,62 +489,40 @@ async fn ingress_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseRe
         .allocate_ingress_frontdoor(&spec)
         .await
         .map_err(|e| format!("allocate_ingress_frontdoor: {e}"))?;
-    let reference = door.reference.clone();
-    let body = async {
-        check_owned("front door", &door.labels, fixture, &spec.key)?;
+    let list = async || {
+        let doors = ingress
+            .list_frontdoors()
+            .await
+            .map_err(|e| format!("list_frontdoors: {e}"))?;
+        Ok(doors
+            .into_iter()
+            .map(|d| (d.reference, d.address))
+            .collect::<Vec<_>>())
+    };
+    let checks = async {
         if door.region != fixture.region {
             return Err(format!(
                 "front door is in {} not {}",
                 door.region, fixture.region
             ));
         }
-        let listed = ingress
-            .list_frontdoors()
-            .await
-            .map_err(|e| format!("list_frontdoors: {e}"))?;
-        let Some(found) = listed.iter().find(|d| d.reference == reference) else {
-            return Err(format!("allocated front door {reference} is not listed"));
-        };
-        if found.address != door.address {
-            return Err(format!(
-                "listed address {} differs from allocated {}",
-                found.address, door.address
-            ));
-        }
-        let signal = provider
-            .probe_health(&Target::Frontdoor(reference.clone()))
-            .await
-            .map_err(|e| format!("probe_health of the front door: {e}"))?;
-        if fixture.expect_healthy_addresses && signal.status != HealthStatus::Healthy {
-            return Err(format!(
-                "front door probe says {:?}: {}",
-                signal.status, signal.detail
-            ));
-        }
-        Ok(())
+        let target = Target::Frontdoor(door.reference.clone());
+        probe_address(provider, fixture, &target).await
     };
-    with_cleanup(body, async || {
-        ingress
-            .release_ingress_frontdoor(&reference)
-            .await
-            .map_err(|e| format!("release_ingress_frontdoor: {e}"))?;
-        eventually(
-            fixture,
-            "the released front door is no longer listed",
-            || async {
-                let listed = ingress
-                    .list_frontdoors()
-                    .await
-                    .map_err(|e| format!("list_frontdoors: {e}"))?;
-                Ok((!listed.iter().any(|d| d.reference == reference)).then_some(()))
-            },
-        )
-        .await?;
-        ingress
-            .release_ingress_frontdoor(&reference)
-            .await
-            .map_err(|e| format!("releasing an already released front door must succeed: {e}"))
-    })
+    allocated_lifecycle(
+        fixture,
+        "front door",
+        &spec.key,
+        ((door.reference.clone(), door.address), &door.labels),
+        checks,
+        list,
+        async |(r, _)| {
+            ingress
+                .release_ingress_frontdoor(r)
+                .await
+                .map_err(|e| format!("release_ingress_frontdoor: {e}"))
+        },
+    )
     .await
 }
 
@@ -523,60 +535,59 @@ async fn egress_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseRes
         .allocate_egress_ip(&spec)
         .await
         .map_err(|e| format!("allocate_egress_ip: {e}"))?;
-    let reference = ip.reference.clone();
-    let body = async {
-        check_owned("egress ip", &ip.labels, fixture, &spec.key)?;
+    let list = async || {
+        let ips = egress
+            .list_egress_ips()
+            .await
+            .map_err(|e| format!("list_egress_ips: {e}"))?;
+        Ok(ips
+            .into_iter()
+            .map(|i| (i.reference, i.address))
+            .collect::<Vec<_>>())
+    };
+    let checks = async {
         if ip.region != fixture.region {
             return Err(format!(
                 "egress ip is in {} not {}",
                 ip.region, fixture.region
             ));
         }
-        let listed = egress
-            .list_egress_ips()
-            .await
-            .map_err(|e| format!("list_egress_ips: {e}"))?;
-        if !listed
-            .iter()
-            .any(|i| i.reference == reference && i.address == ip.address)
-        {
-            return Err(format!("allocated egress ip {reference} is not listed"));
-        }
-        let signal = provider
-            .probe_health(&Target::EgressIp(reference.clone()))
-            .await
-            .map_err(|e| format!("probe_health of the egress ip: {e}"))?;
-        if fixture.expect_healthy_addresses && signal.status != HealthStatus::Healthy {
-            return Err(format!(
-                "egress probe says {:?}: {}",
-                signal.status, signal.detail
-            ));
-        }
-        Ok(())
+        probe_address(provider, fixture, &Target::EgressIp(ip.reference.clone())).await
     };
-    with_cleanup(body, async || {
-        egress
-            .release_egress_ip(&reference)
-            .await
-            .map_err(|e| format!("release_egress_ip: {e}"))?;
-        eventually(
-            fixture,
-            "the released egress ip is no longer listed",
-            || async {
-                let listed = egress
-                    .list_egress_ips()
-                    .await
-                    .map_err(|e| format!("list_egress_ips: {e}"))?;
-                Ok((!listed.iter().any(|i| i.reference == reference)).then_some(()))
-            },
-        )
-        .await?;
-        egress
-            .release_egress_ip(&reference)
-            .await
-            .map_err(|e| format!("releasing an already released egress ip must succeed: {e}"))
-    })
+    allocated_lifecycle(
+        fixture,
+        "egress ip",
+        &spec.key,
+        ((ip.reference.clone(), ip.address), &ip.labels),
+        checks,
+        list,
+        async |(r, _)| {
+            egress
+                .release_egress_ip(r)
+                .await
+                .map_err(|e| format!("release_egress_ip: {e}"))
+        },
+    )
     .await
+}
+
+/// Probes an allocated address; the fixture says whether it must be healthy.
+async fn probe_address(
+    provider: &dyn Provider,
+    fixture: &Fixture,
+    target: &Target,
+) -> CaseResultOf {
+    let signal = provider
+        .probe_health(target)
+        .await
+        .map_err(|e| format!("probe_health of {target}: {e}"))?;
+    if fixture.expect_healthy_addresses && signal.status != HealthStatus::Healthy {
+        return Err(format!(
+            "{target} probe says {:?}: {}",
+            signal.status, signal.detail
+        ));
+    }
+    Ok(())
 }
 
 async fn overlay_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseResultOf {
@@ -675,43 +686,41 @@ async fn front_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseResu
         .publish_front(&spec)
         .await
         .map_err(|e| format!("publish_front: {e}"))?;
-    let reference = front.reference.clone();
-    let body = async {
-        check_owned("front", &front.labels, fixture, &key)?;
+    let list = async || {
+        let fronts = cdn
+            .list_fronts()
+            .await
+            .map_err(|e| format!("list_fronts: {e}"))?;
+        Ok(fronts
+            .into_iter()
+            .map(|f| (f.reference, f.hostname))
+            .collect::<Vec<_>>())
+    };
+    let checks = async {
         if front.hostname.is_empty() || front.origin != spec.origin {
             return Err(format!(
                 "front {} → {} does not match the spec",
                 front.hostname, front.origin
             ));
         }
-        let listed = cdn
-            .list_fronts()
-            .await
-            .map_err(|e| format!("list_fronts: {e}"))?;
-        if !listed
-            .iter()
-            .any(|f| f.reference == reference && f.hostname == front.hostname)
-        {
-            return Err(format!("published front {reference} is not listed"));
-        }
         Ok(())
     };
-    with_cleanup(body, async || {
-        cdn.retire_front(&reference)
-            .await
-            .map_err(|e| format!("retire_front: {e}"))?;
-        eventually(fixture, "the retired front is no longer listed", || async {
-            let listed = cdn
-                .list_fronts()
+    allocated_lifecycle(
+        fixture,
+        "front",
+        &key,
+        (
+            (front.reference.clone(), front.hostname.clone()),
+            &front.labels,
+        ),
+        checks,
+        list,
+        async |(r, _)| {
+            cdn.retire_front(r)
                 .await
-                .map_err(|e| format!("list_fronts: {e}"))?;
-            Ok((!listed.iter().any(|f| f.reference == reference)).then_some(()))
-        })
-        .await?;
-        cdn.retire_front(&reference)
-            .await
-            .map_err(|e| format!("retiring an already retired front must succeed: {e}"))
-    })
+                .map_err(|e| format!("retire_front: {e}"))
+        },
+    )
     .await
 }
 
@@ -730,42 +739,32 @@ async fn tunnel_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseRes
         .register_tunnel(&spec)
         .await
         .map_err(|e| format!("register_tunnel: {e}"))?;
-    let reference = tunnel.reference.clone();
-    let body = async {
-        check_owned("tunnel", &tunnel.labels, fixture, &key)?;
-        if tunnel.token.is_none() {
-            return Err("a registered tunnel must carry the connector token".to_owned());
-        }
-        let listed = tunnels
+    let list = async || {
+        let all = tunnels
             .list_tunnels()
             .await
             .map_err(|e| format!("list_tunnels: {e}"))?;
-        if !listed.iter().any(|t| t.reference == reference) {
-            return Err(format!("registered tunnel {reference} is not listed"));
+        Ok(all.into_iter().map(|t| t.reference).collect::<Vec<_>>())
+    };
+    let checks = async {
+        if tunnel.token.is_none() {
+            return Err("a registered tunnel must carry the connector token".to_owned());
         }
         Ok(())
     };
-    with_cleanup(body, async || {
-        tunnels
-            .retire_tunnel(&reference)
-            .await
-            .map_err(|e| format!("retire_tunnel: {e}"))?;
-        eventually(
-            fixture,
-            "the retired tunnel is no longer listed",
-            || async {
-                let listed = tunnels
-                    .list_tunnels()
-                    .await
-                    .map_err(|e| format!("list_tunnels: {e}"))?;
-                Ok((!listed.iter().any(|t| t.reference == reference)).then_some(()))
-            },
-        )
-        .await?;
-        tunnels
-            .retire_tunnel(&reference)
-            .await
-            .map_err(|e| format!("retiring an already retired tunnel must succeed: {e}"))
-    })
+    allocated_lifecycle(
+        fixture,
+        "tunnel",
+        &key,
+        (tunnel.reference.clone(), &tunnel.labels),
+        checks,
+        list,
+        async |r| {
+            tunnels
+                .retire_tunnel(r)
+                .await
+                .map_err(|e| format!("retire_tunnel: {e}"))
+        },
+    )
     .await
 }
