@@ -28,6 +28,7 @@ pub mod config;
 mod error;
 pub mod fs;
 mod provider;
+pub mod retry;
 mod types;
 
 #[cfg(feature = "testkit")]
