@@ -8,9 +8,9 @@ use chrono::Utc;
 use damm_provider::config::AdapterConfig;
 use damm_provider::{
     AddressSpec, Capabilities, Capability, Egress, EgressIp, EgressIpRef, Error, ErrorKind,
-    FleetId, Frontdoor, FrontdoorRef, HealthSignal, HealthStatus, Ingress, LABEL_FLEET, Labels,
-    Metrics, Node, NodeFilter, NodeRef, NodeRole, NodeState, Operation, Provider, Region, Result,
-    Target, async_trait,
+    FleetId, Frontdoor, FrontdoorRef, HealthSignal, HealthStatus, Ingress, LABEL_FLEET, Metrics,
+    Node, NodeFilter, NodeRef, NodeRole, NodeState, Operation, Provider, Region, Result, Target,
+    async_trait,
 };
 
 use crate::config::{Host, Inventory, StaticHostConfig};
@@ -109,14 +109,8 @@ impl StaticHost {
     }
 
     fn node(&self, host: &Host) -> Node {
+        // Inventory labels were validated at load; the fleet label is ours to set.
         let mut labels = host.labels.clone();
-        labels.remove(LABEL_FLEET);
-        let mut labels = Labels::from_provider(
-            labels
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        );
         labels
             .insert(LABEL_FLEET, self.fleet.as_str())
             .expect("fleet ids are valid label values");

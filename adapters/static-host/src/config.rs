@@ -61,7 +61,7 @@ impl StaticHostConfig {
 }
 
 /// One hand-provisioned host.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Host {
     /// Unique id within the inventory (a DAMM name: `a-z`, `0-9`, `-`, `_`).
     pub id: String,
@@ -77,6 +77,30 @@ pub struct Host {
     pub heartbeat_url: Option<reqwest::Url>,
     /// Operator labels.
     pub labels: Labels,
+}
+
+impl std::fmt::Debug for Host {
+    // A heartbeat URL may carry a token in its user-info or query: show neither.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let heartbeat = self.heartbeat_url.as_ref().map(|u| {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}{}",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.path()
+            )
+        });
+        f.debug_struct("Host")
+            .field("id", &self.id)
+            .field("region", &self.region)
+            .field("address", &self.address)
+            .field("wireguard_port", &self.wireguard_port)
+            .field("roles", &self.roles)
+            .field("heartbeat_url", &heartbeat)
+            .field("labels", &self.labels)
+            .finish()
+    }
 }
 
 /// The parsed, validated inventory.
@@ -264,6 +288,20 @@ labels = { owner = "alice" }
         assert_eq!(host.wireguard_port, 51820);
         assert_eq!(host.roles, vec![NodeRole::Ingress, NodeRole::Egress]);
         assert_eq!(host.labels.get("owner"), Some("alice"));
+    }
+
+    #[test]
+    fn debug_hides_heartbeat_credentials() {
+        let inv = parse(
+            "[[host]]\nid = \"a\"\nregion = \"eu\"\naddress = \"192.0.2.1\"\nroles = [\"ingress\"]\nheartbeat_url = \"https://user:pw@192.0.2.1:9100/healthz?token=s3cret\"\n",
+        )
+        .unwrap();
+        let shown = format!("{inv:?}");
+        assert!(shown.contains("https://192.0.2.1:9100/healthz"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("pw@"),
+            "{shown}"
+        );
     }
 
     #[test]
