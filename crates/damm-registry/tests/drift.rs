@@ -43,21 +43,30 @@ fn registry_lines_match_the_adapter_folders() {
     );
 }
 
-#[test]
-fn registry_features_match_the_adapter_folders() {
-    let registry = features(&root().join("crates/damm-registry/Cargo.toml"));
+/// Every adapter folder `name` has a feature in `manifest` that enables `wanted(name)`;
+/// returns the manifest's features.
+fn assert_feature_per_adapter(manifest: &str, wanted: impl Fn(&str) -> String) -> toml::Table {
+    let features = features(&root().join(manifest));
     for name in folders() {
-        let enables = registry
+        let enables = features
             .get(&name)
-            .unwrap_or_else(|| panic!("damm-registry has no feature `{name}`"))
+            .unwrap_or_else(|| panic!("{manifest} has no feature `{name}`"))
             .as_array()
             .unwrap();
-        let wanted = format!("dep:damm-adapter-{name}");
+        let wanted = wanted(&name);
         assert!(
             enables.iter().any(|v| v.as_str() == Some(&wanted)),
-            "feature `{name}` must enable `{wanted}`"
+            "{manifest}: feature `{name}` must enable `{wanted}`"
         );
     }
+    features
+}
+
+#[test]
+fn registry_features_match_the_adapter_folders() {
+    let registry = assert_feature_per_adapter("crates/damm-registry/Cargo.toml", |name| {
+        format!("dep:damm-adapter-{name}")
+    });
     let extra: Vec<_> = registry
         .keys()
         .filter(|k| *k != "default" && !folders().contains(*k))
@@ -70,19 +79,9 @@ fn registry_features_match_the_adapter_folders() {
 
 #[test]
 fn the_binary_forwards_every_adapter_feature() {
-    let binary = features(&root().join("crates/damm-orchestrator/Cargo.toml"));
-    for name in folders() {
-        let enables = binary
-            .get(&name)
-            .unwrap_or_else(|| panic!("damm-orchestrator has no feature `{name}`"))
-            .as_array()
-            .unwrap();
-        let wanted = format!("damm-registry/{name}");
-        assert!(
-            enables.iter().any(|v| v.as_str() == Some(&wanted)),
-            "damm-orchestrator feature `{name}` must enable `{wanted}`"
-        );
-    }
+    assert_feature_per_adapter("crates/damm-orchestrator/Cargo.toml", |name| {
+        format!("damm-registry/{name}")
+    });
 }
 
 #[test]

@@ -305,6 +305,9 @@ impl Egress for MemoryProvider {
 impl Overlay for MemoryProvider {
     async fn join_overlay(&self, spec: &OverlaySpec) -> Result<OverlayMembership> {
         let mut state = self.state();
+        if let Some(m) = self.find_by_key(&state.memberships, &spec.labels, |m| &m.labels) {
+            return Ok(m.clone());
+        }
         let id = state.next_id("member");
         let membership = OverlayMembership {
             reference: MembershipRef::new(&self.id, &id),
@@ -361,6 +364,9 @@ impl CdnFront for MemoryProvider {
 impl TunnelTerm for MemoryProvider {
     async fn register_tunnel(&self, spec: &TunnelSpec) -> Result<Tunnel> {
         let mut state = self.state();
+        if let Some(t) = self.find_by_key(&state.tunnels, &spec.labels, |t| &t.labels) {
+            return Ok(t.clone());
+        }
         let id = state.next_id("tunnel");
         let tunnel = Tunnel {
             reference: TunnelRef::new(&self.id, &id),
