@@ -33,7 +33,10 @@ macro_rules! adapters {
 
 // One line per adapter, alphabetical. `cargo xtask new-adapter` inserts new ones.
 adapters! {
+    "digitalocean" => damm_adapter_digitalocean,
+    "hetzner" => damm_adapter_hetzner,
     "static-host" => damm_adapter_static_host,
+    "vultr" => damm_adapter_vultr,
 }
 
 /// Every adapter DAMM has, compiled into this build or not, alphabetical.
