@@ -10,8 +10,8 @@ use crate::config::AdapterConfig;
 use crate::{
     AddressSpec, Capabilities, Capability, EgressIp, EgressIpRef, Error, ErrorKind, Front,
     FrontRef, FrontSpec, Frontdoor, FrontdoorRef, HealthSignal, MembershipRef, Metrics, Node,
-    NodeFilter, NodeRef, NodeRole, NodeSpec, Operation, OverlayMembership, OverlaySpec, Region,
-    Result, Target, Tunnel, TunnelRef, TunnelSpec,
+    NodeFilter, NodeRef, NodeRole, NodeSpec, Operation, OverlayMembership, OverlaySpec, Price,
+    Region, Result, Target, Tunnel, TunnelRef, TunnelSpec,
 };
 
 /// A source of path components: one adapter instance, configured for one fleet.
@@ -118,6 +118,13 @@ pub trait Compute: Send + Sync {
 
     /// Destroys the node. Retiring a node that is already gone succeeds.
     async fn retire_node(&self, node: &NodeRef) -> Result<()>;
+
+    /// The monthly price of a node of `profile` in `region`, when the adapter knows
+    /// it (the planner's spend cap uses it).
+    fn price(&self, profile: &str, region: &Region) -> Option<Price> {
+        let _ = (profile, region);
+        None
+    }
 
     /// Creates an ingress node (`spec.role` must be [`NodeRole::Ingress`]).
     async fn create_ingress_node(&self, spec: &NodeSpec) -> Result<Node> {

@@ -413,6 +413,15 @@ impl Node {
     }
 }
 
+/// A monthly price in the provider's billing currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    /// Hundredths of the currency unit per month.
+    pub monthly_cents: u64,
+    /// ISO 4217 code (`EUR`, `USD`).
+    pub currency: String,
+}
+
 /// Narrows an inventory listing. Adapters always restrict listings to their own fleet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeFilter {

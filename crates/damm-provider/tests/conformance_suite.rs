@@ -126,3 +126,17 @@ async fn the_report_reads_well() {
     assert!(text.contains("FAIL  declares_a_capability"), "{text}");
     assert!(text.contains("skip  compute_lifecycle"), "{text}");
 }
+
+#[tokio::test]
+async fn addresses_can_ride_on_a_node_the_suite_creates_and_retires() {
+    let provider = MemoryProvider::full("memory");
+    let mut fixture = fixture(MemoryProvider::CAPABILITIES, &provider);
+    fixture.addresses_need_node = true;
+    let report = testkit::run(&provider, &fixture).await;
+    report.assert_passed();
+    assert_eq!(
+        provider.stored_resources(),
+        0,
+        "nodes and addresses are gone"
+    );
+}

@@ -63,6 +63,10 @@ pub struct Fixture {
     pub expect_healthy_addresses: bool,
     /// Called after `join_overlay`; the suite then waits for the member to join.
     pub on_join: Option<JoinHook>,
+    /// Front doors and egress IPs must be attached to a node (DigitalOcean's reserved
+    /// IPs carry no tags, so ownership lives on the droplet): the address lifecycles
+    /// create a node first and retire it afterwards.
+    pub addresses_need_node: bool,
 }
 
 impl Fixture {
@@ -79,6 +83,7 @@ impl Fixture {
             tunnel_origin: "http://127.0.0.1:8080".to_owned(),
             expect_healthy_addresses: false,
             on_join: None,
+            addresses_need_node: false,
         }
     }
 }
@@ -436,13 +441,61 @@ async fn compute_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseRe
     .await
 }
 
-fn address_spec(fixture: &Fixture, what: &str) -> AddressSpec {
+fn address_spec(fixture: &Fixture, what: &str, node: Option<NodeRef>) -> AddressSpec {
     let key = fresh_key(what);
     AddressSpec {
         labels: Labels::owned(&fixture.fleet, &key),
         key,
         region: fixture.region.clone(),
-        node: None,
+        node,
+    }
+}
+
+/// A running node to attach addresses to, when the fixture says addresses need one.
+async fn address_node(
+    provider: &dyn Provider,
+    fixture: &Fixture,
+    role: NodeRole,
+) -> Result<Option<NodeRef>, String> {
+    if !fixture.addresses_need_node {
+        return Ok(None);
+    }
+    let compute = provider
+        .compute()
+        .ok_or("addresses need a node, but compute() is None")?;
+    let spec = NodeSpec::new(
+        &fixture.fleet,
+        fresh_key("host"),
+        fixture.region.clone(),
+        role,
+        fixture.profile.clone(),
+    );
+    let node = compute
+        .create_node(&spec)
+        .await
+        .map_err(|e| format!("create_node for the address: {e}"))?;
+    let reference = node.reference;
+    eventually(fixture, "the address's node runs", || async {
+        let nodes = provider
+            .list_nodes(&NodeFilter::all())
+            .await
+            .map_err(|e| format!("list_nodes: {e}"))?;
+        Ok(nodes
+            .iter()
+            .any(|n| n.reference == reference && n.state == NodeState::Running)
+            .then_some(()))
+    })
+    .await?;
+    Ok(Some(reference))
+}
+
+async fn retire_address_node(provider: &dyn Provider, node: Option<NodeRef>) -> CaseResultOf {
+    match (node, provider.compute()) {
+        (Some(node), Some(compute)) => compute
+            .retire_node(&node)
+            .await
+            .map_err(|e| format!("retire_node of the address's node: {e}")),
+        _ => Ok(()),
     }
 }
 
@@ -484,11 +537,15 @@ async fn ingress_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseRe
     let ingress = provider
         .ingress()
         .ok_or("declares ingress but ingress() is None")?;
-    let spec = address_spec(fixture, "fd");
-    let door = ingress
-        .allocate_ingress_frontdoor(&spec)
-        .await
-        .map_err(|e| format!("allocate_ingress_frontdoor: {e}"))?;
+    let node = address_node(provider, fixture, NodeRole::Ingress).await?;
+    let spec = address_spec(fixture, "fd", node.clone());
+    let door = match ingress.allocate_ingress_frontdoor(&spec).await {
+        Ok(found) => found,
+        Err(e) => {
+            retire_address_node(provider, node).await?;
+            return Err(format!("allocate_ingress_frontdoor: {e}"));
+        }
+    };
     let list = async || {
         let doors = ingress
             .list_frontdoors()
@@ -509,7 +566,7 @@ async fn ingress_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseRe
         let target = Target::Frontdoor(door.reference.clone());
         probe_address(provider, fixture, &target).await
     };
-    allocated_lifecycle(
+    let result = allocated_lifecycle(
         fixture,
         "front door",
         &spec.key,
@@ -523,18 +580,23 @@ async fn ingress_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseRe
                 .map_err(|e| format!("release_ingress_frontdoor: {e}"))
         },
     )
-    .await
+    .await;
+    result.and(retire_address_node(provider, node).await)
 }
 
 async fn egress_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseResultOf {
     let egress = provider
         .egress()
         .ok_or("declares egress but egress() is None")?;
-    let spec = address_spec(fixture, "eg");
-    let ip = egress
-        .allocate_egress_ip(&spec)
-        .await
-        .map_err(|e| format!("allocate_egress_ip: {e}"))?;
+    let node = address_node(provider, fixture, NodeRole::Egress).await?;
+    let spec = address_spec(fixture, "eg", node.clone());
+    let ip = match egress.allocate_egress_ip(&spec).await {
+        Ok(found) => found,
+        Err(e) => {
+            retire_address_node(provider, node).await?;
+            return Err(format!("allocate_egress_ip: {e}"));
+        }
+    };
     let list = async || {
         let ips = egress
             .list_egress_ips()
@@ -554,7 +616,7 @@ async fn egress_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseRes
         }
         probe_address(provider, fixture, &Target::EgressIp(ip.reference.clone())).await
     };
-    allocated_lifecycle(
+    let result = allocated_lifecycle(
         fixture,
         "egress ip",
         &spec.key,
@@ -568,7 +630,8 @@ async fn egress_lifecycle(provider: &dyn Provider, fixture: &Fixture) -> CaseRes
                 .map_err(|e| format!("release_egress_ip: {e}"))
         },
     )
-    .await
+    .await;
+    result.and(retire_address_node(provider, node).await)
 }
 
 /// Probes an allocated address; the fixture says whether it must be healthy.
