@@ -1,52 +1,147 @@
-//! The API client and the one place API failures become [`Error`]s.
+//! The `hcloud` client set-up and the one place API failures become [`Error`]s.
 
 use std::time::Duration;
 
 use damm_provider::{Error, ErrorKind, Operation};
+use serde::Deserialize;
 
-/// Maps a failed API answer to the shared error type.
-pub(crate) fn parse_error(
-    provider: &str,
-    operation: Operation,
-    status: u16,
-    retry_after: Option<Duration>,
-    body: &str,
-) -> Error {
-    let kind = ErrorKind::from_http_status(status, retry_after);
-    // Provider error bodies are short JSON documents; keep the start for the log.
-    let excerpt: String = body.chars().take(200).collect();
-    Error::new(kind, provider, operation).with_message(format!("HTTP {status}: {excerpt}"))
+/// Hetzner refills its bucket at one request per second (3600 per hour) and `hcloud`
+/// does not surface the `RateLimit-Reset` header, so a 429 waits for the next token.
+const REFILL: Duration = Duration::from_secs(1);
+
+#[derive(Deserialize)]
+struct Body {
+    error: Detail,
 }
 
-/// Reads `Retry-After` (seconds) from a response.
-pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+#[derive(Deserialize)]
+struct Detail {
+    code: String,
+    message: String,
+}
+
+/// Maps an `hcloud` failure to the shared error: transport problems are temporary
+/// `unavailable`, Hetzner's error codes refine the HTTP status, and a body that is not
+/// the documented JSON is a temporary `unexpected`.
+pub(crate) fn parse_error<T>(
+    provider: &str,
+    operation: Operation,
+    err: hcloud::apis::Error<T>,
+) -> Error {
+    match err {
+        hcloud::apis::Error::Reqwest(e) => {
+            let kind = if e.is_decode() {
+                ErrorKind::Unexpected
+            } else {
+                ErrorKind::Unavailable
+            };
+            let what = if e.is_timeout() {
+                "request timed out"
+            } else if e.is_connect() {
+                "cannot connect"
+            } else if e.is_decode() {
+                "response is not the documented JSON"
+            } else {
+                "request failed"
+            };
+            // reqwest's Display carries the URL, never the token; keep the kind only.
+            Error::new(kind, provider, operation)
+                .with_message(what)
+                .set_temporary(true)
+                .with_source(e)
+        }
+        hcloud::apis::Error::Serde(e) => Error::new(ErrorKind::Unexpected, provider, operation)
+            .with_message(format!("response is not the documented JSON: {e}"))
+            .set_temporary(true),
+        hcloud::apis::Error::Io(e) => {
+            Error::new(ErrorKind::Unavailable, provider, operation).with_source(e)
+        }
+        hcloud::apis::Error::ResponseError(response) => {
+            let status = response.status.as_u16();
+            let detail = serde_json::from_str::<Body>(&response.content)
+                .ok()
+                .map(|b| b.error);
+            let code = detail.as_ref().map(|d| d.code.as_str()).unwrap_or("");
+            let kind = match code {
+                "rate_limit_exceeded" => ErrorKind::RateLimited {
+                    retry_after: Some(REFILL),
+                },
+                "uniqueness_error"
+                | "conflict"
+                | "locked"
+                | "primary_ip_already_assigned"
+                | "must_be_unassigned" => ErrorKind::Conflict,
+                "resource_limit_exceeded" | "resource_unavailable" => ErrorKind::QuotaExceeded,
+                "not_found" => ErrorKind::NotFound,
+                "unauthorized" | "forbidden" | "token_readonly" => ErrorKind::Unauthenticated,
+                "invalid_input" | "json_error" => ErrorKind::InvalidInput,
+                _ => ErrorKind::from_http_status(status, (status == 429).then_some(REFILL)),
+            };
+            let message = match detail {
+                Some(d) => format!("HTTP {status} {}: {}", d.code, d.message),
+                None => format!(
+                    "HTTP {status}: {}",
+                    response.content.chars().take(200).collect::<String>()
+                ),
+            };
+            let error = Error::new(kind, provider, operation).with_message(message);
+            // A 5xx without a code is Hetzner having a bad moment.
+            if status >= 500 {
+                error.set_temporary(true)
+            } else {
+                error
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn response(status: u16, body: &str) -> hcloud::apis::Error<()> {
+        hcloud::apis::Error::ResponseError(hcloud::apis::ResponseContent {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            content: body.to_owned(),
+            entity: None,
+        })
+    }
+
     #[test]
-    fn statuses_map_to_kinds() {
-        let err = parse_error("hetzner", Operation::ListNodes, 404, None, "{}");
-        assert_eq!(err.kind(), ErrorKind::NotFound);
-        let err = parse_error(
+    fn hetzner_codes_refine_the_status() {
+        let e = parse_error(
             "hetzner",
             Operation::ListNodes,
-            429,
-            Some(Duration::from_secs(2)),
-            "",
+            response(
+                429,
+                r#"{"error":{"code":"rate_limit_exceeded","message":"slow down"}}"#,
+            ),
         );
-        assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
-        assert!(err.is_temporary());
+        assert_eq!(e.retry_after(), Some(REFILL));
+        assert!(e.is_temporary());
+        let e = parse_error(
+            "hetzner",
+            Operation::CreateIngressNode,
+            response(
+                409,
+                r#"{"error":{"code":"uniqueness_error","message":"name used"}}"#,
+            ),
+        );
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert!(e.to_string().contains("uniqueness_error: name used"), "{e}");
+        let e = parse_error(
+            "hetzner",
+            Operation::ListNodes,
+            response(401, r#"{"error":{"code":"unauthorized","message":"no"}}"#),
+        );
+        assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+        assert!(!e.is_temporary());
+        let e = parse_error(
+            "hetzner",
+            Operation::ListNodes,
+            response(502, "<html>bad gateway</html>"),
+        );
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.is_temporary());
     }
 }

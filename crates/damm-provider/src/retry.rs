@@ -18,12 +18,15 @@
 //! let policy = RetryPolicy::default();
 //! let mut calls = 0;
 //! let answer = policy
-//!     .run(&limits, true, async || {
+//!     .run(&limits, true, || {
 //!         calls += 1;
-//!         if calls < 2 {
-//!             Err(Error::new(ErrorKind::Unavailable, "demo", Operation::ListNodes))
-//!         } else {
-//!             Ok("listed")
+//!         let first = calls < 2;
+//!         async move {
+//!             if first {
+//!                 Err(Error::new(ErrorKind::Unavailable, "demo", Operation::ListNodes))
+//!             } else {
+//!                 Ok("listed")
+//!             }
 //!         }
 //!     })
 //!     .await;
@@ -186,12 +189,18 @@ impl RetryPolicy {
     ///
     /// A rate-limit error blocks the buckets for the provider's `retry_after`, so other
     /// calls to the same provider wait too.
-    pub async fn run<T>(
+    /// `call` is a plain closure returning a future (not an async closure), so the
+    /// future stays `Send` inside `async_trait` methods.
+    pub async fn run<T, F, Fut>(
         &self,
         limits: &[RateLimit],
         idempotent: bool,
-        mut call: impl AsyncFnMut() -> Result<T>,
-    ) -> Result<T> {
+        mut call: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let mut previous = self.base;
         let mut attempt = 1;
         loop {
@@ -300,9 +309,9 @@ mod tests {
         let mut attempts = Vec::new();
         let started = Instant::now();
         let result: Result<()> = policy
-            .run(&[], true, async || {
+            .run(&[], true, || {
                 attempts.push(started.elapsed());
-                Err(err(ErrorKind::Unavailable))
+                std::future::ready(Err(err(ErrorKind::Unavailable)))
             })
             .await;
         assert_eq!(result.unwrap_err().kind(), ErrorKind::Unavailable);
@@ -318,17 +327,17 @@ mod tests {
         let policy = RetryPolicy::default();
         let mut calls = 0;
         let _ = policy
-            .run(&[], true, async || -> Result<()> {
+            .run(&[], true, || {
                 calls += 1;
-                Err(err(ErrorKind::NotFound))
+                std::future::ready(Err::<(), _>(err(ErrorKind::NotFound)))
             })
             .await;
         assert_eq!(calls, 1, "not found is final");
         let mut calls = 0;
         let _ = policy
-            .run(&[], false, async || -> Result<()> {
+            .run(&[], false, || {
                 calls += 1;
-                Err(err(ErrorKind::Unavailable))
+                std::future::ready(Err::<(), _>(err(ErrorKind::Unavailable)))
             })
             .await;
         assert_eq!(calls, 1, "a create is never blindly retried");
@@ -341,15 +350,15 @@ mod tests {
         let started = Instant::now();
         let mut calls = 0;
         let result = policy
-            .run(&limits, true, async || {
+            .run(&limits, true, || {
                 calls += 1;
-                if calls == 1 {
+                std::future::ready(if calls == 1 {
                     Err(err(ErrorKind::RateLimited {
                         retry_after: Some(Duration::from_secs(5)),
                     }))
                 } else {
                     Ok(calls)
-                }
+                })
             })
             .await;
         assert_eq!(result.unwrap(), 2);
@@ -362,11 +371,11 @@ mod tests {
         assert!(limits[0].available() < 30.0);
         let mut calls = 0;
         let result: Result<()> = policy
-            .run(&[], true, async || {
+            .run(&[], true, || {
                 calls += 1;
-                Err(err(ErrorKind::RateLimited {
+                std::future::ready(Err(err(ErrorKind::RateLimited {
                     retry_after: Some(Duration::from_secs(3600)),
-                }))
+                })))
             })
             .await;
         assert!(result.is_err());

@@ -30,6 +30,9 @@ pub struct Faults {
     pub malformed_rate: f64,
     /// Multiplies the boot delay of machines created while it is set.
     pub boot_factor: Option<f64>,
+    /// The simulator's own responses lose their first field before the schema check,
+    /// to prove that a response drifting from the published schema is caught.
+    pub drift: bool,
 }
 
 impl Faults {

@@ -32,9 +32,7 @@ pub(crate) struct Shared {
     buckets: Mutex<BTreeMap<Provider, Vec<Bucket>>>,
     pub(crate) addresses: Mutex<AddressPool>,
     pub(crate) hetzner: Mutex<hetzner::World>,
-    #[allow(dead_code)] // read once the DigitalOcean routes land
     pub(crate) digitalocean: Mutex<digitalocean::World>,
-    #[allow(dead_code)] // read once the Vultr routes land
     pub(crate) vultr: Mutex<vultr::World>,
     drifts: Mutex<Vec<String>>,
     specs: Specs,
@@ -342,10 +340,16 @@ async fn provider_layer(
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
 
     let (mut parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, 16 << 20)
+    let mut bytes = axum::body::to_bytes(body, 16 << 20)
         .await
         .unwrap_or_default();
-    let mut bytes = bytes;
+    if faults.drift
+        && let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice(&bytes)
+        && let Some(first) = object.keys().next().cloned()
+    {
+        object.remove(&first);
+        bytes = Bytes::from(serde_json::to_vec(&object).unwrap_or_default());
+    }
     if shared.config.validate
         && !bytes.is_empty()
         && let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes)

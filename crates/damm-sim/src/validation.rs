@@ -121,10 +121,27 @@ impl Specs {
         let Some(template) = spec.match_path(method, &path) else {
             return Ok(());
         };
+        if provider == Provider::Vultr && status >= 400 {
+            return vultr_error_shape(status, body);
+        }
         spec.validate_response(method, template, status, body)
             .map_err(|errors| {
                 let list: Vec<String> = errors.iter().take(5).map(ToString::to_string).collect();
                 format!("{} schema errors: {}", errors.len(), list.join("; "))
             })
+    }
+}
+
+/// Vultr's document describes no error bodies (its 4xx answers carry a description only),
+/// while the API answers them with `{"error": "...", "status": N}`: check that shape.
+fn vultr_error_shape(status: u16, body: &Value) -> Result<(), String> {
+    let message = body.get("error").is_some_and(Value::is_string);
+    let code = body.get("status").and_then(Value::as_u64) == Some(u64::from(status));
+    if message && code {
+        Ok(())
+    } else {
+        Err(format!(
+            "a Vultr error body is {{\"error\": string, \"status\": {status}}}, found {body}"
+        ))
     }
 }

@@ -311,3 +311,28 @@ async fn the_admin_api_sets_faults_over_http() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn a_response_that_drifts_from_the_published_schema_is_caught() {
+    let sim = sim().await;
+    let api = Api::new(&sim);
+    api.create("gw", json!({})).await;
+    assert!(sim.drifts().is_empty());
+    // The simulator's own answer loses a required field: the schema check must notice.
+    sim.set_faults(
+        Provider::Hetzner,
+        Faults {
+            drift: true,
+            ..Faults::default()
+        },
+    );
+    let (status, _, body) = api.call(reqwest::Method::GET, "/servers", None).await;
+    assert_eq!(status, 500, "{body}");
+    let drifts = sim.drifts();
+    assert_eq!(drifts.len(), 1, "{drifts:?}");
+    assert!(drifts[0].contains("GET /servers"), "{drifts:?}");
+    assert!(
+        drifts[0].contains("required property is missing"),
+        "{drifts:?}"
+    );
+}
