@@ -33,9 +33,11 @@ macro_rules! adapters {
 
 // One line per adapter, alphabetical. `cargo xtask new-adapter` inserts new ones.
 adapters! {
+    "cloudflare" => damm_adapter_cloudflare,
     "digitalocean" => damm_adapter_digitalocean,
     "hetzner" => damm_adapter_hetzner,
     "static-host" => damm_adapter_static_host,
+    "tailscale" => damm_adapter_tailscale,
     "vultr" => damm_adapter_vultr,
 }
 

@@ -54,6 +54,7 @@ pub(crate) const API: Api = Api {
             Bucket::new(250, Duration::from_secs(60)),
         ]
     },
+    admin: None,
     rate_headers: Some(["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]),
 };
 

@@ -153,6 +153,7 @@ pub(crate) const API: Api = Api {
     routes,
     error_body,
     rate_limits: || vec![Bucket::new(3600, Duration::from_secs(3600))],
+    admin: None,
     rate_headers: Some(["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]),
 };
 

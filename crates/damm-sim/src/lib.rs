@@ -24,11 +24,13 @@
 //! # Ok(()) }
 //! ```
 
+mod cloudflare;
 mod digitalocean;
 mod faults;
 mod hetzner;
 pub mod schema;
 mod server;
+mod tailscale;
 mod validation;
 mod vultr;
 mod world;
@@ -53,12 +55,21 @@ pub enum Provider {
     DigitalOcean,
     /// Vultr API v2, under `/vultr/v2`.
     Vultr,
+    /// Cloudflare API v4, under `/cloudflare/client/v4`.
+    Cloudflare,
+    /// Tailscale API v2, under `/tailscale/api/v2`.
+    Tailscale,
 }
 
 impl Provider {
     /// Every simulated provider.
-    pub const ALL: &'static [Provider] =
-        &[Provider::Hetzner, Provider::DigitalOcean, Provider::Vultr];
+    pub const ALL: &'static [Provider] = &[
+        Provider::Hetzner,
+        Provider::DigitalOcean,
+        Provider::Vultr,
+        Provider::Cloudflare,
+        Provider::Tailscale,
+    ];
 
     /// The URL path segment and admin-API name.
     pub const fn as_str(self) -> &'static str {
@@ -66,6 +77,8 @@ impl Provider {
             Provider::Hetzner => "hetzner",
             Provider::DigitalOcean => "digitalocean",
             Provider::Vultr => "vultr",
+            Provider::Cloudflare => "cloudflare",
+            Provider::Tailscale => "tailscale",
         }
     }
 
@@ -75,6 +88,8 @@ impl Provider {
             Provider::Hetzner => "/hetzner/v1",
             Provider::DigitalOcean => "/digitalocean/v2",
             Provider::Vultr => "/vultr/v2",
+            Provider::Cloudflare => "/cloudflare/client/v4",
+            Provider::Tailscale => "/tailscale/api/v2",
         }
     }
 }

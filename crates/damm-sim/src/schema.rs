@@ -216,7 +216,7 @@ impl ApiSpec {
                 ))
             })?;
         let response = self.resolve(response)?;
-        self.validate_content(response, body, true)
+        self.validate_content(response, body, true, false)
     }
 
     /// Validates a JSON request body against the `application/json` schema of the
@@ -257,7 +257,7 @@ impl ApiSpec {
             .get("required")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        self.validate_content(request_body, body, required)
+        self.validate_content(request_body, body, required, true)
     }
 
     /// Finds the document's path template that matches a concrete `path` and defines
@@ -337,6 +337,7 @@ impl ApiSpec {
         holder: &Value,
         body: &Value,
         body_required: bool,
+        request: bool,
     ) -> Result<(), Vec<SchemaError>> {
         let content = holder
             .get("content")
@@ -374,6 +375,7 @@ impl ApiSpec {
         Walker {
             spec: self,
             active: Vec::new(),
+            request,
         }
         .check(schema, body, "", &mut errors);
         if errors.is_empty() {
@@ -389,6 +391,9 @@ struct Walker<'s> {
     spec: &'s ApiSpec,
     /// The `$ref`s being evaluated, with the instance location each is evaluated at.
     active: Vec<(&'s str, String)>,
+    /// Whether a request body is checked: OpenAPI 3.0 applies a `required` property
+    /// marked `readOnly` to responses only.
+    request: bool,
 }
 
 impl<'s> Walker<'s> {
@@ -472,6 +477,43 @@ impl<'s> Walker<'s> {
                 self.check_any(keyword, alternatives, instance, pointer, errors);
             }
         }
+    }
+
+    /// Whether `schema` (or a schema it combines with `allOf`/`anyOf`/`oneOf`, following
+    /// `$ref`s) declares property `name` as `readOnly`.
+    fn read_only(&self, schema: &'s Map<String, Value>, name: &str, depth: usize) -> bool {
+        if depth > 8 {
+            return false;
+        }
+        let resolve = |value: &'s Value| -> Option<&'s Map<String, Value>> {
+            let mut value = value;
+            for _ in 0..8 {
+                match value.get("$ref").and_then(Value::as_str) {
+                    Some(reference) => value = self.spec.lookup(reference).ok()?,
+                    None => return value.as_object(),
+                }
+            }
+            None
+        };
+        let declared = schema
+            .get("properties")
+            .and_then(|p| p.get(name))
+            .and_then(resolve)
+            .and_then(|p| p.get("readOnly"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        declared
+            || ["allOf", "anyOf", "oneOf"].iter().any(|keyword| {
+                schema
+                    .get(*keyword)
+                    .and_then(Value::as_array)
+                    .is_some_and(|branches| {
+                        branches
+                            .iter()
+                            .filter_map(resolve)
+                            .any(|branch| self.read_only(branch, name, depth + 1))
+                    })
+            })
     }
 
     fn check_ref(
@@ -630,7 +672,9 @@ impl<'s> Walker<'s> {
     ) {
         if let Some(Value::Array(required)) = schema.get("required") {
             for name in required.iter().filter_map(Value::as_str) {
-                if !members.contains_key(name) {
+                // OpenAPI 3.0: a required `readOnly` property binds responses only.
+                let exempt = self.request && self.read_only(schema, name, 0);
+                if !members.contains_key(name) && !exempt {
                     errors.push(error(
                         &child(pointer, name),
                         "required property is missing".to_owned(),
@@ -1655,6 +1699,45 @@ mod tests {
                 "{name} uses unknown schema keywords: {unknown:?}"
             );
         }
+    }
+
+    #[test]
+    fn required_read_only_properties_bind_responses_only() {
+        let document = json!({
+            "openapi": "3.0.3",
+            "paths": { "/records": { "post": {
+                "requestBody": { "required": true, "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/record" }
+                } } },
+                "responses": { "200": { "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/record" }
+                } } } }
+            } } },
+            "components": { "schemas": {
+                "record": {
+                    "oneOf": [{ "$ref": "#/components/schemas/a" }],
+                    "required": ["id", "name"]
+                },
+                "a": { "allOf": [{ "$ref": "#/components/schemas/base" }] },
+                "base": { "properties": {
+                    "id": { "allOf": [{ "type": "string" }], "readOnly": true },
+                    "name": { "type": "string" }
+                } }
+            } }
+        });
+        let spec = ApiSpec::from_json(&document.to_string()).unwrap();
+        // A create omits the server-assigned id, but must name the record.
+        assert!(
+            spec.validate_request("post", "/records", &json!({ "name": "x" }))
+                .is_ok()
+        );
+        assert!(
+            spec.validate_request("post", "/records", &json!({ "id": "1" }))
+                .is_err()
+        );
+        // The answer must carry it.
+        let missing = spec.validate_response("post", "/records", 200, &json!({ "name": "x" }));
+        assert!(missing.unwrap_err().iter().any(|e| e.pointer == "/id"));
     }
 
     #[test]

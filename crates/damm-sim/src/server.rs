@@ -22,7 +22,7 @@ use tower::ServiceExt as _;
 use crate::faults::{Dark, Faults, Rng};
 use crate::validation::Specs;
 use crate::world::{AddressPool, Bucket, unix_after};
-use crate::{Provider, SimConfig, digitalocean, hetzner, vultr};
+use crate::{Provider, SimConfig, cloudflare, digitalocean, hetzner, tailscale, vultr};
 
 /// Everything the handlers share.
 pub(crate) struct Shared {
@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) hetzner: Mutex<hetzner::World>,
     pub(crate) digitalocean: Mutex<digitalocean::World>,
     pub(crate) vultr: Mutex<vultr::World>,
+    pub(crate) cloudflare: Mutex<cloudflare::World>,
+    pub(crate) tailscale: Mutex<tailscale::World>,
     drifts: Mutex<Vec<String>>,
     specs: Specs,
     requests: AtomicU64,
@@ -59,6 +61,8 @@ impl Shared {
             hetzner: Mutex::default(),
             digitalocean: Mutex::default(),
             vultr: Mutex::default(),
+            cloudflare: Mutex::default(),
+            tailscale: Mutex::default(),
             drifts: Mutex::default(),
             specs: Specs::load(),
             requests: AtomicU64::new(0),
@@ -90,6 +94,8 @@ pub(crate) struct Api {
     pub(crate) rate_limits: fn() -> Vec<Bucket>,
     /// Names of its limit, remaining and reset headers (the first bucket's), if it sends them.
     pub(crate) rate_headers: Option<[&'static str; 3]>,
+    /// Simulator-only routes under `/_sim/{provider}/` (e.g. a gateway redeeming an auth key).
+    pub(crate) admin: Option<fn() -> Router<Arc<Shared>>>,
 }
 
 /// The one place that dispatches on the provider.
@@ -98,6 +104,8 @@ pub(crate) fn api(provider: Provider) -> Api {
         Provider::Hetzner => crate::hetzner::API,
         Provider::DigitalOcean => crate::digitalocean::API,
         Provider::Vultr => crate::vultr::API,
+        Provider::Cloudflare => crate::cloudflare::API,
+        Provider::Tailscale => crate::tailscale::API,
     }
 }
 
@@ -232,6 +240,9 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/_sim/drifts", get(get_drifts));
     for provider in Provider::ALL {
+        if let Some(admin) = api(*provider).admin {
+            app = app.nest(&format!("/_sim/{provider}"), admin());
+        }
         let routes = (api(*provider).routes)();
         let layer =
             axum::middleware::from_fn_with_state((shared.clone(), *provider), provider_layer);

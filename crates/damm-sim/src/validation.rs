@@ -63,6 +63,8 @@ impl Specs {
                     Some(vendored(include_str!("../specs/digitalocean.json")))
                 }
                 Provider::Vultr => shared_spec("vultr.subset.json"),
+                Provider::Cloudflare => Some(vendored(include_str!("../specs/cloudflare.json"))),
+                Provider::Tailscale => shared_spec("tailscale.subset.json"),
             };
             specs.insert(*provider, spec);
         }
@@ -78,7 +80,9 @@ impl Specs {
     fn spec_path(provider: Provider, path: &str) -> String {
         match provider {
             Provider::DigitalOcean => format!("/v2{path}"),
-            Provider::Hetzner | Provider::Vultr => path.to_owned(),
+            Provider::Hetzner | Provider::Vultr | Provider::Cloudflare | Provider::Tailscale => {
+                path.to_owned()
+            }
         }
     }
 

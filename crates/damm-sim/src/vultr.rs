@@ -30,6 +30,7 @@ pub(crate) const API: Api = Api {
     routes,
     error_body,
     rate_limits: || vec![Bucket::new(30, Duration::from_secs(1))],
+    admin: None,
     rate_headers: None,
 };
 

@@ -1,0 +1,30 @@
+//! DAMM adapter for Tailscale: overlay.
+//!
+//! Gateways join the fleet's tailnet with pre-authorised, tagged, one-off auth keys the
+//! adapter mints through a small typed client for Tailscale API v2; ownership lives in
+//! ACL tags (`tag:damm-fleet-<fleet>`, `tag:damm-key-<key>`). See README.md.
+
+mod backend;
+mod config;
+mod core;
+
+pub use backend::{CAPABILITIES, Tailscale};
+pub use config::{DEFAULT_API_URL, TailscaleConfig};
+
+use std::sync::Arc;
+
+use damm_provider::config::AdapterConfig;
+use damm_provider::{AdapterDescriptor, Provider};
+
+/// The registry's entry for this adapter.
+pub const ADAPTER: AdapterDescriptor = AdapterDescriptor {
+    name: "tailscale",
+    summary: "Tailscale (overlay: tagged auth keys, devices)",
+    capabilities: CAPABILITIES,
+    build: |config: AdapterConfig| {
+        Box::pin(async move {
+            let provider: Arc<dyn Provider> = Arc::new(Tailscale::from_config(&config)?);
+            Ok(provider)
+        })
+    },
+};
