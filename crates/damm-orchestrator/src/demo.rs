@@ -3,8 +3,8 @@
 //!
 //! The "gateways" are loopback listeners this process starts: HTTP heartbeats and a
 //! UDP responder, plus one host whose port is closed, so the probes have something to
-//! tell apart. Later the demo drives the provider simulator (`damm-sim`) through the
-//! whole tick.
+//! tell apart. With the `sim` feature (on by default) it then runs the cloud half on the
+//! built-in provider simulator (`demo_sim`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -178,6 +178,10 @@ pub(crate) async fn run(json: bool) -> anyhow::Result<()> {
         .iter()
         .filter(|r| r.status == HealthStatus::Healthy)
         .count();
+    #[cfg(feature = "sim")]
+    let cloud = crate::demo_sim::run(&fleet).await?;
+    #[cfg(not(feature = "sim"))]
+    let cloud: Option<()> = None;
     if json {
         println!(
             "{}",
@@ -186,6 +190,7 @@ pub(crate) async fn run(json: bool) -> anyhow::Result<()> {
                 "provider": provider.id(),
                 "hosts": rows,
                 "healthy": healthy,
+                "cloud": cloud,
             }))?
         );
     } else {
@@ -213,7 +218,13 @@ pub(crate) async fn run(json: bool) -> anyhow::Result<()> {
                 r.detail
             );
         }
-        println!("\n{healthy} of {} hosts healthy", rows.len());
+        println!("\n{healthy} of {} hosts healthy\n", rows.len());
+        #[cfg(feature = "sim")]
+        if let Some(cloud) = &cloud {
+            crate::demo_sim::print(cloud);
+        }
+        #[cfg(not(feature = "sim"))]
+        let _ = cloud;
     }
     // Let in-flight listener tasks finish before the runtime drops them.
     tokio::time::sleep(Duration::from_millis(10)).await;

@@ -1,6 +1,8 @@
 //! `damm`: the DAMM command-line tool.
 
 mod demo;
+#[cfg(feature = "sim")]
+mod demo_sim;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -82,6 +82,41 @@ fn demo_probes_a_loopback_fleet_and_finds_the_offline_host() {
     assert_eq!(doors, 2, "one front door per region");
 }
 
+#[cfg(all(
+    feature = "sim",
+    feature = "hetzner",
+    feature = "digitalocean",
+    feature = "vultr"
+))]
+#[test]
+fn demo_runs_a_cloud_fleet_on_the_simulator_and_survives_a_dark_provider() {
+    let (ok, out, err) = damm(&["demo", "--json"]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cloud = &report["cloud"];
+    let before = cloud["before"].as_array().unwrap();
+    assert_eq!(before.len(), 3, "one node per compute provider: {cloud}");
+    assert!(before.iter().all(|r| r["status"] == "healthy"), "{cloud}");
+    let dark = cloud["dark"].as_str().unwrap();
+    let after = cloud["after"].as_array().unwrap();
+    for row in after {
+        let expected = if row["provider"] == dark {
+            "down"
+        } else {
+            "healthy"
+        };
+        assert_eq!(row["status"], expected, "{row}");
+    }
+    #[cfg(feature = "cloudflare")]
+    assert!(
+        before[0]["front"]
+            .as_str()
+            .unwrap()
+            .ends_with(".damm.example"),
+        "{cloud}"
+    );
+}
+
 #[test]
 fn bad_arguments_are_refused_with_usage() {
     let (ok, _, err) = damm(&["adapters", "--yaml"]);
