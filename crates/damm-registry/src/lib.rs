@@ -33,8 +33,10 @@ macro_rules! adapters {
 
 // One line per adapter, alphabetical. `cargo xtask new-adapter` inserts new ones.
 adapters! {
+    "aws" => damm_adapter_aws,
     "cloudflare" => damm_adapter_cloudflare,
     "digitalocean" => damm_adapter_digitalocean,
+    "gce" => damm_adapter_gce,
     "hetzner" => damm_adapter_hetzner,
     "static-host" => damm_adapter_static_host,
     "tailscale" => damm_adapter_tailscale,
