@@ -1,0 +1,998 @@
+//! The planner: from the fleet, the policy and the scores, what to do this tick.
+//!
+//! [`plan`] is a pure function: the same inputs give the same plan. It never exceeds a cap or
+//! an allowlist, never touches a resource without the fleet label, and never drains or
+//! retires the last healthy ingress of a region unless a ready replacement takes over in the
+//! same tick.
+//!
+//! One tick's work, per region and role, in order of urgency:
+//! 1. retire drained nodes whose grace has passed (capped by `limits.retires_per_tick`);
+//! 2. drain nodes that failed (boot timeout, probes down, left the allowlist);
+//! 3. fill live ingress, then egress, up to `min`: promote warm spares first, then create;
+//! 4. replace nodes due for rotation (age past `rotate_*_after`, or blocked);
+//! 5. add a node on a new provider while fewer than `min_providers` serve the region;
+//! 6. top up warm spares;
+//! 7. drain rotated and surplus nodes once their replacements are live;
+//! 8. allocate and release front doors and egress addresses.
+//!
+//! Creates are spread across providers: a region's missing providers first, then healthier,
+//! then the provider with fewer creates this tick (their rate limits), then cheaper.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use damm_provider::{IdempotencyKey, NodeRole, NodeState, Region};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AddressKind, Fleet, FleetNode, Status};
+use crate::policy::Policy;
+use crate::score::Scores;
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Create a node (published when `spare` is false).
+    Create {
+        /// Idempotency key of the new node.
+        key: IdempotencyKey,
+        /// Provider.
+        provider: String,
+        /// Region.
+        region: Region,
+        /// Role.
+        role: NodeRole,
+        /// Profile to create.
+        profile: String,
+        /// Kept out of the catalog as a warm spare.
+        spare: bool,
+        /// Why.
+        reason: String,
+    },
+    /// Publish a warm spare.
+    Promote {
+        /// The spare.
+        key: IdempotencyKey,
+        /// Provider.
+        provider: String,
+        /// Region.
+        region: Region,
+        /// Why.
+        reason: String,
+    },
+    /// Stop new sessions on a node.
+    Drain {
+        /// The node.
+        key: IdempotencyKey,
+        /// Provider.
+        provider: String,
+        /// Region.
+        region: Region,
+        /// Role.
+        role: NodeRole,
+        /// Why.
+        reason: String,
+    },
+    /// Delete a drained node.
+    Retire {
+        /// The node.
+        key: IdempotencyKey,
+        /// Provider.
+        provider: String,
+        /// Region.
+        region: Region,
+        /// Role.
+        role: NodeRole,
+        /// Why.
+        reason: String,
+    },
+    /// Allocate a static address for a node.
+    Allocate {
+        /// Idempotency key of the address.
+        key: IdempotencyKey,
+        /// Front door or egress.
+        kind: AddressKind,
+        /// The node it is for.
+        node: IdempotencyKey,
+        /// Provider.
+        provider: String,
+        /// Region.
+        region: Region,
+    },
+    /// Release a static address.
+    Release {
+        /// The address.
+        key: IdempotencyKey,
+        /// Front door or egress.
+        kind: AddressKind,
+        /// Provider.
+        provider: String,
+        /// Region.
+        region: Region,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Action {
+    /// The provider the action calls.
+    pub fn provider(&self) -> &str {
+        match self {
+            Action::Create { provider, .. }
+            | Action::Promote { provider, .. }
+            | Action::Drain { provider, .. }
+            | Action::Retire { provider, .. }
+            | Action::Allocate { provider, .. }
+            | Action::Release { provider, .. } => provider,
+        }
+    }
+
+    /// The key of the resource it creates or touches.
+    pub fn key(&self) -> &IdempotencyKey {
+        match self {
+            Action::Create { key, .. }
+            | Action::Promote { key, .. }
+            | Action::Drain { key, .. }
+            | Action::Retire { key, .. }
+            | Action::Allocate { key, .. }
+            | Action::Release { key, .. } => key,
+        }
+    }
+
+    /// One line for humans: `+ create eu-central ingress at hetzner (i4-eu-central): fill`.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Create {
+                key,
+                provider,
+                region,
+                role,
+                spare,
+                reason,
+                ..
+            } => {
+                let what = if *spare { "spare" } else { role.as_str() };
+                format!("+ create {region} {what} at {provider} ({key}): {reason}")
+            }
+            Action::Promote {
+                key,
+                provider,
+                region,
+                reason,
+            } => format!("^ promote spare {key} at {provider} in {region}: {reason}"),
+            Action::Drain {
+                key,
+                provider,
+                region,
+                role,
+                reason,
+            } => format!("~ drain {region} {role} {key} at {provider}: {reason}"),
+            Action::Retire {
+                key,
+                provider,
+                region,
+                role,
+                reason,
+            } => format!("- retire {region} {role} {key} at {provider}: {reason}"),
+            Action::Allocate {
+                key,
+                kind,
+                node,
+                provider,
+                ..
+            } => format!(
+                "+ allocate {} {key} for {node} at {provider}",
+                kind_name(*kind)
+            ),
+            Action::Release {
+                key,
+                kind,
+                provider,
+                reason,
+                ..
+            } => format!(
+                "- release {} {key} at {provider}: {reason}",
+                kind_name(*kind)
+            ),
+        }
+    }
+}
+
+fn kind_name(kind: AddressKind) -> &'static str {
+    match kind {
+        AddressKind::Frontdoor => "front door",
+        AddressKind::EgressIp => "egress ip",
+    }
+}
+
+/// An action the policy refused, with the rule that refused it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// What the planner wanted.
+    pub wanted: String,
+    /// The policy rule (a dotted field path such as `providers.hetzner.max_nodes`).
+    pub rule: String,
+    /// The numbers behind it.
+    pub detail: String,
+}
+
+/// A node of the desired fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredNode {
+    /// Key.
+    pub key: IdempotencyKey,
+    /// Provider.
+    pub provider: String,
+    /// Region.
+    pub region: Region,
+    /// Role.
+    pub role: NodeRole,
+    /// Status after the plan.
+    pub status: Status,
+    /// Not created yet: created by this plan.
+    pub new: bool,
+}
+
+/// The planner's output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// What to do, in order.
+    pub actions: Vec<Action>,
+    /// What the policy refused.
+    pub refused: Vec<Refusal>,
+    /// The fleet once the actions are done (retired nodes left out).
+    pub desired: Vec<DesiredNode>,
+    /// The serial after the keys this plan used.
+    pub next_serial: u64,
+}
+
+impl Plan {
+    /// Whether the plan changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+/// How a node is doing, as far as planning cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Healthy,
+    Pending,
+    Failed(&'static str),
+}
+
+/// Plans one tick. Pure: no I/O, no clock (`now` is an argument), no randomness.
+pub fn plan(fleet: &Fleet, policy: &Policy, scores: &Scores, now: DateTime<Utc>) -> Plan {
+    Planner::new(fleet, policy, scores, now).run()
+}
+
+struct Planner<'a> {
+    fleet: &'a Fleet,
+    policy: &'a Policy,
+    scores: &'a Scores,
+    now: DateTime<Utc>,
+    /// Indices of owned nodes at allowlisted providers, sorted by key.
+    nodes: Vec<usize>,
+    health: Vec<Health>,
+    /// Final status per node index (None: retired this tick).
+    status: Vec<Option<Status>>,
+    actions: Vec<Action>,
+    refused: Vec<Refusal>,
+    creates: Vec<DesiredNode>,
+    creates_total: u32,
+    retires_total: u32,
+    created_at: BTreeMap<&'a str, u32>,
+    nodes_at: BTreeMap<&'a str, u32>,
+    spend_cents: u64,
+    serial: u64,
+    provider_health: BTreeMap<&'a str, f64>,
+    /// Node indices per region and role, sorted by key.
+    groups: BTreeMap<(&'a Region, NodeRole), Vec<usize>>,
+    /// Node index per key.
+    by_key: BTreeMap<&'a IdempotencyKey, usize>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(fleet: &'a Fleet, policy: &'a Policy, scores: &'a Scores, now: DateTime<Utc>) -> Self {
+        let mut nodes: Vec<usize> = (0..fleet.nodes.len())
+            .filter(|&i| {
+                let n = &fleet.nodes[i];
+                n.owned && policy.providers.contains_key(&n.provider)
+            })
+            .collect();
+        nodes.sort_by(|&a, &b| fleet.nodes[a].key.cmp(&fleet.nodes[b].key));
+        let mut nodes_at: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut spend_cents = 0;
+        let mut health_sum: BTreeMap<&str, (f64, u32)> = BTreeMap::new();
+        for &i in &nodes {
+            let n = &fleet.nodes[i];
+            *nodes_at.entry(&n.provider).or_default() += 1;
+            spend_cents += policy.providers[&n.provider].node_cents();
+            if let Some(s) = scores.get(n.key.as_str()) {
+                let e = health_sum.entry(&n.provider).or_default();
+                e.0 += s.value;
+                e.1 += 1;
+            }
+        }
+        let mut groups: BTreeMap<(&Region, NodeRole), Vec<usize>> = BTreeMap::new();
+        let mut by_key = BTreeMap::new();
+        for &i in &nodes {
+            let n = &fleet.nodes[i];
+            groups.entry((&n.region, n.role)).or_default().push(i);
+            by_key.insert(&n.key, i);
+        }
+        let provider_health = health_sum
+            .into_iter()
+            .map(|(p, (sum, n))| (p, sum / f64::from(n)))
+            .collect();
+        let mut planner = Planner {
+            fleet,
+            policy,
+            scores,
+            now,
+            health: vec![Health::Pending; fleet.nodes.len()],
+            status: fleet.nodes.iter().map(|n| Some(n.status)).collect(),
+            nodes,
+            actions: Vec::new(),
+            refused: Vec::new(),
+            creates: Vec::new(),
+            creates_total: 0,
+            retires_total: 0,
+            created_at: BTreeMap::new(),
+            nodes_at,
+            spend_cents,
+            serial: fleet.next_serial,
+            provider_health,
+            groups,
+            by_key,
+        };
+        for k in 0..planner.nodes.len() {
+            let i = planner.nodes[k];
+            planner.health[i] = planner.classify(&fleet.nodes[i]);
+        }
+        planner
+    }
+
+    fn classify(&self, n: &FleetNode) -> Health {
+        if self.scores.dark.contains(&n.provider) {
+            return Health::Failed("provider dark");
+        }
+        if !self.policy.regions.contains_key(&n.region) {
+            return Health::Failed("region no longer allowed");
+        }
+        let score = self.scores.get(n.key.as_str());
+        let scored = score.is_some_and(|s| s.confidence > 0.0);
+        let young = self.now - n.created_at < self.policy.lifecycle.boot_timeout.chrono();
+        match n.state {
+            NodeState::Running if score.is_some_and(|s| s.healthy) => Health::Healthy,
+            NodeState::Running | NodeState::Provisioning if young => Health::Pending,
+            NodeState::Provisioning => Health::Failed("not healthy within the boot timeout"),
+            NodeState::Running if scored => Health::Failed("probes failing"),
+            NodeState::Running => Health::Failed("never probed healthy"),
+            NodeState::Stopped => Health::Failed("stopped"),
+            NodeState::Deleting => Health::Failed("being deleted"),
+            NodeState::Draining => Health::Failed("draining at the provider"),
+            NodeState::Unknown => Health::Failed("unknown state"),
+        }
+    }
+
+    fn node(&self, i: usize) -> &'a FleetNode {
+        &self.fleet.nodes[i]
+    }
+
+    fn dark(&self, provider: &str) -> bool {
+        self.scores.dark.contains(provider)
+    }
+
+    fn value(&self, i: usize) -> f64 {
+        self.scores
+            .get(self.node(i).key.as_str())
+            .map_or(0.0, |s| s.value)
+    }
+
+    fn blocked(&self, i: usize) -> bool {
+        self.scores
+            .get(self.node(i).key.as_str())
+            .is_some_and(|s| s.blocked)
+    }
+
+    fn run(mut self) -> Plan {
+        self.retire_drained();
+        self.drain_failed();
+        let regions: Vec<&'a Region> = self.policy.regions.keys().collect();
+        let mut promoted: BTreeMap<&Region, u32> = BTreeMap::new();
+        // 3. Fill, ingress first: round-robin over regions so the global cap is shared.
+        for role in [NodeRole::Ingress, NodeRole::Egress] {
+            let mut want: Vec<(&Region, u32)> = regions
+                .iter()
+                .map(|r| {
+                    let view = self.view(r, role);
+                    let bounds = self.policy.regions[*r].bounds(role);
+                    let have = (view.keep.len() + view.due.len() + view.pending.len()) as u32;
+                    (*r, bounds.min.saturating_sub(have))
+                })
+                .collect();
+            if role == NodeRole::Ingress {
+                for (r, need) in &mut want {
+                    let p = self.promote(r, *need, "fill live ingress to min");
+                    *promoted.entry(r).or_default() += p;
+                    *need -= p;
+                }
+            }
+            self.create_round_robin(&mut want, role, false, "fill to min");
+        }
+        // 4. Rotation: replace due nodes up to what min still misses counting pending.
+        for role in [NodeRole::Ingress, NodeRole::Egress] {
+            let mut want: Vec<(&Region, u32)> = regions
+                .iter()
+                .map(|r| {
+                    let view = self.view(r, role);
+                    let bounds = self.policy.regions[*r].bounds(role);
+                    let coming = view.pending.len() as u32
+                        + self.planned(r, role, false)
+                        + if role == NodeRole::Ingress {
+                            promoted.get(r).copied().unwrap_or(0)
+                        } else {
+                            0
+                        };
+                    let missing = bounds
+                        .min
+                        .max(1)
+                        .saturating_sub(view.keep.len() as u32 + coming);
+                    (*r, missing.min(view.due.len() as u32))
+                })
+                .collect();
+            if role == NodeRole::Ingress {
+                for (r, need) in &mut want {
+                    let p = self.promote(r, *need, "replace a node due for rotation");
+                    *promoted.entry(r).or_default() += p;
+                    *need -= p;
+                }
+            }
+            self.create_round_robin(&mut want, role, false, "replace a node due for rotation");
+        }
+        // 5. Provider diversity for ingress.
+        for r in &regions {
+            self.diversify(r);
+        }
+        // 6. Warm spares.
+        let mut want: Vec<(&Region, u32)> = regions
+            .iter()
+            .map(|r| {
+                let view = self.view(r, NodeRole::Ingress);
+                let have = (view.spares.len() + view.spares_pending.len()) as u32
+                    + self.planned(r, NodeRole::Ingress, true);
+                (*r, self.policy.regions[*r].warm_spares.saturating_sub(have))
+            })
+            .collect();
+        self.create_round_robin(&mut want, NodeRole::Ingress, true, "keep warm spares");
+        // 7. Drain rotated and surplus nodes whose replacements are live.
+        for r in &regions {
+            for role in [NodeRole::Ingress, NodeRole::Egress] {
+                self.drain_surplus(r, role);
+            }
+        }
+        self.addresses();
+        self.finish()
+    }
+
+    /// The live and coming nodes of one region and role, after this tick's decisions so far.
+    fn view(&self, region: &Region, role: NodeRole) -> View {
+        let mut view = View::default();
+        let rotate = self
+            .policy
+            .regions
+            .get(region)
+            .map(|r| r.rotate_after(role).chrono());
+        for &i in self
+            .groups
+            .get(&(region, role))
+            .map_or(&[][..], Vec::as_slice)
+        {
+            let n = self.node(i);
+            match (self.status[i], self.health[i]) {
+                (Some(Status::Active), Health::Healthy) => {
+                    // Exposure starts when the node is published, not when it was created.
+                    let old = rotate.is_some_and(|age| self.now - n.status_since >= age);
+                    if old || self.blocked(i) {
+                        view.due.push(i);
+                    } else {
+                        view.keep.push(i);
+                    }
+                }
+                (Some(Status::Active), Health::Pending) => view.pending.push(i),
+                (Some(Status::Spare), Health::Healthy) => view.spares.push(i),
+                (Some(Status::Spare), Health::Pending) => view.spares_pending.push(i),
+                _ => {}
+            }
+        }
+        view
+    }
+
+    /// Creates this plan already holds for a region and role.
+    fn planned(&self, region: &Region, role: NodeRole, spare: bool) -> u32 {
+        self.creates
+            .iter()
+            .filter(|c| {
+                &c.region == region && c.role == role && (c.status == Status::Spare) == spare
+            })
+            .count() as u32
+    }
+
+    fn retire_drained(&mut self) {
+        let grace = self.policy.lifecycle.drain_grace.chrono();
+        for k in 0..self.nodes.len() {
+            let i = self.nodes[k];
+            let n = self.node(i);
+            if n.status != Status::Draining {
+                continue;
+            }
+            let due = self.now - n.status_since >= grace || self.health[i] != Health::Healthy;
+            if !due {
+                continue;
+            }
+            let wanted = format!("retire {} {} {}", n.region, n.role, n.key);
+            if self.dark(&n.provider) {
+                self.refuse(wanted, "scoring.breaker", format!("{} is dark", n.provider));
+                continue;
+            }
+            if self.retires_total >= self.policy.limits.retires_per_tick {
+                self.refuse(
+                    wanted,
+                    "limits.retires_per_tick",
+                    format!("{} retires already planned", self.retires_total),
+                );
+                continue;
+            }
+            self.retires_total += 1;
+            self.status[i] = None;
+            self.actions.push(Action::Retire {
+                key: n.key.clone(),
+                provider: n.provider.clone(),
+                region: n.region.clone(),
+                role: n.role,
+                reason: "drained".into(),
+            });
+        }
+    }
+
+    fn drain_failed(&mut self) {
+        for k in 0..self.nodes.len() {
+            let i = self.nodes[k];
+            let n = self.node(i);
+            let Health::Failed(why) = self.health[i] else {
+                continue;
+            };
+            if !matches!(self.status[i], Some(Status::Active | Status::Spare)) {
+                continue;
+            }
+            if self.dark(&n.provider) {
+                // Nothing to call; it simply does not count until the provider is back.
+                continue;
+            }
+            self.drain(i, why);
+        }
+    }
+
+    fn drain(&mut self, i: usize, reason: &str) {
+        let n = self.node(i);
+        self.status[i] = Some(Status::Draining);
+        self.actions.push(Action::Drain {
+            key: n.key.clone(),
+            provider: n.provider.clone(),
+            region: n.region.clone(),
+            role: n.role,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Promotes up to `need` healthy spares of `region`, best first; returns how many.
+    fn promote(&mut self, region: &Region, need: u32, reason: &str) -> u32 {
+        let mut spares = self.view(region, NodeRole::Ingress).spares;
+        spares.sort_by(|&a, &b| {
+            self.value(b)
+                .total_cmp(&self.value(a))
+                .then_with(|| self.node(a).key.cmp(&self.node(b).key))
+        });
+        let mut done = 0;
+        for i in spares.into_iter().take(need as usize) {
+            let n = self.node(i);
+            self.status[i] = Some(Status::Active);
+            self.actions.push(Action::Promote {
+                key: n.key.clone(),
+                provider: n.provider.clone(),
+                region: n.region.clone(),
+                reason: reason.to_owned(),
+            });
+            done += 1;
+        }
+        done
+    }
+
+    fn create_round_robin(
+        &mut self,
+        want: &mut [(&'a Region, u32)],
+        role: NodeRole,
+        spare: bool,
+        reason: &str,
+    ) {
+        loop {
+            let mut any = false;
+            for (region, need) in want.iter_mut() {
+                if *need == 0 {
+                    continue;
+                }
+                *need -= 1;
+                any = true;
+                if !self.create(region, role, spare, reason, false) {
+                    // Refused: the same reasons will refuse the rest of this region's need.
+                    *need = 0;
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    /// Providers with a live, coming or planned node of `role` in `region`.
+    fn present(&self, region: &Region, role: NodeRole) -> BTreeSet<&'a str> {
+        let view = self.view(region, role);
+        let mut present: BTreeSet<&str> = view
+            .keep
+            .iter()
+            .chain(&view.due)
+            .chain(&view.pending)
+            .map(|&i| self.node(i).provider.as_str())
+            .collect();
+        for c in &self.creates {
+            if &c.region == region
+                && c.role == role
+                && c.status == Status::Active
+                && let Some((name, _)) = self.policy.providers.get_key_value(&c.provider)
+            {
+                present.insert(name.as_str());
+            }
+        }
+        present
+    }
+
+    /// Plans one create; false when the policy refused it.
+    fn create(
+        &mut self,
+        region: &Region,
+        role: NodeRole,
+        spare: bool,
+        reason: &str,
+        only_new: bool,
+    ) -> bool {
+        let what = if spare { "spare" } else { role.as_str() };
+        let wanted = format!("create {region} {what} ({reason})");
+        if self.creates_total >= self.policy.limits.creates_per_tick {
+            self.refuse(
+                wanted,
+                "limits.creates_per_tick",
+                format!("{} creates already planned", self.creates_total),
+            );
+            return false;
+        }
+        let present = self.present(region, role);
+        let cap_cents = (self.policy.limits.monthly_spend_cap * 100.0).round() as u64;
+        let mut best: Option<(&'a str, Rank)> = None;
+        let mut why: Option<(String, String)> = None;
+        let policy: &'a Policy = self.policy;
+        for (name, p) in policy
+            .providers
+            .iter()
+            .filter(|(_, p)| p.regions.contains(region))
+        {
+            let name = name.as_str();
+            if only_new && present.contains(name) {
+                continue;
+            }
+            let reject = if self.dark(name) {
+                Some(("scoring.breaker".to_owned(), format!("{name} is dark")))
+            } else if p.creates_per_tick == 0
+                || self.created_at.get(name).copied().unwrap_or(0) >= p.creates_per_tick
+            {
+                Some((
+                    format!("providers.{name}.creates_per_tick"),
+                    format!("{} per tick", p.creates_per_tick),
+                ))
+            } else if self.nodes_at.get(name).copied().unwrap_or(0) >= p.max_nodes {
+                Some((
+                    format!("providers.{name}.max_nodes"),
+                    format!(
+                        "{name} holds {} of {}",
+                        self.nodes_at.get(name).copied().unwrap_or(0),
+                        p.max_nodes
+                    ),
+                ))
+            } else if self.spend_cents + p.node_cents() > cap_cents {
+                Some((
+                    "limits.monthly_spend_cap".to_owned(),
+                    format!(
+                        "{:.2} + {:.2} would pass {:.2} {}",
+                        self.spend_cents as f64 / 100.0,
+                        p.node_cents() as f64 / 100.0,
+                        self.policy.limits.monthly_spend_cap,
+                        self.policy.limits.currency
+                    ),
+                ))
+            } else {
+                None
+            };
+            if let Some(r) = reject {
+                why.get_or_insert(r);
+                continue;
+            }
+            let health = self.provider_health.get(name).copied().unwrap_or(1.0);
+            let rank = (
+                present.contains(name),
+                -((health * 10.0).floor() as i64),
+                self.created_at.get(name).copied().unwrap_or(0),
+                p.node_cents(),
+            );
+            if best.as_ref().is_none_or(|(_, r)| rank < *r) {
+                best = Some((name, rank));
+            }
+        }
+        let Some((provider, _)) = best else {
+            let (rule, detail) = why.unwrap_or_else(|| {
+                (
+                    format!("regions.{region}.min_providers"),
+                    "every provider serving the region already has a node there".to_owned(),
+                )
+            });
+            self.refuse(wanted, &rule, detail);
+            return false;
+        };
+        let p = &self.policy.providers[provider];
+        let key = self.next_key(region, role, spare);
+        self.creates_total += 1;
+        *self.created_at.entry(provider).or_default() += 1;
+        *self.nodes_at.entry(provider).or_default() += 1;
+        self.spend_cents += p.node_cents();
+        self.creates.push(DesiredNode {
+            key: key.clone(),
+            provider: provider.to_owned(),
+            region: region.clone(),
+            role,
+            status: if spare { Status::Spare } else { Status::Active },
+            new: true,
+        });
+        self.actions.push(Action::Create {
+            key,
+            provider: provider.to_owned(),
+            region: region.clone(),
+            role,
+            profile: p.profile.clone(),
+            spare,
+            reason: reason.to_owned(),
+        });
+        true
+    }
+
+    fn next_key(&mut self, region: &Region, role: NodeRole, spare: bool) -> IdempotencyKey {
+        let tag = match (role, spare) {
+            (_, true) => 's',
+            (NodeRole::Ingress, false) => 'i',
+            (NodeRole::Egress, false) => 'e',
+        };
+        let serial = self.serial;
+        self.serial += 1;
+        let mut key = format!("{tag}{serial}-{region}");
+        key.truncate(63);
+        let key = key.trim_end_matches('-').to_owned();
+        IdempotencyKey::new(key).expect("a serial and a region make a valid key")
+    }
+
+    fn diversify(&mut self, region: &'a Region) {
+        let r = &self.policy.regions[region];
+        let role = NodeRole::Ingress;
+        let present = self.present(region, role);
+        let serving = self
+            .policy
+            .providers_for(region)
+            .filter(|(name, _)| !self.dark(name))
+            .count();
+        let target = (r.min_providers as usize).min(serving);
+        if present.len() >= target {
+            return;
+        }
+        let view = self.view(region, role);
+        let total = (view.keep.len() + view.due.len() + view.pending.len()) as u32
+            + self.planned(region, role, false);
+        if total >= r.ingress.max {
+            self.refuse(
+                format!("create {region} ingress on another provider"),
+                &format!("regions.{region}.ingress.max"),
+                format!(
+                    "{total} ingress nodes already; {} provider(s) of {}",
+                    present.len(),
+                    r.min_providers
+                ),
+            );
+            return;
+        }
+        for _ in present.len()..target {
+            if !self.create(region, role, false, "spread over min_providers", true) {
+                break;
+            }
+        }
+    }
+
+    fn drain_surplus(&mut self, region: &Region, role: NodeRole) {
+        let r = &self.policy.regions[region];
+        let bounds = r.bounds(role);
+        let view = self.view(region, role);
+        let floor = bounds.min.max(1) as usize;
+        // Rotated nodes go once the kept ones alone meet the floor.
+        if view.keep.len() >= floor {
+            for &i in &view.due {
+                let why = if self.blocked(i) {
+                    "blocked; replacement live"
+                } else {
+                    "rotated; replacement live"
+                };
+                self.drain(i, why);
+            }
+        }
+        // Surplus above max: drain from the most crowded provider, lowest score, oldest.
+        let view = self.view(region, role);
+        let live = view.keep.len() + view.due.len();
+        if live > bounds.max as usize {
+            let mut candidates: Vec<usize> = view.due.iter().chain(&view.keep).copied().collect();
+            let mut per_provider: BTreeMap<&str, usize> = BTreeMap::new();
+            for &i in &candidates {
+                *per_provider
+                    .entry(self.node(i).provider.as_str())
+                    .or_default() += 1;
+            }
+            candidates.sort_by(|&a, &b| {
+                let (na, nb) = (self.node(a), self.node(b));
+                per_provider[nb.provider.as_str()]
+                    .cmp(&per_provider[na.provider.as_str()])
+                    .then(self.value(a).total_cmp(&self.value(b)))
+                    .then(na.created_at.cmp(&nb.created_at))
+                    .then(na.key.cmp(&nb.key))
+            });
+            let surplus = live - (bounds.max as usize).max(floor.min(live));
+            for &i in candidates.iter().take(surplus) {
+                self.drain(i, "surplus above max");
+            }
+        }
+        if role == NodeRole::Ingress {
+            let view = self.view(region, role);
+            let spares: Vec<usize> = view
+                .spares
+                .iter()
+                .chain(&view.spares_pending)
+                .copied()
+                .collect();
+            let surplus = spares.len().saturating_sub(r.warm_spares as usize);
+            for &i in spares.iter().rev().take(surplus) {
+                self.drain(i, "surplus spare");
+            }
+        }
+    }
+
+    fn addresses(&mut self) {
+        let mut has: BTreeSet<(&IdempotencyKey, AddressKind)> = BTreeSet::new();
+        for a in &self.fleet.addresses {
+            if !a.owned || !self.policy.providers.contains_key(&a.provider) {
+                continue;
+            }
+            let serving = a.node.as_ref().and_then(|k| {
+                self.by_key
+                    .get(k)
+                    .copied()
+                    .filter(|&i| matches!(self.status[i], Some(Status::Active | Status::Spare)))
+            });
+            match serving {
+                Some(_) => {
+                    if let Some(node) = &a.node {
+                        has.insert((node, a.kind));
+                    }
+                }
+                None if self.dark(&a.provider) => {}
+                None => self.actions.push(Action::Release {
+                    key: a.key.clone(),
+                    kind: a.kind,
+                    provider: a.provider.clone(),
+                    region: a.region.clone(),
+                    reason: "its node is draining or gone".into(),
+                }),
+            }
+        }
+        for k in 0..self.nodes.len() {
+            let i = self.nodes[k];
+            let n = self.node(i);
+            if !matches!(self.status[i], Some(Status::Active | Status::Spare))
+                || self.health[i] != Health::Healthy
+            {
+                continue;
+            }
+            let (Some(r), Some(p)) = (
+                self.policy.regions.get(&n.region),
+                self.policy.providers.get(&n.provider),
+            ) else {
+                continue;
+            };
+            let kind = match n.role {
+                NodeRole::Ingress if r.frontdoors && p.frontdoors => AddressKind::Frontdoor,
+                NodeRole::Egress if r.egress_ips && p.egress_ips => AddressKind::EgressIp,
+                _ => continue,
+            };
+            if has.contains(&(&n.key, kind)) {
+                continue;
+            }
+            let suffix = match kind {
+                AddressKind::Frontdoor => "fd",
+                AddressKind::EgressIp => "ip",
+            };
+            let mut key = format!("{}-{suffix}", n.key);
+            if key.len() > 63 {
+                key = format!("{suffix}{}", self.serial);
+                self.serial += 1;
+            }
+            let Ok(key) = IdempotencyKey::new(key) else {
+                continue;
+            };
+            self.actions.push(Action::Allocate {
+                key,
+                kind,
+                node: n.key.clone(),
+                provider: n.provider.clone(),
+                region: n.region.clone(),
+            });
+        }
+    }
+
+    fn refuse(&mut self, wanted: String, rule: &str, detail: String) {
+        self.refused.push(Refusal {
+            wanted,
+            rule: rule.to_owned(),
+            detail,
+        });
+    }
+
+    fn finish(self) -> Plan {
+        let mut desired: Vec<DesiredNode> = self
+            .nodes
+            .iter()
+            .filter_map(|&i| {
+                let n = self.node(i);
+                self.status[i].map(|status| DesiredNode {
+                    key: n.key.clone(),
+                    provider: n.provider.clone(),
+                    region: n.region.clone(),
+                    role: n.role,
+                    status,
+                    new: false,
+                })
+            })
+            .collect();
+        desired.extend(self.creates);
+        desired.sort_by(|a, b| (&a.region, a.role, &a.key).cmp(&(&b.region, b.role, &b.key)));
+        Plan {
+            actions: self.actions,
+            refused: self.refused,
+            desired,
+            next_serial: self.serial,
+        }
+    }
+}
+
+/// How a provider ranks for a create, smaller first: already in the region, health
+/// bucket (negated), creates this tick, price.
+type Rank = (bool, i64, u32, u64);
+
+#[derive(Default)]
+struct View {
+    keep: Vec<usize>,
+    due: Vec<usize>,
+    pending: Vec<usize>,
+    spares: Vec<usize>,
+    spares_pending: Vec<usize>,
+}

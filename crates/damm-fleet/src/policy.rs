@@ -1,0 +1,663 @@
+//! The operator's policy: what the fleet should look like and what the planner may never do.
+//!
+//! Loaded from TOML once and validated whole; an error names the file, the line and column,
+//! and the field (`policy/default.toml:14:7: regions.eu-central.ingress.min: ...`). The
+//! reference is `docs/policy.md`; `policy/default.toml` is the embedded default.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use damm_provider::{FleetId, NodeRole, Region};
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
+
+use crate::duration::Span;
+
+/// Whether the orchestrator mutates anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Compute and show plans; never call a mutating adapter method.
+    Plan,
+    /// Apply plans through the adapters.
+    Apply,
+}
+
+/// A validated policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Fleet identity, tick and mode.
+    pub fleet: FleetSection,
+    /// Global per-tick and spend limits.
+    pub limits: Limits,
+    /// Scoring half-life, weights and the circuit breaker.
+    #[serde(default)]
+    pub scoring: Scoring,
+    /// Timers of a node's life.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    /// The provider allowlist: only providers named here are ever used.
+    pub providers: BTreeMap<String, ProviderPolicy>,
+    /// The region allowlist and each region's targets.
+    pub regions: BTreeMap<Region, RegionPolicy>,
+}
+
+/// `[fleet]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSection {
+    /// Ownership label value on every resource DAMM creates.
+    pub id: FleetId,
+    /// How often the loop runs.
+    #[serde(default = "default_tick")]
+    pub tick: Span,
+    /// `plan` or `apply`.
+    #[serde(default = "default_mode")]
+    pub mode: Mode,
+}
+
+fn default_tick() -> Span {
+    Span::secs(60)
+}
+
+fn default_mode() -> Mode {
+    Mode::Plan
+}
+
+/// `[limits]`: hard caps no plan ever exceeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Node creates per tick, all providers together.
+    pub creates_per_tick: u32,
+    /// Node retires per tick, all providers together.
+    pub retires_per_tick: u32,
+    /// Monthly spend cap over the whole fleet, in `currency` (list prices from the
+    /// providers' price tables).
+    pub monthly_spend_cap: f64,
+    /// Currency of the cap and of every price table.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+}
+
+fn default_currency() -> String {
+    "USD".to_owned()
+}
+
+/// `[scoring]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scoring {
+    /// Half-life of every decayed signal.
+    pub half_life: Span,
+    /// A component with a decayed success at or above this is healthy.
+    pub healthy_threshold: f64,
+    /// A component whose client-reported quality falls below this is treated as blocked
+    /// and rotated.
+    pub blocked_below: f64,
+    /// RTT that scores 0.5 on the RTT component (lower is better).
+    pub rtt_reference_ms: f64,
+    /// Weights of the signals in a component's score.
+    pub weights: Weights,
+    /// The per-provider circuit breaker.
+    pub breaker: Breaker,
+}
+
+impl Default for Scoring {
+    fn default() -> Self {
+        Scoring {
+            half_life: Span::secs(600),
+            healthy_threshold: 0.5,
+            blocked_below: 0.2,
+            rtt_reference_ms: 80.0,
+            weights: Weights::default(),
+            breaker: Breaker::default(),
+        }
+    }
+}
+
+/// Weights of the score's signals; they need not sum to one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Weights {
+    /// Probe and handshake success.
+    pub probe: f64,
+    /// Round-trip time.
+    pub rtt: f64,
+    /// Throughput.
+    pub throughput: f64,
+    /// Quality reported by clients.
+    pub client: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            probe: 0.5,
+            rtt: 0.2,
+            throughput: 0.1,
+            client: 0.2,
+        }
+    }
+}
+
+/// `[scoring.breaker]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Breaker {
+    /// Consecutive failed ticks (API errors, or every probe of the provider failing)
+    /// that open the breaker.
+    pub failures: u32,
+    /// How long an open breaker stays open before one trial tick.
+    pub cooldown: Span,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Breaker {
+            failures: 2,
+            cooldown: Span::secs(300),
+        }
+    }
+}
+
+/// `[lifecycle]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lifecycle {
+    /// A node not healthy this long after creation is replaced.
+    pub boot_timeout: Span,
+    /// How long a drained node keeps its sessions before it is retired.
+    pub drain_grace: Span,
+    /// Labelled resources that no journal entry explains are retired after this long.
+    pub orphan_grace: Span,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            boot_timeout: Span::secs(600),
+            drain_grace: Span::secs(120),
+            orphan_grace: Span::secs(900),
+        }
+    }
+}
+
+/// `[providers.NAME]`: one allowlisted provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderPolicy {
+    /// The adapter that serves it (defaults to the provider's name).
+    #[serde(default)]
+    pub adapter: Option<String>,
+    /// At most this many fleet nodes at this provider.
+    pub max_nodes: u32,
+    /// At most this many creates at this provider per tick (its API rate limits).
+    #[serde(default = "default_provider_creates")]
+    pub creates_per_tick: u32,
+    /// Regions this provider may serve.
+    pub regions: Vec<Region>,
+    /// Profile to create (`small`, `medium`, ...).
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// Monthly price per profile, in the policy's currency.
+    pub prices: BTreeMap<String, f64>,
+    /// Whether the provider can give ingress front doors (static addresses).
+    #[serde(default)]
+    pub frontdoors: bool,
+    /// Whether the provider can give egress addresses.
+    #[serde(default)]
+    pub egress_ips: bool,
+}
+
+fn default_provider_creates() -> u32 {
+    4
+}
+
+fn default_profile() -> String {
+    "small".to_owned()
+}
+
+impl ProviderPolicy {
+    /// The adapter name.
+    pub fn adapter<'a>(&'a self, name: &'a str) -> &'a str {
+        self.adapter.as_deref().unwrap_or(name)
+    }
+
+    /// Monthly price of one node of the configured profile, in hundredths.
+    pub fn node_cents(&self) -> u64 {
+        let price = self.prices.get(&self.profile).copied().unwrap_or(0.0);
+        (price * 100.0).round() as u64
+    }
+}
+
+/// A min/max pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounds {
+    /// At least this many live.
+    pub min: u32,
+    /// At most this many.
+    pub max: u32,
+}
+
+/// `[regions.NAME]`: targets for one allowlisted region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionPolicy {
+    /// Live ingress nodes.
+    pub ingress: Bounds,
+    /// Live egress nodes.
+    pub egress: Bounds,
+    /// Provisioned ingress nodes kept out of the catalog, promoted in one tick.
+    #[serde(default)]
+    pub warm_spares: u32,
+    /// Distinct providers the live ingress nodes should sit on, where the allowlist allows.
+    #[serde(default = "default_min_providers")]
+    pub min_providers: u32,
+    /// Replace an ingress node after this long (or at once when it is blocked).
+    pub rotate_ingress_after: Span,
+    /// Replace an egress node after this long; longer than the ingress rotation.
+    pub rotate_egress_after: Span,
+    /// Give each ingress node a front door where its provider can.
+    #[serde(default)]
+    pub frontdoors: bool,
+    /// Give each egress node an egress address where its provider can.
+    #[serde(default)]
+    pub egress_ips: bool,
+}
+
+fn default_min_providers() -> u32 {
+    2
+}
+
+impl RegionPolicy {
+    /// The bounds for a role.
+    pub fn bounds(&self, role: NodeRole) -> Bounds {
+        match role {
+            NodeRole::Ingress => self.ingress,
+            NodeRole::Egress => self.egress,
+        }
+    }
+
+    /// The rotation age for a role.
+    pub fn rotate_after(&self, role: NodeRole) -> Span {
+        match role {
+            NodeRole::Ingress => self.rotate_ingress_after,
+            NodeRole::Egress => self.rotate_egress_after,
+        }
+    }
+}
+
+/// A policy that did not load: where, which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}:{line}:{column}: {field}: {message}")]
+pub struct PolicyError {
+    /// The file (or `<policy>` for text without one).
+    pub origin: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Dotted path of the field (`regions.eu-central.ingress.min`), or `(document)`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The embedded default policy (`policy/default.toml`).
+pub const DEFAULT_POLICY: &str = include_str!("../../../policy/default.toml");
+
+impl Policy {
+    /// Parses and validates `text`; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+        let policy: Policy = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let (line, column) = line_col(text, span.start);
+            PolicyError {
+                origin: origin.to_owned(),
+                line,
+                column,
+                field: path_at(text, span.start),
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        policy.validate().map_err(|(path, message)| {
+            let span = locate(text, &path).unwrap_or(0..0);
+            let (line, column) = line_col(text, span.start);
+            PolicyError {
+                origin: origin.to_owned(),
+                line,
+                column,
+                field: path.join("."),
+                message,
+            }
+        })?;
+        Ok(policy)
+    }
+
+    /// Reads and validates a policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+            origin: origin.clone(),
+            line: 0,
+            column: 0,
+            field: "(document)".to_owned(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Policy::parse(&text, &origin)
+    }
+
+    /// The embedded default policy.
+    pub fn default_policy() -> Policy {
+        Policy::parse(DEFAULT_POLICY, "policy/default.toml").expect("the default policy is valid")
+    }
+
+    /// Providers that may serve `region`, in name order.
+    pub fn providers_for<'a>(
+        &'a self,
+        region: &'a Region,
+    ) -> impl Iterator<Item = (&'a str, &'a ProviderPolicy)> + 'a {
+        self.providers
+            .iter()
+            .filter(move |(_, p)| p.regions.contains(region))
+            .map(|(n, p)| (n.as_str(), p))
+    }
+
+    fn validate(&self) -> Result<(), (Vec<String>, String)> {
+        let at = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        if self.fleet.tick.0.is_zero() {
+            return Err((at(&["fleet", "tick"]), "must be longer than zero".into()));
+        }
+        if !(self.limits.monthly_spend_cap >= 0.0 && self.limits.monthly_spend_cap.is_finite()) {
+            return Err((
+                at(&["limits", "monthly_spend_cap"]),
+                "must be a non-negative amount".into(),
+            ));
+        }
+        let s = &self.scoring;
+        if s.half_life.0.is_zero() {
+            return Err((
+                at(&["scoring", "half_life"]),
+                "must be longer than zero".into(),
+            ));
+        }
+        for (name, value) in [
+            ("healthy_threshold", s.healthy_threshold),
+            ("blocked_below", s.blocked_below),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err((at(&["scoring", name]), "must be between 0 and 1".into()));
+            }
+        }
+        if !(s.rtt_reference_ms > 0.0 && s.rtt_reference_ms.is_finite()) {
+            return Err((
+                at(&["scoring", "rtt_reference_ms"]),
+                "must be positive".into(),
+            ));
+        }
+        let w = &s.weights;
+        for (name, value) in [
+            ("probe", w.probe),
+            ("rtt", w.rtt),
+            ("throughput", w.throughput),
+            ("client", w.client),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return Err((
+                    at(&["scoring", "weights", name]),
+                    "must be a non-negative number".into(),
+                ));
+            }
+        }
+        if w.probe + w.rtt + w.throughput + w.client <= 0.0 {
+            return Err((
+                at(&["scoring", "weights"]),
+                "at least one weight must be positive".into(),
+            ));
+        }
+        if s.breaker.failures == 0 {
+            return Err((
+                at(&["scoring", "breaker", "failures"]),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.providers.is_empty() {
+            return Err((at(&["providers"]), "allow at least one provider".into()));
+        }
+        if self.regions.is_empty() {
+            return Err((at(&["regions"]), "allow at least one region".into()));
+        }
+        for (name, p) in &self.providers {
+            let field = |f: &str| at(&["providers", name, f]);
+            if p.regions.is_empty() {
+                return Err((field("regions"), "list at least one region".into()));
+            }
+            for region in &p.regions {
+                if !self.regions.contains_key(region) {
+                    return Err((
+                        field("regions"),
+                        format!("`{region}` is not an allowed region (add [regions.{region}])"),
+                    ));
+                }
+            }
+            match p.prices.get(&p.profile) {
+                None => {
+                    return Err((
+                        field("prices"),
+                        format!("no price for the profile `{}`", p.profile),
+                    ));
+                }
+                Some(price) if !(*price >= 0.0 && price.is_finite()) => {
+                    return Err((
+                        at(&["providers", name, "prices", &p.profile]),
+                        "must be a non-negative amount".into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        for (region, r) in &self.regions {
+            let name = region.as_str();
+            for (role, bounds) in [("ingress", r.ingress), ("egress", r.egress)] {
+                if bounds.min > bounds.max {
+                    return Err((
+                        at(&["regions", name, role, "min"]),
+                        format!("must not exceed max ({})", bounds.max),
+                    ));
+                }
+            }
+            if r.rotate_ingress_after.0.is_zero() {
+                return Err((
+                    at(&["regions", name, "rotate_ingress_after"]),
+                    "must be longer than zero".into(),
+                ));
+            }
+            if r.rotate_egress_after <= r.rotate_ingress_after {
+                return Err((
+                    at(&["regions", name, "rotate_egress_after"]),
+                    format!(
+                        "egress rotates slower than ingress: must be longer than rotate_ingress_after ({})",
+                        r.rotate_ingress_after
+                    ),
+                ));
+            }
+            let serving = self.providers_for(region).count();
+            if serving == 0 {
+                return Err((
+                    at(&["regions", name]),
+                    "no allowed provider serves this region".into(),
+                ));
+            }
+            if r.min_providers as usize > serving {
+                return Err((
+                    at(&["regions", name, "min_providers"]),
+                    format!("only {serving} allowed provider(s) serve {name}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The span of the value at `path`, or of the deepest ancestor that exists.
+fn locate(text: &str, path: &[String]) -> Option<Range<usize>> {
+    let root = DeTable::parse(text).ok()?;
+    let mut span = None;
+    let mut table = root.get_ref();
+    for (i, part) in path.iter().enumerate() {
+        let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref() == part) else {
+            break;
+        };
+        span = Some(if i + 1 == path.len() {
+            value.span()
+        } else {
+            key.span()
+        });
+        match value.get_ref() {
+            DeValue::Table(t) => table = t,
+            _ => break,
+        }
+    }
+    span
+}
+
+/// The dotted path of the innermost key whose value holds `offset`.
+fn path_at(text: &str, offset: usize) -> String {
+    /// Depth-first: the key or leaf value whose span holds `offset`. Tables are searched
+    /// whatever their span, because a `[header]` table's span covers only its header.
+    fn walk(table: &DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+        for (key, value) in table {
+            path.push(key.get_ref().to_string());
+            if key.span().contains(&offset) {
+                return true;
+            }
+            match value.get_ref() {
+                DeValue::Table(t) if walk(t, offset, path) => return true,
+                DeValue::Table(_) => {}
+                _ if value.span().contains(&offset) => return true,
+                _ => {}
+            }
+            path.pop();
+        }
+        false
+    }
+    let mut path = Vec::new();
+    if let Ok(root) = DeTable::parse(text) {
+        walk(root.get_ref(), offset, &mut path);
+    }
+    if path.is_empty() {
+        "(document)".to_owned()
+    } else {
+        path.join(".")
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Plan => "plan",
+            Mode::Apply => "apply",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_and_examples_load() {
+        let policy = Policy::default_policy();
+        assert!(policy.providers.len() >= 3);
+        for (name, text) in [
+            (
+                "policy/examples/single-region.toml",
+                include_str!("../../../policy/examples/single-region.toml"),
+            ),
+            (
+                "policy/examples/censored-region.toml",
+                include_str!("../../../policy/examples/censored-region.toml"),
+            ),
+        ] {
+            Policy::parse(text, name).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    fn broken(edit: impl Fn(&str) -> String) -> PolicyError {
+        let text = edit(DEFAULT_POLICY);
+        assert_ne!(text, DEFAULT_POLICY, "the edit changed nothing");
+        Policy::parse(&text, "p.toml").unwrap_err()
+    }
+
+    fn line_of(needle: &str, text: &str) -> usize {
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    #[test]
+    fn a_bad_value_names_line_and_field() {
+        let e = broken(|t| t.replacen("creates_per_tick = 6", "creates_per_tick = \"six\"", 1));
+        assert_eq!(e.field, "limits.creates_per_tick");
+        assert_eq!(e.line, line_of("creates_per_tick = 6", DEFAULT_POLICY));
+        assert!(
+            e.to_string().starts_with(&format!("p.toml:{}:", e.line)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused() {
+        let e = broken(|t| t.replacen("[limits]\n", "[limits]\ncreate_per_tick = 3\n", 1));
+        assert!(e.message.contains("unknown field"), "{e}");
+        assert_eq!(e.field, "limits.create_per_tick", "{e}");
+    }
+
+    #[test]
+    fn cross_field_rules_name_the_field() {
+        let e = broken(|t| {
+            t.replacen(
+                "ingress = { min = 2, max = 4 }",
+                "ingress = { min = 5, max = 4 }",
+                1,
+            )
+        });
+        assert!(e.field.ends_with(".ingress.min"), "{e}");
+        assert!(e.message.contains("max (4)"), "{e}");
+        assert_eq!(e.line, line_of("ingress = { min = 2", DEFAULT_POLICY));
+
+        let e = broken(|t| {
+            t.replacen(
+                "rotate_egress_after = \"7d\"",
+                "rotate_egress_after = \"1h\"",
+                1,
+            )
+        });
+        assert!(e.field.ends_with("rotate_egress_after"), "{e}");
+
+        let e = broken(|t| t.replacen("half_life = \"10m\"", "half_life = \"10 minutes\"", 1));
+        assert_eq!(e.field, "scoring.half_life", "{e}");
+        assert!(e.message.contains("not a duration"), "{e}");
+    }
+
+    #[test]
+    fn a_provider_region_must_be_allowed() {
+        let e = broken(|t| t.replacen("regions = [\"eu-central\"", "regions = [\"mars-north\"", 1));
+        assert!(
+            e.field.starts_with("providers.") && e.field.ends_with(".regions"),
+            "{e}"
+        );
+        assert!(e.message.contains("mars-north"), "{e}");
+    }
+}
