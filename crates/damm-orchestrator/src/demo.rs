@@ -1,232 +1,294 @@
-//! `damm demo`: a small fleet on 127.0.0.1, run through the same adapter path a real
-//! fleet takes (registry → adapter → inventory, include, probe), with no credentials.
+//! `damm demo`: the orchestrator in apply mode on the built-in provider simulator.
 //!
-//! The "gateways" are loopback listeners this process starts: HTTP heartbeats and a
-//! UDP responder, plus one host whose port is closed, so the probes have something to
-//! tell apart. With the `sim` feature (on by default) it then runs the cloud half on the
-//! built-in provider simulator (`demo_sim`).
+//! From an empty fleet to the fleet of `policy/default.toml`, tick by tick, then one provider
+//! goes dark and the fleet recovers on the others. Loopback only, no credentials. Time is
+//! compressed: each tick advances the orchestrator's clock by the policy's tick (60 s) and
+//! takes a fraction of a second of real time.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use damm_provider::config::AdapterConfig;
-use damm_provider::{
-    AddressSpec, FleetId, HealthStatus, IdempotencyKey, Labels, NodeFilter, NodeRole, Target,
-};
+use damm_fleet::{Mode, Policy, Scores, Status};
+use damm_provider::NodeRole;
+use damm_sim::{Dark, Faults, SimConfig};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
 
-/// An HTTP heartbeat on 127.0.0.1 answering 200 with a small status document.
-async fn heartbeat(active_peers: u32) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let mut read = 0;
-                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
-                    match stream.read(&mut buf[read..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => read += n,
-                    }
-                }
-                let body = format!(r#"{{"active_peers":{active_peers}}}"#);
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    Ok(addr)
-}
+use crate::engine::{Engine, ManualClock, Options, TickReport};
+use crate::report::{FleetRow, capacity_line, fleet_rows, fleet_table};
+use crate::state::{FileStore, State};
 
-/// A UDP port that acknowledges every datagram.
-async fn udp_responder() -> anyhow::Result<SocketAddr> {
-    let socket = UdpSocket::bind("127.0.0.1:0").await?;
-    let addr = socket.local_addr()?;
-    tokio::spawn(async move {
-        let mut buf = [0u8; 512];
-        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
-            let _ = socket.send_to(&buf[..n], from).await;
-        }
-    });
-    Ok(addr)
-}
-
+/// One tick of the demo.
 #[derive(Debug, Serialize)]
-struct Row {
-    host: String,
-    region: String,
-    roles: Vec<NodeRole>,
-    endpoint: String,
-    frontdoor: bool,
-    status: HealthStatus,
-    rtt_ms: Option<f64>,
-    detail: String,
+pub struct DemoTick {
+    /// Tick number.
+    pub tick: u64,
+    /// Virtual minutes since the start.
+    pub minute: f64,
+    /// Actions applied.
+    pub applied: u64,
+    /// Actions that failed.
+    pub failed: u64,
+    /// Providers whose breaker is open.
+    pub dark: Vec<String>,
+    /// Live healthy ingress over the policy's minimum, all regions, percent.
+    pub capacity_percent: f64,
+    /// The capacity line.
+    pub capacity: String,
 }
 
-pub(crate) async fn run(json: bool) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir().context("creating the demo directory")?;
-    let hb_eu = heartbeat(3).await?;
-    let hb_us = heartbeat(1).await?;
-    let udp_eu = udp_responder().await?;
-    let closed = std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let hosts = [
-        (
-            "pi-berlin",
-            "eu-central",
-            51820,
-            r#"["ingress", "egress"]"#,
-            Some(hb_eu),
-        ),
-        (
-            "vps-frankfurt",
-            "eu-central",
-            udp_eu.port(),
-            r#"["ingress"]"#,
-            None,
-        ),
-        (
-            "nuc-newyork",
-            "us-east",
-            51820,
-            r#"["ingress", "egress"]"#,
-            Some(hb_us),
-        ),
-        ("pi-offline", "us-east", closed, r#"["ingress"]"#, None),
-    ];
-    let mut inventory = String::new();
-    for (id, region, port, roles, heartbeat) in hosts {
-        inventory.push_str(&format!(
-            "[[host]]\nid = \"{id}\"\nregion = \"{region}\"\naddress = \"127.0.0.1\"\nwireguard_port = {port}\nroles = {roles}\n"
-        ));
-        if let Some(hb) = heartbeat {
-            inventory.push_str(&format!("heartbeat_url = \"http://{hb}/healthz\"\n"));
-        }
-        inventory.push('\n');
-    }
-    std::fs::write(dir.path().join("hosts.toml"), &inventory)?;
-    let config_text =
-        "[providers.static-host]\ninventory = \"hosts.toml\"\nprobe_timeout_ms = 500\n";
-    let config_path = dir.path().join("fleet.toml");
-    std::fs::write(&config_path, config_text)?;
+/// What the demo showed.
+#[derive(Debug, Serialize)]
+pub struct DemoReport {
+    /// Ticks from empty to the policy's fleet.
+    pub converged_after: u64,
+    /// The fleet then.
+    pub fleet: Vec<FleetRow>,
+    /// The provider switched dark.
+    pub dark_provider: String,
+    /// Ticks after the outage until every region was back at its minimums.
+    pub recovered_after: u64,
+    /// The fleet at the end.
+    pub fleet_after: Vec<FleetRow>,
+    /// Every tick.
+    pub timeline: Vec<DemoTick>,
+    /// Virtual seconds per tick.
+    pub tick_seconds: u64,
+    /// Real seconds the run took.
+    pub wall_seconds: f64,
+}
 
-    let fleet = FleetId::new("demo")?;
-    let config = AdapterConfig::from_toml(
-        fleet.clone(),
-        "static-host",
-        &config_path,
-        config_text,
-        &["providers", "static-host"],
-    )
-    .without_env();
-    let provider = damm_registry::get_adapter("static-host", &config).await?;
-    let ingress = provider
-        .ingress()
-        .context("static-host hands out no ingress")?;
-
-    // Include one front door per region, as the planner would ask.
-    for (i, region) in ["eu-central", "us-east"].into_iter().enumerate() {
-        let key = IdempotencyKey::new(format!("demo-fd-{i}"))?;
-        let spec = AddressSpec {
-            labels: Labels::owned(&fleet, &key),
-            key,
-            region: region.parse()?,
-            node: None,
-        };
-        ingress.allocate_ingress_frontdoor(&spec).await?;
-    }
-    let doors = ingress.list_frontdoors().await?;
-
-    let nodes = provider.list_nodes(&NodeFilter::all()).await?;
-    let targets: Vec<Target> = nodes
-        .iter()
-        .map(|n| Target::Node(n.reference.clone()))
-        .collect();
-    let probes = futures::future::join_all(targets.iter().map(|t| provider.probe_health(t))).await;
-    let mut rows = Vec::new();
-    for (node, probe) in nodes.iter().zip(probes) {
-        let probe = probe?;
-        rows.push(Row {
-            host: node.reference.id.clone(),
-            region: node.region.to_string(),
-            roles: node.roles.clone(),
-            endpoint: format!(
-                "{}:{}",
-                node.addresses
-                    .first()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-                node.wireguard_port.unwrap_or_default()
-            ),
-            frontdoor: doors
+/// Live healthy ingress and egress, against the minimums: (have, want), capped per region.
+fn capacity(state: &State, scores: &Scores, policy: &Policy) -> (usize, usize) {
+    let mut have = 0;
+    let mut want = 0;
+    for (region, r) in &policy.regions {
+        for (role, min) in [
+            (NodeRole::Ingress, r.ingress.min),
+            (NodeRole::Egress, r.egress.min),
+        ] {
+            let live = state
+                .nodes
                 .iter()
-                .any(|d| d.node.as_ref() == Some(&node.reference)),
-            status: probe.status,
-            rtt_ms: probe.rtt.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0),
-            detail: probe.detail,
-        });
+                .filter(|(k, n)| {
+                    &n.region == region
+                        && n.role == role
+                        && n.status == Status::Active
+                        && !scores.dark.contains(&n.provider)
+                        && scores.get(k.as_str()).is_some_and(|s| s.healthy)
+                })
+                .count();
+            have += live.min(min as usize);
+            want += min as usize;
+        }
     }
-    let healthy = rows
-        .iter()
-        .filter(|r| r.status == HealthStatus::Healthy)
-        .count();
-    #[cfg(feature = "sim")]
-    let cloud = crate::demo_sim::run(&fleet).await?;
-    #[cfg(not(feature = "sim"))]
-    let cloud: Option<()> = None;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "fleet": fleet,
-                "provider": provider.id(),
-                "hosts": rows,
-                "healthy": healthy,
-                "cloud": cloud,
-            }))?
-        );
-    } else {
-        println!(
-            "DAMM demo: fleet `{fleet}` on 127.0.0.1 via the `{}` adapter\n",
-            provider.id()
-        );
-        println!(
-            "{:14} {:11} {:15} {:21} {:9} {:8} {:>8}  DETAIL",
-            "HOST", "REGION", "ROLES", "ENDPOINT", "FRONTDOOR", "STATUS", "RTT"
-        );
-        for r in &rows {
-            let roles: Vec<_> = r.roles.iter().map(|r| r.as_str()).collect();
+    (have, want)
+}
+
+struct Run {
+    engine: Engine,
+    clock: std::sync::Arc<ManualClock>,
+    json: bool,
+    timeline: Vec<DemoTick>,
+    started: Instant,
+    boot: Duration,
+}
+
+impl Run {
+    async fn tick(&mut self) -> anyhow::Result<(TickReport, bool)> {
+        let report = self.engine.tick(Mode::Apply, true).await?;
+        // Score the state the tick left behind: what a client would see now.
+        let state = self.engine.state();
+        let policy = self.engine.policy();
+        let (have, want) = capacity(state, &report.scores, policy);
+        let line = capacity_line(state, &report.scores, policy);
+        let minute = (self.clock.now() - self.timeline_start()).num_seconds() as f64 / 60.0;
+        let dark: Vec<String> = report.scores.dark.iter().cloned().collect();
+        let s = &report.summary;
+        if !self.json {
+            let dark_note = if dark.is_empty() {
+                String::new()
+            } else {
+                format!(" · dark: {}", dark.join(","))
+            };
             println!(
-                "{:14} {:11} {:15} {:21} {:9} {:8} {:>8}  {}",
-                r.host,
-                r.region,
-                roles.join(","),
-                r.endpoint,
-                if r.frontdoor { "yes" } else { "-" },
-                format!("{:?}", r.status).to_lowercase(),
-                r.rtt_ms
-                    .map(|ms| format!("{ms:.2}ms"))
-                    .unwrap_or_else(|| "-".into()),
-                r.detail
+                "  [{minute:>4.0} min] tick {:>2}: {:>2} applied, {} failed · {line}{dark_note}",
+                s.number, s.applied, s.failed
             );
         }
-        println!("\n{healthy} of {} hosts healthy\n", rows.len());
-        #[cfg(feature = "sim")]
-        if let Some(cloud) = &cloud {
-            crate::demo_sim::print(cloud);
-        }
-        #[cfg(not(feature = "sim"))]
-        let _ = cloud;
+        let full = want > 0 && have == want;
+        self.timeline.push(DemoTick {
+            tick: s.number,
+            minute,
+            applied: s.applied,
+            failed: s.failed,
+            dark,
+            capacity_percent: if want == 0 {
+                100.0
+            } else {
+                100.0 * have as f64 / want as f64
+            },
+            capacity: line,
+        });
+        // Let the simulator boot what was just created, then move the clock one tick.
+        tokio::time::sleep(self.boot).await;
+        self.clock.advance(self.engine.policy().fleet.tick.0);
+        Ok((report, full))
     }
-    // Let in-flight listener tasks finish before the runtime drops them.
-    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    fn timeline_start(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+            - chrono::TimeDelta::from_std(
+                self.engine.policy().fleet.tick.0 * self.timeline.len() as u32,
+            )
+            .unwrap_or_default()
+    }
+
+    fn rows(&self) -> Vec<FleetRow> {
+        let state = self.engine.state();
+        let scores = state
+            .scores
+            .snapshot(self.clock.now(), &self.engine.policy().scoring);
+        fleet_rows(state, &scores)
+    }
+}
+
+/// Runs the demo; prints as it goes (or one JSON document with `json`).
+pub async fn run(json: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let boot = Duration::from_millis(250);
+    let config = SimConfig {
+        boot_delay: boot,
+        ..SimConfig::default()
+    };
+    let sim = damm_sim::start(config, "127.0.0.1:0".parse()?)
+        .await
+        .context("starting the provider simulator")?;
+    let policy = Policy::default_policy();
+    let providers = crate::sim::providers(&sim, &policy).await?;
+    let dir = tempfile::tempdir().context("creating a state directory")?;
+    let store = FileStore::open(&dir.path().join("state.json"))?;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let options = Options {
+        probe_timeout: Duration::from_secs(2),
+        call_timeout: Duration::from_secs(20),
+        ..Options::default()
+    };
+    let engine = Engine::new(
+        policy.clone(),
+        providers,
+        Box::new(store),
+        clock.clock(),
+        options,
+    )?;
+    let mut run = Run {
+        engine,
+        clock,
+        json,
+        timeline: Vec::new(),
+        started,
+        boot: boot + Duration::from_millis(100),
+    };
+    if !json {
+        println!(
+            "damm demo: the orchestrator in apply mode on the built-in simulator ({}), policy/default.toml",
+            sim.addr()
+        );
+        println!(
+            "  providers: {}; regions: {}",
+            policy
+                .providers
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            policy
+                .regions
+                .keys()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "  time is compressed: one tick = {} of orchestrator time, about {:.1} s real\n",
+            policy.fleet.tick,
+            run.boot.as_secs_f64()
+        );
+        println!("From an empty fleet to the policy:");
+    }
+    let mut converged_after = None;
+    let mut quiet = 0;
+    for _ in 0..30 {
+        let (report, full) = run.tick().await?;
+        quiet = if full && report.plan.actions.is_empty() {
+            quiet + 1
+        } else {
+            0
+        };
+        if quiet == 1 {
+            converged_after = Some(report.summary.number);
+            break;
+        }
+    }
+    let converged_after = converged_after.context("the fleet did not converge in 30 ticks")?;
+    let fleet = run.rows();
+    // The provider with the most live nodes goes dark.
+    let mut per_provider = std::collections::BTreeMap::<&str, usize>::new();
+    for row in &fleet {
+        if row.status == Status::Active {
+            *per_provider.entry(row.provider.as_str()).or_default() += 1;
+        }
+    }
+    let victim = per_provider
+        .iter()
+        .max_by_key(|(p, n)| (**n, std::cmp::Reverse(**p)))
+        .map(|(p, _)| (*p).to_owned())
+        .context("no live nodes")?;
+    if !json {
+        println!("\nConverged after {converged_after} ticks:\n");
+        print!("{}", fleet_table(&fleet));
+        println!("\n{victim} goes dark (every call answers 503); the others carry on:");
+    }
+    let api = crate::sim::api(victim.as_str()).context("victim has a simulator API")?;
+    sim.set_faults(api, Faults::dark(Dark::Unavailable));
+    let outage_tick = run.timeline.last().map_or(0, |t| t.tick);
+    let mut recovered_after = None;
+    for _ in 0..30 {
+        let (report, full) = run.tick().await?;
+        let excluded = report.scores.dark.contains(&victim);
+        if full && excluded {
+            recovered_after = Some(report.summary.number - outage_tick);
+            break;
+        }
+    }
+    let recovered_after =
+        recovered_after.context("the fleet did not recover from the outage in 30 ticks")?;
+    let fleet_after = run.rows();
+    let tick_seconds = policy.fleet.tick.0.as_secs();
+    let wall_seconds = run.started.elapsed().as_secs_f64();
+    sim.shutdown().await;
+    if json {
+        let report = DemoReport {
+            converged_after,
+            fleet,
+            dark_provider: victim,
+            recovered_after,
+            fleet_after,
+            timeline: run.timeline,
+            tick_seconds,
+            wall_seconds,
+        };
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    println!("\nAfter the outage:\n");
+    print!("{}", fleet_table(&fleet_after));
+    println!(
+        "\n{victim} is dark; every region is back at its minimums after {recovered_after} ticks \
+         ({} min of orchestrator time), on the other providers. Real time: {wall_seconds:.1} s.",
+        recovered_after * tick_seconds / 60
+    );
     Ok(())
 }

@@ -1,21 +1,50 @@
 //! `damm`: the DAMM command-line tool.
 
-mod demo;
-#[cfg(feature = "sim")]
-mod demo_sim;
-
-use std::io::Write;
+use std::io::{BufRead as _, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use damm_fleet::{Mode, Policy};
+use damm_orchestrator::engine::{Engine, Options, wall_clock};
+use damm_orchestrator::report;
+use damm_orchestrator::serve::{self, Shared, Stop};
+use damm_orchestrator::state::{FileStore, StateStore};
 use serde::Serialize;
 
 /// DAMM: a censorship-resistant WireGuard fleet stitched from many providers.
 #[derive(Debug, Parser)]
 #[command(name = "damm", version, about)]
 struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the policy, the state and the adapters' settings are.
+#[derive(Debug, Args)]
+struct Files {
+    /// Policy file (default: the embedded policy/default.toml).
+    #[arg(long, env = "DAMM_POLICY")]
+    policy: Option<PathBuf>,
+    /// State file.
+    #[arg(long, env = "DAMM_STATE", default_value = "damm-state.json")]
+    state: PathBuf,
+    /// Adapters' settings (TOML, one [PROVIDER] section each); secrets come from the
+    /// environment (`DAMM_<ADAPTER>_TOKEN` or `DAMM_<ADAPTER>_TOKEN_FILE`).
+    #[arg(long, env = "DAMM_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -26,8 +55,65 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run a local demonstration fleet on 127.0.0.1: no credentials, no network.
+    /// Run the orchestrator on the built-in provider simulator (loopback, no credentials):
+    /// from an empty fleet to the default policy, then one provider goes dark.
     Demo {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what one tick would change. Mutates nothing, not even the state file.
+    Plan {
+        #[command(flatten)]
+        files: Files,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one tick in apply mode.
+    Apply {
+        #[command(flatten)]
+        files: Files,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the tick loop as a service, with /healthz, /metrics, /v1/state and /v1/plan.
+    Serve {
+        #[command(flatten)]
+        files: Files,
+        /// HTTP listen address.
+        #[arg(long, env = "DAMM_LISTEN", default_value = "127.0.0.1:9477")]
+        listen: SocketAddr,
+    },
+    /// Show the fleet from the state file.
+    Status {
+        /// State file.
+        #[arg(long, env = "DAMM_STATE", default_value = "damm-state.json")]
+        state: PathBuf,
+        /// Policy file, for the capacity line (default: the embedded default).
+        #[arg(long, env = "DAMM_POLICY")]
+        policy: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file; errors name the file, line, column and field.
+    Check {
+        /// The policy file.
+        file: PathBuf,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -35,29 +121,259 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DAMM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logs(cli.log_format, &cli.command);
     let result = match cli.command {
         Command::Adapters { json } => adapters(json),
-        Command::Demo { json } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(demo::run(json))),
+        Command::Policy {
+            command: PolicyCommand::Check { file, json },
+        } => policy_check(&file, json),
+        Command::Status {
+            state,
+            policy,
+            json,
+        } => status(&state, policy.as_deref(), json),
+        command => runtime().and_then(|rt| rt.block_on(run_async(command))),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("damm: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn init_logs(format: LogFormat, command: &Command) {
+    let default = match command {
+        Command::Serve { .. } => "info",
+        Command::Demo { .. } => "error",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DAMM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Demo { json } => demo(json).await,
+        Command::Plan { files, json } => {
+            let mut engine = engine(&files, true).await?;
+            let report = engine.tick(Mode::Plan, false).await?;
+            if json {
+                print_json(&report.plan)?;
+            } else {
+                print!("{}", report::plan_diff(&report.plan));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Apply { files, yes, json } => apply(&files, yes, json).await,
+        Command::Serve { files, listen } => serve_cmd(&files, listen).await,
+        Command::Adapters { .. } | Command::Status { .. } | Command::Policy { .. } => {
+            unreachable!("handled without a runtime")
+        }
+    }
+}
+
+#[cfg(feature = "sim")]
+async fn demo(json: bool) -> anyhow::Result<ExitCode> {
+    damm_orchestrator::demo::run(json).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "sim"))]
+async fn demo(_json: bool) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("this build has no provider simulator; rebuild with `--features sim`")
+}
+
+fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
+    match path {
+        Some(path) => Ok(Policy::load(path)?),
+        None => Ok(Policy::default_policy()),
+    }
+}
+
+/// An engine over the policy's providers. `read_only` opens the state without the lock
+/// and never writes it.
+async fn engine(files: &Files, read_only: bool) -> anyhow::Result<Engine> {
+    let policy = load_policy(files.policy.as_deref())?;
+    let providers = damm_orchestrator::providers::build(&policy, files.config.as_deref()).await?;
+    let store: Box<dyn StateStore> = if read_only {
+        Box::new(FileStore::read_only(&files.state))
+    } else {
+        Box::new(FileStore::open(&files.state)?)
+    };
+    Engine::new(policy, providers, store, wall_clock(), Options::default())
+}
+
+async fn apply(files: &Files, yes: bool, json: bool) -> anyhow::Result<ExitCode> {
+    if !yes {
+        // Show the plan first, then ask.
+        let mut preview = engine(files, true).await?;
+        let report = preview.tick(Mode::Plan, false).await?;
+        print!("{}", report::plan_diff(&report.plan));
+        if report.plan.actions.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprint!("Apply these changes? Only `yes` is accepted: ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            eprintln!("damm: nothing applied");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let mut engine = engine(files, false).await?;
+    let report = engine.tick(Mode::Apply, true).await?;
+    if json {
+        print_json(&serde_json::json!({ "plan": report.plan, "summary": report.summary }))?;
+    } else {
+        if yes {
+            print!("{}", report::plan_diff(&report.plan));
+        }
+        let s = &report.summary;
+        println!(
+            "Applied {} of {} actions ({} failed); state serial {}.",
+            s.applied,
+            s.planned,
+            s.failed,
+            engine.state().serial
+        );
+    }
+    Ok(if report.summary.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn serve_cmd(files: &Files, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+    let engine = engine(files, false).await?;
+    let mode = engine.policy().fleet.mode;
+    let shared: Shared = Shared::default();
+    let (addr, server) = serve::http(listen, Arc::clone(&shared)).await?;
+    tracing::info!(
+        %addr,
+        mode = serve::describe_mode(mode),
+        tick = %engine.policy().fleet.tick,
+        "damm serve: listening"
+    );
+    let stop = Arc::new(Stop::default());
+    let signals = {
+        let stop = Arc::clone(&stop);
+        async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("stop requested: finishing the current step");
+            stop.request();
+            anyhow::Ok(())
+        }
+    };
+    tokio::spawn(signals);
+    let server = tokio::spawn(server);
+    serve::run_loop(engine, shared, stop).await?;
+    server.abort();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(path: &Path, policy: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+    let policy = load_policy(policy)?;
+    let Some(state) = FileStore::read_only(path).load()? else {
+        anyhow::bail!(
+            "{}: no state yet (run `damm apply` or `damm serve` first)",
+            path.display()
+        );
+    };
+    let now = state
+        .orchestrator
+        .last_tick
+        .at
+        .unwrap_or_else(chrono::Utc::now);
+    let scores = state.scores.snapshot(now, &policy.scoring);
+    let rows = report::fleet_rows(&state, &scores);
+    if json {
+        print_json(&serde_json::json!({
+            "fleet": state.fleet,
+            "serial": state.serial,
+            "lastTick": state.orchestrator.last_tick,
+            "dark": scores.dark,
+            "nodes": rows,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let t = &state.orchestrator.last_tick;
+    println!(
+        "fleet {} · state serial {} · tick {} at {}",
+        state.fleet,
+        state.serial,
+        t.number,
+        t.at.map_or("-".to_owned(), |a| a.to_rfc3339())
+    );
+    print!("{}", report::fleet_table(&rows));
+    println!("{}", report::capacity_line(&state, &scores, &policy));
+    for (p, b) in &state.scores.breakers {
+        if b.is_open() {
+            println!(
+                "provider {p}: DARK (breaker open; last error: {})",
+                b.last_error.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn policy_check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    match Policy::load(file) {
+        Ok(policy) => {
+            if json {
+                print_json(&serde_json::json!({ "ok": true, "policy": policy }))?;
+            } else {
+                println!(
+                    "{}: ok (fleet {}, {} providers, {} regions, mode {})",
+                    file.display(),
+                    policy.fleet.id,
+                    policy.providers.len(),
+                    policy.regions.len(),
+                    policy.fleet.mode
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if json {
+                print_json(&serde_json::json!({ "ok": false, "error": e.to_string(),
+                    "line": e.line, "column": e.column, "field": e.field, "message": e.message }))?;
+            } else {
+                eprintln!("{e}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).context("writing JSON")?;
+    writeln!(out)?;
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]
@@ -68,7 +384,7 @@ struct AdapterRow {
     summary: Option<&'static str>,
 }
 
-fn adapters(json: bool) -> anyhow::Result<()> {
+fn adapters(json: bool) -> anyhow::Result<ExitCode> {
     let compiled = damm_registry::compiled();
     let rows: Vec<AdapterRow> = damm_registry::known()
         .iter()
@@ -82,12 +398,11 @@ fn adapters(json: bool) -> anyhow::Result<()> {
             }
         })
         .collect();
-    let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "adapters": rows }))?;
-        writeln!(out)?;
-        return Ok(());
+        print_json(&serde_json::json!({ "adapters": rows }))?;
+        return Ok(ExitCode::SUCCESS);
     }
+    let mut out = std::io::stdout().lock();
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(7);
     writeln!(out, "{:width$}  {:32}  SUMMARY", "ADAPTER", "CAPABILITIES")?;
     for row in rows.iter().filter(|r| r.compiled) {
@@ -111,5 +426,5 @@ fn adapters(json: bool) -> anyhow::Result<()> {
             missing.join(", ")
         )?;
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
