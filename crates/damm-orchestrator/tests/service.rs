@@ -1,0 +1,214 @@
+//! The `damm` binary against the simulator, as an operator runs it: `policy check`, `plan`
+//! (mutates nothing), `apply --yes`, `status`, and `serve` with its HTTP API and a clean
+//! SIGTERM.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use damm_sim::{SimConfig, SimHandle};
+
+const POLICY: &str = r#"
+[fleet]
+id = "svc"
+tick = "1s"
+mode = "apply"
+[limits]
+creates_per_tick = 3
+retires_per_tick = 3
+monthly_spend_cap = 100.0
+[providers.hetzner]
+max_nodes = 4
+regions = ["eu-central"]
+prices = { small = 4.59 }
+[regions.eu-central]
+ingress = { min = 2, max = 3 }
+egress = { min = 0, max = 0 }
+min_providers = 1
+rotate_ingress_after = "6h"
+rotate_egress_after = "7d"
+"#;
+
+async fn sim() -> SimHandle {
+    let config = SimConfig {
+        boot_delay: Duration::from_millis(50),
+        ..SimConfig::default()
+    };
+    damm_sim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn damm(sim: &SimHandle, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_damm"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("DAMM_LOG")
+        .env("DAMM_POLICY", dir.join("policy.toml"))
+        .env("DAMM_STATE", dir.join("state.json"))
+        .env("DAMM_HETZNER_API_URL", sim.url(damm_sim::Provider::Hetzner))
+        .env("DAMM_HETZNER_TOKEN", sim.token());
+    cmd
+}
+
+fn run(mut cmd: Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_apply_status_and_policy_check() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("policy.toml"), POLICY).unwrap();
+
+    let (ok, out, err) = run(damm(&sim, d, &["policy", "check", "policy.toml"]));
+    assert!(ok && out.contains("ok"), "{out}{err}");
+    std::fs::write(d.join("bad.toml"), POLICY.replace("max = 3", "max = 1")).unwrap();
+    let (ok, _, err) = run(damm(&sim, d, &["policy", "check", "bad.toml"]));
+    assert!(!ok);
+    let line = POLICY
+        .lines()
+        .position(|l| l.starts_with("ingress ="))
+        .unwrap()
+        + 1;
+    assert!(err.starts_with(&format!("bad.toml:{line}:")), "{err}");
+    assert!(err.contains("regions.eu-central.ingress.min"), "{err}");
+
+    let (ok, out, err) = run(damm(&sim, d, &["plan"]));
+    assert!(ok, "{err}");
+    assert!(out.starts_with("Plan: 2 to create"), "{out}");
+    assert!(!d.join("state.json").exists(), "plan wrote state");
+
+    // apply without --yes asks, and anything but `yes` applies nothing.
+    let mut cmd = damm(&sim, d, &["apply"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"no\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(!d.join("state.json").exists());
+
+    let (ok, out, err) = run(damm(&sim, d, &["apply", "--yes", "--json"]));
+    assert!(ok, "{err}");
+    let applied: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(applied["summary"]["applied"], 2);
+
+    let (ok, out, err) = run(damm(&sim, d, &["status", "--json"]));
+    assert!(ok, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 2);
+    let (ok, table, _) = run(damm(&sim, d, &["status"]));
+    assert!(
+        ok && table.contains("REGION") && table.contains("hetzner"),
+        "{table}"
+    );
+    // The token never shows up anywhere the tool writes.
+    let state = std::fs::read_to_string(d.join("state.json")).unwrap();
+    assert!(!state.contains(sim.token()) && !table.contains(sim.token()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_answers_http_and_stops_cleanly_on_sigterm() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("policy.toml"), POLICY).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = damm(
+        &sim,
+        d,
+        &["serve", "--listen", &addr, "--log-format", "json"],
+    );
+    cmd.stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    // Wait for two ticks: the fleet is created, then probed healthy.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let state = loop {
+        assert!(Instant::now() < deadline, "serve never reached two ticks");
+        if let Ok(_s) = TcpStream::connect(&addr) {
+            let (code, body) = get(&addr, "/v1/state");
+            if code == 200 {
+                let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+                if state["orchestrator"]["lastTick"]["number"].as_u64() >= Some(2) {
+                    break state;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(state["nodes"].as_object().unwrap().len(), 2);
+    assert!(state["orchestrator"]["desiredFleet"].is_array());
+    let (code, body) = get(&addr, "/healthz");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = get(&addr, "/metrics");
+    assert_eq!(code, 200);
+    assert!(body.contains("# TYPE damm_nodes gauge"), "{body}");
+    assert!(body.contains("damm_nodes{provider=\"hetzner\",region=\"eu-central\",role=\"ingress\",status=\"active\"} 2"), "{body}");
+    let (code, body) = get(&addr, "/v1/plan");
+    assert_eq!(code, 200);
+    let _: serde_json::Value = serde_json::from_str(&body).unwrap();
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve exited with {status}");
+    let logs = logs.join().unwrap();
+    assert!(
+        logs.iter()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter().any(|l| l.contains("state persisted")),
+        "{logs:?}"
+    );
+    assert!(logs.iter().all(|l| !l.contains(sim.token())));
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("state.json")).unwrap()).unwrap();
+    assert!(saved["serial"].as_u64().unwrap() >= 2);
+}
