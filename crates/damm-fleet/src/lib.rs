@@ -16,6 +16,7 @@
 //! ```
 
 pub mod duration;
+pub mod fasthash;
 pub mod model;
 pub mod plan;
 pub mod policy;

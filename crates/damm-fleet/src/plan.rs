@@ -24,9 +24,10 @@ use chrono::{DateTime, Utc};
 use damm_provider::{IdempotencyKey, NodeRole, NodeState, Region};
 use serde::{Deserialize, Serialize};
 
+use crate::fasthash::FastMap;
 use crate::model::{AddressKind, Fleet, FleetNode, Status};
-use crate::policy::Policy;
-use crate::score::Scores;
+use crate::policy::{Policy, RegionPolicy};
+use crate::score::{Score, Scores};
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -271,7 +272,7 @@ struct Planner<'a> {
     policy: &'a Policy,
     scores: &'a Scores,
     now: DateTime<Utc>,
-    /// Indices of owned nodes at allowlisted providers, sorted by key.
+    /// Indices of owned nodes at allowlisted providers, in input order.
     nodes: Vec<usize>,
     health: Vec<Health>,
     /// Final status per node index (None: retired this tick).
@@ -286,81 +287,98 @@ struct Planner<'a> {
     spend_cents: u64,
     serial: u64,
     provider_health: BTreeMap<&'a str, f64>,
-    /// Node indices per region and role, sorted by key.
-    groups: BTreeMap<(&'a Region, NodeRole), Vec<usize>>,
+    /// Node indices per region and role, in input order.
+    groups: FastMap<(&'a Region, NodeRole), Vec<usize>>,
     /// Node index per key.
-    by_key: BTreeMap<&'a IdempotencyKey, usize>,
+    by_key: FastMap<&'a str, usize>,
+    /// Per node index: its score (0 when unscored).
+    value: Vec<f64>,
+    /// Per node index: clients report it blocked.
+    blocked: Vec<bool>,
+    /// Per node index: published longer than its role's rotation age.
+    aged: Vec<bool>,
+    /// Per node index: its region's policy (None: the region is no longer allowed).
+    region_policy: Vec<Option<&'a RegionPolicy>>,
 }
 
 impl<'a> Planner<'a> {
     fn new(fleet: &'a Fleet, policy: &'a Policy, scores: &'a Scores, now: DateTime<Utc>) -> Self {
-        let mut nodes: Vec<usize> = (0..fleet.nodes.len())
-            .filter(|&i| {
-                let n = &fleet.nodes[i];
-                n.owned && policy.providers.contains_key(&n.provider)
-            })
-            .collect();
-        nodes.sort_by(|&a, &b| fleet.nodes[a].key.cmp(&fleet.nodes[b].key));
-        let mut nodes_at: BTreeMap<&str, u32> = BTreeMap::new();
-        let mut spend_cents = 0;
-        let mut health_sum: BTreeMap<&str, (f64, u32)> = BTreeMap::new();
-        for &i in &nodes {
-            let n = &fleet.nodes[i];
-            *nodes_at.entry(&n.provider).or_default() += 1;
-            spend_cents += policy.providers[&n.provider].node_cents();
-            if let Some(s) = scores.get(n.key.as_str()) {
-                let e = health_sum.entry(&n.provider).or_default();
-                e.0 += s.value;
-                e.1 += 1;
-            }
-        }
-        let mut groups: BTreeMap<(&Region, NodeRole), Vec<usize>> = BTreeMap::new();
-        let mut by_key = BTreeMap::new();
-        for &i in &nodes {
-            let n = &fleet.nodes[i];
-            groups.entry((&n.region, n.role)).or_default().push(i);
-            by_key.insert(&n.key, i);
-        }
-        let provider_health = health_sum
-            .into_iter()
-            .map(|(p, (sum, n))| (p, sum / f64::from(n)))
-            .collect();
+        let count = fleet.nodes.len();
         let mut planner = Planner {
             fleet,
             policy,
             scores,
             now,
-            health: vec![Health::Pending; fleet.nodes.len()],
+            health: vec![Health::Pending; count],
             status: fleet.nodes.iter().map(|n| Some(n.status)).collect(),
-            nodes,
+            nodes: Vec::with_capacity(count),
             actions: Vec::new(),
             refused: Vec::new(),
             creates: Vec::new(),
             creates_total: 0,
             retires_total: 0,
             created_at: BTreeMap::new(),
-            nodes_at,
-            spend_cents,
+            nodes_at: BTreeMap::new(),
+            spend_cents: 0,
             serial: fleet.next_serial,
-            provider_health,
-            groups,
-            by_key,
+            provider_health: BTreeMap::new(),
+            groups: FastMap::default(),
+            by_key: FastMap::with_capacity_and_hasher(count, Default::default()),
+            value: vec![0.0; count],
+            blocked: vec![false; count],
+            aged: vec![false; count],
+            region_policy: vec![None; count],
         };
-        for k in 0..planner.nodes.len() {
-            let i = planner.nodes[k];
-            planner.health[i] = planner.classify(&fleet.nodes[i]);
+        // One pass, in input order (the shell passes nodes sorted by key): the fleet is
+        // large and this loop is memory-bound.
+        let mut health_sum: BTreeMap<&str, (f64, u32)> = BTreeMap::new();
+        for (i, n) in fleet.nodes.iter().enumerate() {
+            if !n.owned {
+                continue;
+            }
+            let Some((provider, p)) = policy.providers.get_key_value(&n.provider) else {
+                continue;
+            };
+            let provider = provider.as_str();
+            planner.nodes.push(i);
+            *planner.nodes_at.entry(provider).or_default() += 1;
+            planner.spend_cents += p.node_cents();
+            planner
+                .groups
+                .entry((&n.region, n.role))
+                .or_default()
+                .push(i);
+            planner.by_key.insert(n.key.as_str(), i);
+            let score = scores.get(n.key.as_str());
+            let region = policy.regions.get(&n.region);
+            planner.health[i] = planner.classify(n, score, region.is_some());
+            if let Some(s) = score {
+                planner.value[i] = s.value;
+                planner.blocked[i] = s.blocked;
+                let e = health_sum.entry(provider).or_default();
+                e.0 += s.value;
+                e.1 += 1;
+            }
+            // Exposure starts when the node is published, not when it was created; a spare
+            // promoted by this plan starts fresh.
+            planner.aged[i] = n.status == Status::Active
+                && region.is_some_and(|r| now - n.status_since >= r.rotate_after(n.role).chrono());
+            planner.region_policy[i] = region;
         }
+        planner.provider_health = health_sum
+            .into_iter()
+            .map(|(p, (sum, n))| (p, sum / f64::from(n)))
+            .collect();
         planner
     }
 
-    fn classify(&self, n: &FleetNode) -> Health {
+    fn classify(&self, n: &FleetNode, score: Option<&Score>, region_allowed: bool) -> Health {
         if self.scores.dark.contains(&n.provider) {
             return Health::Failed("provider dark");
         }
-        if !self.policy.regions.contains_key(&n.region) {
+        if !region_allowed {
             return Health::Failed("region no longer allowed");
         }
-        let score = self.scores.get(n.key.as_str());
         let scored = score.is_some_and(|s| s.confidence > 0.0);
         let young = self.now - n.created_at < self.policy.lifecycle.boot_timeout.chrono();
         match n.state {
@@ -385,15 +403,11 @@ impl<'a> Planner<'a> {
     }
 
     fn value(&self, i: usize) -> f64 {
-        self.scores
-            .get(self.node(i).key.as_str())
-            .map_or(0.0, |s| s.value)
+        self.value[i]
     }
 
     fn blocked(&self, i: usize) -> bool {
-        self.scores
-            .get(self.node(i).key.as_str())
-            .is_some_and(|s| s.blocked)
+        self.blocked[i]
     }
 
     fn run(mut self) -> Plan {
@@ -479,22 +493,14 @@ impl<'a> Planner<'a> {
     /// The live and coming nodes of one region and role, after this tick's decisions so far.
     fn view(&self, region: &Region, role: NodeRole) -> View {
         let mut view = View::default();
-        let rotate = self
-            .policy
-            .regions
-            .get(region)
-            .map(|r| r.rotate_after(role).chrono());
         for &i in self
             .groups
             .get(&(region, role))
             .map_or(&[][..], Vec::as_slice)
         {
-            let n = self.node(i);
             match (self.status[i], self.health[i]) {
                 (Some(Status::Active), Health::Healthy) => {
-                    // Exposure starts when the node is published, not when it was created.
-                    let old = rotate.is_some_and(|age| self.now - n.status_since >= age);
-                    if old || self.blocked(i) {
+                    if self.aged[i] || self.blocked(i) {
                         view.due.push(i);
                     } else {
                         view.keep.push(i);
@@ -842,21 +848,25 @@ impl<'a> Planner<'a> {
         let view = self.view(region, role);
         let live = view.keep.len() + view.due.len();
         if live > bounds.max as usize {
-            let mut candidates: Vec<usize> = view.due.iter().chain(&view.keep).copied().collect();
+            let candidates: Vec<usize> = view.due.iter().chain(&view.keep).copied().collect();
             let mut per_provider: BTreeMap<&str, usize> = BTreeMap::new();
             for &i in &candidates {
                 *per_provider
                     .entry(self.node(i).provider.as_str())
                     .or_default() += 1;
             }
-            candidates.sort_by(|&a, &b| {
+            let mut ranked: Vec<(usize, usize)> = candidates
+                .iter()
+                .map(|&i| (i, per_provider[self.node(i).provider.as_str()]))
+                .collect();
+            ranked.sort_by(|&(a, ca), &(b, cb)| {
                 let (na, nb) = (self.node(a), self.node(b));
-                per_provider[nb.provider.as_str()]
-                    .cmp(&per_provider[na.provider.as_str()])
+                cb.cmp(&ca)
                     .then(self.value(a).total_cmp(&self.value(b)))
                     .then(na.created_at.cmp(&nb.created_at))
                     .then(na.key.cmp(&nb.key))
             });
+            let candidates: Vec<usize> = ranked.into_iter().map(|(i, _)| i).collect();
             let surplus = live - (bounds.max as usize).max(floor.min(live));
             for &i in candidates.iter().take(surplus) {
                 self.drain(i, "surplus above max");
@@ -878,23 +888,24 @@ impl<'a> Planner<'a> {
     }
 
     fn addresses(&mut self) {
-        let mut has: BTreeSet<(&IdempotencyKey, AddressKind)> = BTreeSet::new();
+        // Per node index: holds a front door (bit 0) / an egress address (bit 1).
+        let mut has: Vec<u8> = vec![0; self.fleet.nodes.len()];
+        let bit = |kind: AddressKind| match kind {
+            AddressKind::Frontdoor => 1u8,
+            AddressKind::EgressIp => 2u8,
+        };
         for a in &self.fleet.addresses {
             if !a.owned || !self.policy.providers.contains_key(&a.provider) {
                 continue;
             }
             let serving = a.node.as_ref().and_then(|k| {
                 self.by_key
-                    .get(k)
+                    .get(k.as_str())
                     .copied()
                     .filter(|&i| matches!(self.status[i], Some(Status::Active | Status::Spare)))
             });
             match serving {
-                Some(_) => {
-                    if let Some(node) = &a.node {
-                        has.insert((node, a.kind));
-                    }
-                }
+                Some(i) => has[i] |= bit(a.kind),
                 None if self.dark(&a.provider) => {}
                 None => self.actions.push(Action::Release {
                     key: a.key.clone(),
@@ -914,7 +925,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let (Some(r), Some(p)) = (
-                self.policy.regions.get(&n.region),
+                self.region_policy[i],
                 self.policy.providers.get(&n.provider),
             ) else {
                 continue;
@@ -924,7 +935,7 @@ impl<'a> Planner<'a> {
                 NodeRole::Egress if r.egress_ips && p.egress_ips => AddressKind::EgressIp,
                 _ => continue,
             };
-            if has.contains(&(&n.key, kind)) {
+            if has[i] & bit(kind) != 0 {
                 continue;
             }
             let suffix = match kind {
@@ -973,8 +984,8 @@ impl<'a> Planner<'a> {
                 })
             })
             .collect();
+        // Existing nodes in key order, then this plan's creates in the order planned.
         desired.extend(self.creates);
-        desired.sort_by(|a, b| (&a.region, a.role, &a.key).cmp(&(&b.region, b.role, &b.key)));
         Plan {
             actions: self.actions,
             refused: self.refused,

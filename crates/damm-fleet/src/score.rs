@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::fasthash::FastMap;
 use crate::policy::{Breaker, Scoring};
 
 /// A decayed weighted mean.
@@ -292,11 +293,12 @@ fn score(record: &Record, now: DateTime<Utc>, scoring: &Scoring) -> Score {
     }
 }
 
-/// Scores at one instant: what the planner reads.
+/// Scores at one instant: what the planner reads (a hash map: the planner looks up every
+/// node's score once per plan).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     /// Per component key.
-    pub components: BTreeMap<String, Score>,
+    pub components: FastMap<String, Score>,
     /// Providers whose breaker is open.
     pub dark: BTreeSet<String>,
 }
