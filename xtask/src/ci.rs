@@ -36,6 +36,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             "warnings",
         ],
     )?;
+    // The aws adapter's tests run against moto's EC2 emulator.
+    crate::moto::ensure(root)?;
+    // damm-catalog's interop test checks its signatures with the stock minisign.
+    crate::tools::ensure_debian_packages(&["minisign"])?;
     if has_nextest() {
         step(
             root,

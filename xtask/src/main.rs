@@ -2,11 +2,16 @@
 //!
 //! - `ci`: exactly what CI runs (fmt check, clippy `-D warnings` on all targets and
 //!   features, the tests, one build per adapter, the new-adapter smoke run).
+//! - `scenario NAME`: scenario runs against the simulator, in release mode, with figures.
 //! - `new-adapter NAME --capabilities a,b`: a compiling adapter crate with the standard
 //!   file set, its registry line and features, and a conformance test.
+//! - `moto`: installs moto's AWS emulator (PyPI) into `target/moto-venv` for the aws tests.
 
 mod ci;
+mod moto;
 mod scaffold;
+mod scenario;
+mod tools;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +20,9 @@ use anyhow::{Context as _, bail};
 const USAGE: &str = "usage:
   cargo xtask ci [--skip-smoke]
   cargo xtask smoke            (the new-adapter smoke run alone, in a copy of the workspace)
+  cargo xtask moto             (install moto's AWS emulator into target/moto-venv for the aws tests)
+  cargo xtask scenario probe [--nodes N] [--latency-ms MS] [--concurrency N]
+                               (release build; prints figures)
   cargo xtask new-adapter NAME --capabilities CAP[,CAP...]
       CAP: compute, ingress, egress, overlay, cdn_front, tunnel_term";
 
@@ -30,6 +38,8 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(&root, &args[1..]),
         Some("smoke") => scaffold::smoke(&root),
+        Some("scenario") => scenario::run(&root, &args[1..]),
+        Some("moto") => moto::ensure(&root),
         Some("new-adapter") => {
             let (name, caps) = parse_new_adapter(&args[1..])?;
             scaffold::new_adapter(&root, &name, &caps)?;

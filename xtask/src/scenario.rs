@@ -1,0 +1,41 @@
+//! `cargo xtask scenario NAME [ARGS]`: builds `damm` and `damm-scenario` in release mode
+//! and runs the scenario, which prints its figures.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    if args.is_empty() {
+        bail!("usage: cargo xtask scenario probe [--nodes N] [--latency-ms MS] [--concurrency N]");
+    }
+    crate::ci::step(
+        root,
+        "build (release)",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "damm-orchestrator",
+            "-p",
+            "damm-tests",
+            "--bin",
+            "damm",
+            "--bin",
+            "damm-scenario",
+        ],
+    )?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
+    let exe = target.join("release").join("damm-scenario");
+    let status = Command::new(&exe)
+        .args(args)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("running {}", exe.display()))?;
+    if !status.success() {
+        bail!("scenario failed ({status})");
+    }
+    Ok(())
+}
