@@ -15,6 +15,7 @@
 //! assert_eq!(plan.actions.len() as u32, policy.limits.creates_per_tick);
 //! ```
 
+pub mod compose;
 pub mod duration;
 pub mod fasthash;
 pub mod model;
@@ -22,6 +23,7 @@ pub mod plan;
 pub mod policy;
 pub mod score;
 
+pub use compose::{Composition, Entry, Transport, compose};
 pub use duration::Span;
 pub use model::{AddressKind, Fleet, FleetAddress, FleetNode, Status};
 pub use plan::{Action, DesiredNode, Plan, Refusal, plan};

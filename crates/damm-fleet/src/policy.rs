@@ -39,6 +39,9 @@ pub struct Policy {
     /// Timers of a node's life.
     #[serde(default)]
     pub lifecycle: Lifecycle,
+    /// The catalog's paths: how many per region and how each transport weighs.
+    #[serde(default)]
+    pub paths: Paths,
     /// The provider allowlist: only providers named here are ever used.
     pub providers: BTreeMap<String, ProviderPolicy>,
     /// The region allowlist and each region's targets.
@@ -182,6 +185,34 @@ impl Default for Lifecycle {
             boot_timeout: Span::secs(600),
             drain_grace: Span::secs(120),
             orphan_grace: Span::secs(900),
+        }
+    }
+}
+
+/// `[paths]`: what the catalog publishes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Paths {
+    /// Paths per region in the catalog.
+    pub top_k: u32,
+    /// Weight of bare WireGuard to an ingress address (T0): easy to block by address.
+    pub t0: f64,
+    /// Weight of a CDN-fronted hostname (T3): blocking it means blocking the CDN.
+    pub t3: f64,
+    /// Weight of an overlay address.
+    pub overlay: f64,
+    /// How long a published catalog stays valid.
+    pub catalog_ttl: Span,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            top_k: 4,
+            t0: 0.7,
+            t3: 1.0,
+            overlay: 0.85,
+            catalog_ttl: Span::secs(3600),
         }
     }
 }
@@ -418,6 +449,24 @@ impl Policy {
             return Err((
                 at(&["scoring", "weights"]),
                 "at least one weight must be positive".into(),
+            ));
+        }
+        for (name, value) in [
+            ("t0", self.paths.t0),
+            ("t3", self.paths.t3),
+            ("overlay", self.paths.overlay),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err((at(&["paths", name]), "must be between 0 and 1".into()));
+            }
+        }
+        if self.paths.top_k == 0 {
+            return Err((at(&["paths", "top_k"]), "must be at least 1".into()));
+        }
+        if self.paths.catalog_ttl.0.is_zero() {
+            return Err((
+                at(&["paths", "catalog_ttl"]),
+                "must be longer than zero".into(),
             ));
         }
         if s.breaker.failures == 0 {

@@ -35,6 +35,12 @@ pub struct DemoTick {
     pub capacity_percent: f64,
     /// The capacity line.
     pub capacity: String,
+    /// Version of the catalog published after the tick.
+    pub catalog_version: u64,
+    /// Paths per region in that catalog.
+    pub catalog_paths: std::collections::BTreeMap<String, usize>,
+    /// Providers any published path depends on.
+    pub catalog_providers: Vec<String>,
 }
 
 /// What the demo showed.
@@ -105,15 +111,42 @@ impl Run {
         let minute = (self.clock.now() - self.timeline_start()).num_seconds() as f64 / 60.0;
         let dark: Vec<String> = report.scores.dark.iter().cloned().collect();
         let s = &report.summary;
+        let (catalog_version, catalog_paths, catalog_providers) = match &report.catalog {
+            Some(c) => (
+                c.version,
+                c.regions
+                    .iter()
+                    .map(|(r, p)| (r.clone(), p.paths.len()))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+                c.regions
+                    .values()
+                    .flat_map(|r| r.paths.iter())
+                    .flat_map(|p| p.providers())
+                    .map(str::to_owned)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+            ),
+            None => (0, Default::default(), Vec::new()),
+        };
         if !self.json {
             let dark_note = if dark.is_empty() {
                 String::new()
             } else {
                 format!(" · dark: {}", dark.join(","))
             };
+            let paths: Vec<String> = catalog_paths.values().map(ToString::to_string).collect();
             println!(
-                "  [{minute:>4.0} min] tick {:>2}: {:>2} applied, {} failed · {line}{dark_note}",
-                s.number, s.applied, s.failed
+                "  [{minute:>4.0} min] tick {:>2}: {:>2} applied, {} failed · {line} · catalog v{catalog_version}: {} paths via {}{dark_note}",
+                s.number,
+                s.applied,
+                s.failed,
+                paths.join("+"),
+                if catalog_providers.is_empty() {
+                    "-".to_owned()
+                } else {
+                    catalog_providers.join(",")
+                }
             );
         }
         let full = want > 0 && have == want;
@@ -129,6 +162,9 @@ impl Run {
                 100.0 * have as f64 / want as f64
             },
             capacity: line,
+            catalog_version,
+            catalog_paths,
+            catalog_providers,
         });
         // Let the simulator boot what was just created, then move the clock one tick.
         tokio::time::sleep(self.boot).await;
@@ -174,13 +210,20 @@ pub async fn run(json: bool) -> anyhow::Result<()> {
         call_timeout: Duration::from_secs(20),
         ..Options::default()
     };
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         policy.clone(),
         providers,
         Box::new(store),
         clock.clock(),
         options,
     )?;
+    // Fresh keys for this run: every tick publishes a signed catalog into the temp dir.
+    engine.set_publisher(
+        std::sync::Arc::new(crate::publish::Keys::generate()),
+        crate::publish::Sink {
+            path: dir.path().join("catalog.json"),
+        },
+    );
     let mut run = Run {
         engine,
         clock,
@@ -255,7 +298,13 @@ pub async fn run(json: bool) -> anyhow::Result<()> {
     let mut recovered_after = None;
     for _ in 0..30 {
         let (report, full) = run.tick().await?;
-        let excluded = report.scores.dark.contains(&victim);
+        let excluded = report.scores.dark.contains(&victim)
+            && report.catalog.as_ref().is_some_and(|c| {
+                c.regions
+                    .values()
+                    .flat_map(|r| r.paths.iter())
+                    .all(|p| !p.providers().contains(&victim.as_str()))
+            });
         if full && excluded {
             recovered_after = Some(report.summary.number - outage_tick);
             break;

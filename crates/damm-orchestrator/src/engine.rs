@@ -18,6 +18,7 @@ use futures::StreamExt as _;
 use futures::future::join_all;
 use tracing::{info, warn};
 
+use crate::publish::{Keys, Sink, build_catalog, write_catalog};
 use crate::state::{AddressRecord, NodeRecord, Phase, State, StateStore, TickSummary};
 
 /// Where the time comes from (tests and the demo compress it).
@@ -80,8 +81,10 @@ pub struct TickReport {
     pub plan: Plan,
     /// The numbers.
     pub summary: TickSummary,
-    /// The scores it planned with.
+    /// The scores at the end of the tick.
     pub scores: Scores,
+    /// The catalog it published, if it publishes.
+    pub catalog: Option<damm_catalog::Catalog>,
 }
 
 /// The orchestrator: policy, providers, state.
@@ -93,6 +96,7 @@ pub struct Engine {
     clock: Clock,
     options: Options,
     crash_hook: Option<CrashHook>,
+    publisher: Option<(Arc<Keys>, Sink)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -132,12 +136,19 @@ impl Engine {
             clock,
             options,
             crash_hook: None,
+            publisher: None,
         })
     }
 
     /// Installs the crash-injection hook.
     pub fn set_crash_hook(&mut self, hook: CrashHook) {
         self.crash_hook = Some(hook);
+    }
+
+    /// Publishes the signed catalog to `sink` after every persisted tick, and bootstraps new
+    /// gateways with their derived WireGuard keys.
+    pub fn set_publisher(&mut self, keys: Arc<Keys>, sink: Sink) {
+        self.publisher = Some((keys, sink));
     }
 
     /// The state.
@@ -188,14 +199,43 @@ impl Engine {
         }
         self.state.orchestrator.desired_fleet = plan.desired.clone();
         self.state.orchestrator.last_plan = Some(plan.clone());
+        // Score what the tick left behind: the catalog lists what is healthy now.
+        let scores = self.state.scores.snapshot(now, &self.policy.scoring);
+        let catalog = match (&self.publisher, persist) {
+            (Some((keys, _)), true) => {
+                let paths = damm_fleet::compose(
+                    &self.fleet(),
+                    &self.policy,
+                    &scores,
+                    &[],
+                    self.policy.paths.top_k as usize,
+                );
+                // The version is persisted before the catalog is written: a crash in
+                // between skips a number, it never reuses one.
+                self.state.orchestrator.catalog_version += 1;
+                Some(build_catalog(
+                    &self.state,
+                    &self.policy,
+                    keys,
+                    &paths,
+                    self.state.orchestrator.catalog_version,
+                    now,
+                ))
+            }
+            _ => None,
+        };
         self.state.orchestrator.last_tick = summary.clone();
         if persist {
             self.store.save(&mut self.state)?;
+        }
+        if let (Some(catalog), Some((keys, sink))) = (&catalog, &self.publisher) {
+            write_catalog(catalog, keys, sink)?;
         }
         Ok(TickReport {
             plan,
             summary,
             scores,
+            catalog,
         })
     }
 
@@ -654,11 +694,15 @@ impl Engine {
             Action::Release { key, .. } => self.state.addresses.get(key).map(|a| a.id.clone()),
             _ => None,
         };
+        let user_data = match (&action, &self.publisher) {
+            (Action::Create { key, .. }, Some((keys, _))) => Some(gateway_user_data(keys, key)),
+            _ => None,
+        };
         async move {
             let Some(p) = provider else {
                 return Err(format!("no adapter for provider `{}`", action.provider()));
             };
-            let work = execute(p, fleet, action, target, address);
+            let work = execute(p, fleet, action, target, address, user_data);
             tokio::time::timeout(timeout, work)
                 .await
                 .unwrap_or_else(|_| Err(format!("timed out after {timeout:?}")))
@@ -767,6 +811,7 @@ async fn execute(
     action: Action,
     target: Option<NodeRef>,
     address: Option<String>,
+    user_data: Option<damm_provider::UserData>,
 ) -> Result<Outcome, String> {
     let err = |e: damm_provider::Error| e.to_string();
     match action {
@@ -780,7 +825,8 @@ async fn execute(
             let compute = p
                 .compute()
                 .ok_or("the provider has no compute capability")?;
-            let spec = NodeSpec::new(&fleet, key, region, role, profile);
+            let mut spec = NodeSpec::new(&fleet, key, region, role, profile);
+            spec.user_data = user_data;
             compute
                 .create_node(&spec)
                 .await
@@ -942,4 +988,15 @@ impl ManualClock {
         let me = Arc::clone(self);
         Arc::new(move || me.now())
     }
+}
+
+/// Cloud-init for a new gateway: its WireGuard private key (derived, never stored) and the
+/// agent that pulls its signed configuration. User-data is redacted in Debug output and
+/// never serialised.
+fn gateway_user_data(keys: &Keys, key: &IdempotencyKey) -> damm_provider::UserData {
+    let pair = keys.gateway(key);
+    damm_provider::UserData::new(format!(
+        "#cloud-config\nwrite_files:\n  - path: /etc/damm/wg.key\n    permissions: '0600'\n    content: {}\n  - path: /etc/damm/gateway\n    content: {key}\nruncmd:\n  - [systemctl, enable, --now, damm-agent]\n",
+        pair.private_key().expose_base64()
+    ))
 }

@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod providers;
+pub mod publish;
 pub mod report;
 pub mod serve;
 pub mod state;

@@ -45,6 +45,12 @@ struct Files {
     /// environment (`DAMM_<ADAPTER>_TOKEN` or `DAMM_<ADAPTER>_TOKEN_FILE`).
     #[arg(long, env = "DAMM_CONFIG")]
     config: Option<PathBuf>,
+    /// Key directory from `damm keygen`; with it, every tick publishes the signed catalog.
+    #[arg(long, env = "DAMM_KEYS")]
+    keys: Option<PathBuf>,
+    /// The catalog sink: the catalog file (its signature is written beside it, `.minisig`).
+    #[arg(long, env = "DAMM_CATALOG", default_value = "catalog.json")]
+    catalog: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +112,57 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Create the catalog signing key and the gateway key seed (files mode 0600).
+    Keygen {
+        /// Directory for catalog.key, catalog.pub and gateway.seed.
+        #[arg(long, env = "DAMM_KEYS", default_value = "keys")]
+        dir: PathBuf,
+    },
+    /// Sign, verify and show catalogs.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Sign a catalog file: writes FILE.minisig (minisign's format).
+    Sign {
+        /// The catalog.
+        file: PathBuf,
+        /// Key directory from `damm keygen`.
+        #[arg(long, env = "DAMM_KEYS", default_value = "keys")]
+        keys: PathBuf,
+    },
+    /// Verify a catalog: signature, trusted key, expiry and (with --last-version) rollback.
+    Verify {
+        /// The catalog.
+        file: PathBuf,
+        /// The trusted public key (minisign format), e.g. keys/catalog.pub.
+        #[arg(long = "pub")]
+        public_key: PathBuf,
+        /// The signature (default: FILE.minisig).
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        /// The last version this client accepted; lower versions are refused.
+        #[arg(long)]
+        last_version: Option<u64>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a catalog's paths (verified when --pub is given).
+    Show {
+        /// The catalog.
+        file: PathBuf,
+        /// The trusted public key; without it the catalog is shown unverified.
+        #[arg(long = "pub")]
+        public_key: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +190,8 @@ fn main() -> ExitCode {
             policy,
             json,
         } => status(&state, policy.as_deref(), json),
+        Command::Keygen { dir } => keygen(&dir),
+        Command::Catalog { command } => catalog(command),
         command => runtime().and_then(|rt| rt.block_on(run_async(command))),
     };
     match result {
@@ -182,7 +241,11 @@ async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Apply { files, yes, json } => apply(&files, yes, json).await,
         Command::Serve { files, listen } => serve_cmd(&files, listen).await,
-        Command::Adapters { .. } | Command::Status { .. } | Command::Policy { .. } => {
+        Command::Adapters { .. }
+        | Command::Status { .. }
+        | Command::Policy { .. }
+        | Command::Keygen { .. }
+        | Command::Catalog { .. } => {
             unreachable!("handled without a runtime")
         }
     }
@@ -216,7 +279,17 @@ async fn engine(files: &Files, read_only: bool) -> anyhow::Result<Engine> {
     } else {
         Box::new(FileStore::open(&files.state)?)
     };
-    Engine::new(policy, providers, store, wall_clock(), Options::default())
+    let mut engine = Engine::new(policy, providers, store, wall_clock(), Options::default())?;
+    if let Some(dir) = &files.keys {
+        let keys = damm_orchestrator::publish::Keys::load(dir)?;
+        engine.set_publisher(
+            Arc::new(keys),
+            damm_orchestrator::publish::Sink {
+                path: files.catalog.clone(),
+            },
+        );
+    }
+    Ok(engine)
 }
 
 async fn apply(files: &Files, yes: bool, json: bool) -> anyhow::Result<ExitCode> {
@@ -427,4 +500,122 @@ fn adapters(json: bool) -> anyhow::Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(dir: &Path) -> anyhow::Result<ExitCode> {
+    let keys = damm_orchestrator::publish::Keys::generate();
+    keys.write(dir)?;
+    println!(
+        "wrote {0}/catalog.key and {0}/gateway.seed (secret, mode 0600) and {0}/catalog.pub; key id {1}",
+        dir.display(),
+        keys.signing.key_id()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn catalog(command: CatalogCommand) -> anyhow::Result<ExitCode> {
+    let now = chrono::Utc::now();
+    match command {
+        CatalogCommand::Sign { file, keys } => {
+            let keys = damm_orchestrator::publish::Keys::load(&keys)?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let catalog = damm_catalog::Catalog::from_json(&bytes)
+                .with_context(|| format!("{}: not a valid catalog", file.display()))?;
+            let signature = damm_catalog::sign(
+                &bytes,
+                &keys.signing,
+                &damm_catalog::catalog_trusted_comment(&catalog),
+            );
+            let sink = damm_orchestrator::publish::Sink { path: file.clone() };
+            damm_provider::fs::write_atomic(&sink.signature_path(), signature.as_bytes())?;
+            println!("wrote {}", sink.signature_path().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        CatalogCommand::Verify {
+            file,
+            public_key,
+            signature,
+            last_version,
+            json,
+        } => {
+            match damm_orchestrator::publish::verify_file(
+                &file,
+                signature.as_deref(),
+                &public_key,
+                last_version,
+                now,
+            ) {
+                Ok(c) => {
+                    if json {
+                        print_json(
+                            &serde_json::json!({"ok": true, "version": c.version, "fleet": c.fleet, "expires_at": c.expires_at}),
+                        )?;
+                    } else {
+                        println!(
+                            "{}: ok (fleet {}, version {}, expires {})",
+                            file.display(),
+                            c.fleet,
+                            c.version,
+                            c.expires_at.to_rfc3339()
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    if json {
+                        print_json(&serde_json::json!({"ok": false, "error": format!("{e:#}")}))?;
+                    } else {
+                        eprintln!("damm: {e:#}");
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        CatalogCommand::Show {
+            file,
+            public_key,
+            json,
+        } => {
+            let catalog = match &public_key {
+                Some(key) => damm_orchestrator::publish::verify_file(&file, None, key, None, now)?,
+                None => {
+                    let bytes = std::fs::read(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    damm_catalog::Catalog::from_json(&bytes)
+                        .with_context(|| format!("{}: not a valid catalog", file.display()))?
+                }
+            };
+            if json {
+                print_json(&catalog)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "catalog v{} of fleet {} ({}), issued {}, expires {}",
+                catalog.version,
+                catalog.fleet,
+                if public_key.is_some() {
+                    "verified"
+                } else {
+                    "NOT verified: pass --pub"
+                },
+                catalog.issued_at.to_rfc3339(),
+                catalog.expires_at.to_rfc3339()
+            );
+            for (region, paths) in &catalog.regions {
+                println!("{region}: {} paths", paths.paths.len());
+                for p in &paths.paths {
+                    let providers: Vec<&str> = p.providers();
+                    println!(
+                        "  {:.2}  {:<42} {:<22} via {}",
+                        p.score,
+                        p.path_id,
+                        p.endpoint,
+                        providers.join(" → ")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

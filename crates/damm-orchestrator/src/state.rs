@@ -141,6 +141,9 @@ pub struct OrchestratorState {
     pub next_serial: u64,
     /// Next journal sequence number.
     pub next_seq: u64,
+    /// Version of the last published catalog; only grows.
+    #[serde(default)]
+    pub catalog_version: u64,
 }
 
 /// The whole state document.
