@@ -1,7 +1,7 @@
 //! `damm-sim`: a local, stateful simulator of the providers' HTTP APIs.
 //!
 //! One listener serves every provider under its own prefix (`/hetzner/v1/...`,
-//! `/digitalocean/v2/...`, `/vultr/v2/...`), speaking each provider's published wire
+//! `/digitalocean/v2/...`, `/vultr/v2/...`, `/gce/compute/v1/...`), speaking each provider's published wire
 //! format: its JSON shapes, its pagination, its bearer-token 401s, its rate limits with
 //! its own headers, and its error bodies. Machines boot (`initializing` → `running` after
 //! the boot delay) and get addresses from the documentation ranges.
@@ -11,7 +11,8 @@
 //! error rate, 429 storms, malformed JSON and slow boots, deterministic for a seed.
 //!
 //! With validation on (the default), every request body and every response the
-//! simulator sends is checked against the provider's published OpenAPI document; a
+//! simulator sends is checked against the provider's published OpenAPI document (for
+//! Compute Engine, Google's Discovery document); a
 //! request that does not match is refused the way the provider would, and a response
 //! that drifts is replaced by a 500 and recorded ([`SimHandle::drifts`]), so tests fail.
 //!
@@ -26,7 +27,9 @@
 
 mod cloudflare;
 mod digitalocean;
+mod discovery;
 mod faults;
+mod gce;
 mod hetzner;
 pub mod schema;
 mod server;
@@ -59,6 +62,9 @@ pub enum Provider {
     Cloudflare,
     /// Tailscale API v2, under `/tailscale/api/v2`.
     Tailscale,
+    /// Compute Engine API v1, under `/gce/compute/v1` (point a Google client's endpoint
+    /// at `http://ADDR/gce`).
+    Gce,
 }
 
 impl Provider {
@@ -69,6 +75,7 @@ impl Provider {
         Provider::Vultr,
         Provider::Cloudflare,
         Provider::Tailscale,
+        Provider::Gce,
     ];
 
     /// The URL path segment and admin-API name.
@@ -79,6 +86,7 @@ impl Provider {
             Provider::Vultr => "vultr",
             Provider::Cloudflare => "cloudflare",
             Provider::Tailscale => "tailscale",
+            Provider::Gce => "gce",
         }
     }
 
@@ -90,6 +98,7 @@ impl Provider {
             Provider::Vultr => "/vultr/v2",
             Provider::Cloudflare => "/cloudflare/client/v4",
             Provider::Tailscale => "/tailscale/api/v2",
+            Provider::Gce => "/gce/compute/v1",
         }
     }
 }

@@ -22,7 +22,7 @@ use tower::ServiceExt as _;
 use crate::faults::{Dark, Faults, Rng};
 use crate::validation::Specs;
 use crate::world::{AddressPool, Bucket, unix_after};
-use crate::{Provider, SimConfig, cloudflare, digitalocean, hetzner, tailscale, vultr};
+use crate::{Provider, SimConfig, cloudflare, digitalocean, gce, hetzner, tailscale, vultr};
 
 /// Everything the handlers share.
 pub(crate) struct Shared {
@@ -36,6 +36,7 @@ pub(crate) struct Shared {
     pub(crate) vultr: Mutex<vultr::World>,
     pub(crate) cloudflare: Mutex<cloudflare::World>,
     pub(crate) tailscale: Mutex<tailscale::World>,
+    pub(crate) gce: Mutex<gce::World>,
     drifts: Mutex<Vec<String>>,
     specs: Specs,
     requests: AtomicU64,
@@ -63,6 +64,7 @@ impl Shared {
             vultr: Mutex::default(),
             cloudflare: Mutex::default(),
             tailscale: Mutex::default(),
+            gce: Mutex::default(),
             drifts: Mutex::default(),
             specs: Specs::load(),
             requests: AtomicU64::new(0),
@@ -106,6 +108,7 @@ pub(crate) fn api(provider: Provider) -> Api {
         Provider::Vultr => crate::vultr::API,
         Provider::Cloudflare => crate::cloudflare::API,
         Provider::Tailscale => crate::tailscale::API,
+        Provider::Gce => crate::gce::API,
     }
 }
 

@@ -5,16 +5,22 @@
 //! `../shared/specs/vultr.subset.json` beside the workspace when that folder is present
 //! (`DAMM_SIM_SPECS` may name another folder), and Vultr traffic goes unchecked, with a
 //! warning, when it is not.
+//!
+//! Compute Engine is described by a Google Discovery document (Apache-2.0, vendored as
+//! `specs/gce-compute.v1.json`), checked by [`crate::discovery`]; Google's error bodies,
+//! which the document does not describe, are checked for their documented shape.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use crate::Provider;
+use crate::discovery::{Discovery, check_google_error};
 use crate::schema::ApiSpec;
 
-/// The parsed documents, by provider; `None` where no document is available.
-pub(crate) struct Specs(BTreeMap<Provider, Option<ApiSpec>>);
+/// The parsed documents, by provider; `None` where no document is available. Compute
+/// Engine's Discovery document is kept beside the OpenAPI ones.
+pub(crate) struct Specs(BTreeMap<Provider, Option<ApiSpec>>, Option<Discovery>);
 
 fn vendored(text: &str) -> ApiSpec {
     ApiSpec::from_json(text).expect("vendored documents parse")
@@ -65,24 +71,32 @@ impl Specs {
                 Provider::Vultr => shared_spec("vultr.subset.json"),
                 Provider::Cloudflare => Some(vendored(include_str!("../specs/cloudflare.json"))),
                 Provider::Tailscale => shared_spec("tailscale.subset.json"),
+                Provider::Gce => None,
             };
             specs.insert(*provider, spec);
         }
-        Specs(specs)
+        let gce = Discovery::from_json(include_str!("../specs/gce-compute.v1.json"))
+            .expect("the vendored Discovery document parses");
+        Specs(specs, Some(gce))
     }
 
     /// Whether `provider`'s traffic is checked.
     pub(crate) fn covers(&self, provider: Provider) -> bool {
-        self.0.get(&provider).is_some_and(Option::is_some)
+        match provider {
+            Provider::Gce => self.1.is_some(),
+            _ => self.0.get(&provider).is_some_and(Option::is_some),
+        }
     }
 
     /// `path` as the document writes it: DigitalOcean's paths keep the `/v2` prefix.
     fn spec_path(provider: Provider, path: &str) -> String {
         match provider {
             Provider::DigitalOcean => format!("/v2{path}"),
-            Provider::Hetzner | Provider::Vultr | Provider::Cloudflare | Provider::Tailscale => {
-                path.to_owned()
-            }
+            Provider::Hetzner
+            | Provider::Vultr
+            | Provider::Cloudflare
+            | Provider::Tailscale
+            | Provider::Gce => path.to_owned(),
         }
     }
 
@@ -93,6 +107,12 @@ impl Specs {
         path: &str,
         body: &Value,
     ) -> Result<(), String> {
+        if let (Provider::Gce, Some(gce)) = (provider, &self.1) {
+            return gce.validate_request(method, path, body).map_err(|errors| {
+                let id = gce.method_id(method, path).unwrap_or("?");
+                format!("request does not match {id}: {}", errors.join("; "))
+            });
+        }
         let Some(Some(spec)) = self.0.get(&provider) else {
             return Ok(());
         };
@@ -118,6 +138,15 @@ impl Specs {
         status: u16,
         body: &Value,
     ) -> Result<(), String> {
+        if let (Provider::Gce, Some(gce)) = (provider, &self.1) {
+            if status >= 400 {
+                return check_google_error(status, body);
+            }
+            return gce.validate_response(method, path, body).map_err(|errors| {
+                let list: Vec<&str> = errors.iter().take(5).map(String::as_str).collect();
+                format!("{} schema errors: {}", errors.len(), list.join("; "))
+            });
+        }
         let Some(Some(spec)) = self.0.get(&provider) else {
             return Ok(());
         };

@@ -1,0 +1,419 @@
+//! The Compute Engine adapter against damm-sim's Compute Engine API on 127.0.0.1 (checked
+//! against Google's Discovery document), and (ignored) against the real API with
+//! `GOOGLE_APPLICATION_CREDENTIALS` and `DAMM_LIVE_GCE_PROJECT`.
+
+use std::time::{Duration, Instant};
+
+use damm_adapter_gce::{CAPABILITIES, Gce};
+use damm_provider::config::AdapterConfig;
+use damm_provider::testkit::{self, Fixture};
+use damm_provider::{
+    AddressSpec, ErrorKind, FleetId, IdempotencyKey, Labels, NodeFilter, NodeRole, NodeSpec,
+    NodeState, Provider, Target,
+};
+use damm_sim::{Dark, Faults, SimConfig, SimHandle};
+
+const GCE: damm_sim::Provider = damm_sim::Provider::Gce;
+
+async fn sim_with_boot(boot: Duration) -> SimHandle {
+    let config = SimConfig {
+        boot_delay: boot,
+        ..SimConfig::default()
+    };
+    damm_sim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn sim() -> SimHandle {
+    sim_with_boot(Duration::from_millis(200)).await
+}
+
+fn fleet() -> FleetId {
+    FleetId::new("conformance").unwrap()
+}
+
+/// The endpoint a Google client takes: the simulator's address and `/gce`.
+fn endpoint(sim: &SimHandle) -> String {
+    format!("http://{}/gce", sim.addr())
+}
+
+fn env(sim: &SimHandle, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("DAMM_GCE_API_URL".to_owned(), endpoint(sim)),
+        ("DAMM_GCE_PROJECT".to_owned(), "damm-test".to_owned()),
+    ];
+    if !extra.iter().any(|(k, _)| *k == "DAMM_GCE_ANONYMOUS") {
+        env.push(("DAMM_GCE_TOKEN".to_owned(), sim.token().to_owned()));
+    }
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    env
+}
+
+async fn adapter_for(sim: &SimHandle, fleet: FleetId, extra: &[(&str, &str)]) -> Gce {
+    let config = AdapterConfig::new(fleet, "gce").with_env(env(sim, extra));
+    Gce::from_config(&config).await.unwrap()
+}
+
+async fn adapter(sim: &SimHandle, extra: &[(&str, &str)]) -> Gce {
+    adapter_for(sim, fleet(), extra).await
+}
+
+fn spec(key: &str) -> NodeSpec {
+    NodeSpec::new(
+        &fleet(),
+        IdempotencyKey::new(key).unwrap(),
+        "eu-central".parse().unwrap(),
+        NodeRole::Ingress,
+        "small",
+    )
+}
+
+fn address_spec(key: &str, node: Option<damm_provider::NodeRef>) -> AddressSpec {
+    let key = IdempotencyKey::new(key).unwrap();
+    AddressSpec {
+        labels: Labels::owned(&fleet(), &key),
+        key,
+        region: "eu-central".parse().unwrap(),
+        node,
+    }
+}
+
+fn assert_clean(sim: &SimHandle) {
+    assert!(sim.schema_checked(GCE), "GCE traffic is checked");
+    assert!(sim.drifts().is_empty(), "schema drift: {:#?}", sim.drifts());
+}
+
+#[tokio::test]
+async fn passes_the_conformance_suite_against_the_simulator() {
+    let sim = sim().await;
+    let provider = adapter(&sim, &[]).await;
+    let mut fixture = Fixture::new(CAPABILITIES, fleet(), "eu-central".parse().unwrap());
+    fixture.timeout = Duration::from_secs(10);
+    let report = testkit::run(&provider, &fixture).await;
+    println!("{report}");
+    report.assert_passed();
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn lists_every_page() {
+    let sim = sim_with_boot(Duration::ZERO).await;
+    let provider = adapter(&sim, &[("DAMM_GCE_PAGE_SIZE", "2")]).await;
+    let compute = provider.compute().unwrap();
+    for i in 0..5 {
+        compute
+            .create_node(&spec(&format!("page-{i}")))
+            .await
+            .unwrap();
+    }
+    let before = sim.requests();
+    let mut in_region = NodeFilter::all();
+    in_region.region = Some("eu-central".parse().unwrap());
+    let nodes = provider.list_nodes(&in_region).await.unwrap();
+    assert_eq!(nodes.len(), 5);
+    assert!(nodes.iter().all(|n| n.labels.is_owned_by(&fleet())));
+    assert_eq!(
+        sim.requests() - before,
+        3,
+        "five instances are three pages of two"
+    );
+    assert_eq!(
+        provider.list_nodes(&NodeFilter::all()).await.unwrap().len(),
+        5
+    );
+
+    let egress = provider.egress().unwrap();
+    for i in 0..3 {
+        egress
+            .allocate_egress_ip(&address_spec(&format!("eg-page-{i}"), None))
+            .await
+            .unwrap();
+    }
+    assert_eq!(egress.list_egress_ips().await.unwrap().len(), 3);
+    assert!(
+        provider
+            .ingress()
+            .unwrap()
+            .list_frontdoors()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn creates_wait_for_their_operation() {
+    let boot = Duration::from_millis(800);
+    let sim = sim_with_boot(boot).await;
+    let provider = adapter(&sim, &[]).await;
+    let started = Instant::now();
+    let node = provider
+        .compute()
+        .unwrap()
+        .create_node(&spec("waited"))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= boot,
+        "create returned before the insert operation was DONE: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(node.state, NodeState::Running);
+    assert_eq!(node.provider_region, "europe-west3-a");
+    assert_eq!(node.addresses.len(), 1, "an ephemeral external address");
+    assert_eq!(
+        provider.region(&"eu-central".parse().unwrap()).as_deref(),
+        Some("europe-west3")
+    );
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn front_doors_move_onto_nodes_and_off_again() {
+    let sim = sim_with_boot(Duration::from_millis(50)).await;
+    let provider = adapter(&sim, &[]).await;
+    let node = provider
+        .compute()
+        .unwrap()
+        .create_node(&spec("holder"))
+        .await
+        .unwrap();
+    let ephemeral = node.addresses[0];
+    let ingress = provider.ingress().unwrap();
+    let door = ingress
+        .allocate_ingress_frontdoor(&address_spec("door", Some(node.reference.clone())))
+        .await
+        .unwrap();
+    assert_eq!(door.node.as_ref(), Some(&node.reference));
+    let listed = provider.list_nodes(&NodeFilter::all()).await.unwrap();
+    assert_eq!(
+        listed[0].addresses,
+        vec![door.address],
+        "the static address replaced the ephemeral one"
+    );
+    assert_ne!(door.address, ephemeral);
+    // A replay adopts the same address.
+    let again = ingress
+        .allocate_ingress_frontdoor(&address_spec("door", Some(node.reference.clone())))
+        .await
+        .unwrap();
+    assert_eq!(again.reference, door.reference);
+    // One external address per instance: a second static one is a conflict.
+    let err = provider
+        .egress()
+        .unwrap()
+        .allocate_egress_ip(&address_spec("second", Some(node.reference.clone())))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let signal = provider
+        .probe_health(&Target::Frontdoor(door.reference.clone()))
+        .await
+        .unwrap();
+    assert_eq!(signal.status, damm_provider::HealthStatus::Healthy);
+
+    ingress
+        .release_ingress_frontdoor(&door.reference)
+        .await
+        .unwrap();
+    ingress
+        .release_ingress_frontdoor(&door.reference)
+        .await
+        .unwrap();
+    assert!(ingress.list_frontdoors().await.unwrap().is_empty());
+    let listed = provider.list_nodes(&NodeFilter::all()).await.unwrap();
+    assert_eq!(
+        listed[0].addresses.len(),
+        1,
+        "the node got an ephemeral address back"
+    );
+    assert_ne!(listed[0].addresses[0], door.address);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn a_name_taken_outside_the_fleet_is_a_conflict() {
+    let sim = sim_with_boot(Duration::ZERO).await;
+    let ours = adapter(&sim, &[]).await;
+    let theirs = adapter_for(&sim, FleetId::new("other").unwrap(), &[]).await;
+    ours.compute()
+        .unwrap()
+        .create_node(&spec("shared-key"))
+        .await
+        .unwrap();
+    let mut their_spec = NodeSpec::new(
+        &FleetId::new("other").unwrap(),
+        IdempotencyKey::new("shared-key").unwrap(),
+        "eu-central".parse().unwrap(),
+        NodeRole::Egress,
+        "small",
+    );
+    their_spec.profile = "small".into();
+    // Their key lookup finds nothing; the insert meets 409 alreadyExists on the name,
+    // and the instance there is not theirs to adopt.
+    let err = theirs
+        .compute()
+        .unwrap()
+        .create_egress_node(&their_spec)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(
+        theirs
+            .list_nodes(&NodeFilter::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out_or_reported() {
+    let sim = sim().await;
+    let provider = adapter(&sim, &[]).await;
+    sim.set_faults(
+        GCE,
+        Faults {
+            rate_limit_storm: 2,
+            ..Faults::default()
+        },
+    );
+    provider
+        .probe_health(&Target::Api)
+        .await
+        .expect("two 429s are waited out");
+    sim.set_faults(
+        GCE,
+        Faults {
+            rate_limit_storm: 50,
+            ..Faults::default()
+        },
+    );
+    let err = provider.probe_health(&Target::Api).await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::RateLimited { .. }), "{err}");
+    assert!(err.retry_after().is_some() && err.is_temporary());
+}
+
+#[tokio::test]
+async fn failures_map_to_the_shared_error_kinds() {
+    let sim = sim().await;
+    let provider = adapter(&sim, &[("DAMM_GCE_REQUEST_TIMEOUT_MS", "300")]).await;
+    let probe = || provider.probe_health(&Target::Api);
+
+    sim.set_faults(
+        GCE,
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    );
+    let err = probe().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_temporary());
+
+    sim.set_faults(
+        GCE,
+        Faults {
+            malformed_rate: 1.0,
+            ..Faults::default()
+        },
+    );
+    let err = probe().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
+
+    sim.set_faults(GCE, Faults::dark(Dark::Unavailable));
+    let err = probe().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_temporary());
+
+    sim.set_faults(GCE, Faults::dark(Dark::Refuse));
+    let err = provider.list_nodes(&NodeFilter::all()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_temporary());
+
+    sim.set_faults(
+        GCE,
+        Faults {
+            latency_ms: 2_000,
+            ..Faults::default()
+        },
+    );
+    let err = probe().await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Unavailable,
+        "a request past its timeout: {err}"
+    );
+    assert!(err.is_temporary());
+
+    sim.clear_faults(GCE);
+    probe().await.expect("recovers when the fault clears");
+
+    let wrong = adapter(&sim, &[("DAMM_GCE_TOKEN", "not-the-token")]).await;
+    let err = wrong.probe_health(&Target::Api).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
+    assert!(!err.is_temporary());
+    assert!(!format!("{wrong:?}").contains("not-the-token"));
+    assert!(!format!("{err:?}").contains("not-the-token"));
+
+    // Anonymous credentials send no Authorization header; the simulator wants its token.
+    let anonymous = adapter(&sim, &[("DAMM_GCE_ANONYMOUS", "true")]).await;
+    let err = anonymous.probe_health(&Target::Api).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn configuration_is_checked() {
+    let err = Gce::from_config(&AdapterConfig::new(fleet(), "gce").without_env())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("DAMM_GCE_PROJECT"), "{err}");
+    let sim = sim().await;
+    let provider = adapter(&sim, &[]).await;
+    let compute = provider.compute().unwrap();
+    let mut bad = spec("bad-region");
+    bad.region = "mars".parse().unwrap();
+    let err = compute.create_node(&bad).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let mut bad = spec("bad-profile");
+    bad.profile = "huge".into();
+    let err = compute.create_node(&bad).await.unwrap_err();
+    assert!(err.to_string().contains("huge"), "{err}");
+    let price = compute
+        .price("small", &"eu-central".parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        (price.monthly_cents, price.currency.as_str()),
+        (1223, "USD")
+    );
+    assert!(compute.price("small", &"mars".parse().unwrap()).is_none());
+}
+
+/// Runs the conformance suite against the real Compute Engine API: it creates (and
+/// removes) one e2-small instance and two static addresses in `DAMM_LIVE_GCE_PROJECT`,
+/// with the Application Default Credentials of `GOOGLE_APPLICATION_CREDENTIALS`.
+#[tokio::test]
+#[ignore = "needs GOOGLE_APPLICATION_CREDENTIALS and DAMM_LIVE_GCE_PROJECT; creates billable resources"]
+async fn live_conformance() {
+    let project = std::env::var("DAMM_LIVE_GCE_PROJECT").expect("DAMM_LIVE_GCE_PROJECT");
+    assert!(
+        std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").is_some(),
+        "set GOOGLE_APPLICATION_CREDENTIALS to a service account key file"
+    );
+    let fleet = FleetId::new("damm-live-conformance").unwrap();
+    let config = AdapterConfig::new(fleet.clone(), "gce").with_env([("DAMM_GCE_PROJECT", project)]);
+    let provider = Gce::from_config(&config).await.unwrap();
+    let mut fixture = Fixture::new(CAPABILITIES, fleet, "eu-central".parse().unwrap());
+    fixture.timeout = Duration::from_secs(300);
+    fixture.poll = Duration::from_secs(5);
+    testkit::run(&provider, &fixture).await.assert_passed();
+}

@@ -1,0 +1,1502 @@
+//! Compute Engine API v1, under `/gce/compute/v1`: zonal instances (insert, get, list,
+//! delete, setLabels, addAccessConfig, deleteAccessConfig), regional static external
+//! addresses (insert, get, list, delete) and the zonal and regional operations every
+//! mutation answers with (get, wait), moving `PENDING` → `RUNNING` → `DONE`.
+//!
+//! Shapes follow Google's Discovery document (`specs/gce-compute.v1.json`, Apache-2.0):
+//! camelCase JSON, 64-bit integers as strings, `kind` on every resource, lists paged by
+//! `maxResults`/`pageToken` and filtered by `filter` (`labels.KEY = "VALUE"` terms,
+//! parenthesised and joined by `AND`; `OR` is refused as not simulated), and errors as
+//! `{"error": {"code", "message", "errors": [{"message", "domain", "reason"}]}}`.
+//! Instances go `PROVISIONING` → `STAGING` → `RUNNING` over the boot delay, and an
+//! insert's operation is `DONE` when the instance runs.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Provider;
+use crate::server::{Api, Shared, lock, provider_error};
+use crate::world::Bucket;
+
+type S = State<Arc<Shared>>;
+
+/// A refusal already in Google's error shape (boxed: a `Response` is large).
+type Refusal = Box<Response>;
+
+/// Compute Engine's wiring: API requests are limited per project per minute (the
+/// default read and write quotas are in the low thousands; 1500 a minute stands in for
+/// them), answered with 429 `rateLimitExceeded` and no rate-limit headers.
+pub(crate) const API: Api = Api {
+    routes,
+    error_body,
+    rate_limits: || vec![Bucket::new(1500, Duration::from_secs(60))],
+    rate_headers: None,
+    admin: None,
+};
+
+/// Where resource URLs point (`selfLink`, `zone`, `targetLink`), as Google writes them.
+const LINK_BASE: &str = "https://www.googleapis.com/compute/v1";
+
+/// The regions the simulator serves; each has zones `-a`, `-b` and `-c`.
+const REGIONS: &[&str] = &[
+    "asia-southeast1",
+    "europe-north1",
+    "europe-west2",
+    "europe-west3",
+    "europe-west4",
+    "europe-west8",
+    "us-east4",
+    "us-west1",
+];
+
+/// Machine types the simulator knows.
+const MACHINE_TYPES: &[&str] = &[
+    "e2-micro",
+    "e2-small",
+    "e2-medium",
+    "e2-standard-2",
+    "e2-standard-4",
+];
+
+/// Page sizes: Compute Engine's default and maximum are both 500.
+const MAX_RESULTS: usize = 500;
+
+/// The longest `operations.wait` blocks (Google: about two minutes; kept short here).
+const MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// Metadata values may be up to 256 KiB each.
+const MAX_METADATA_VALUE: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+struct AccessConfig {
+    name: String,
+    nat_ip: Ipv4Addr,
+    /// Whether `nat_ip` belongs to a reserved address (else it is ephemeral).
+    reserved: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Instance {
+    seq: u64,
+    id: u64,
+    project: String,
+    zone: String,
+    name: String,
+    description: String,
+    machine_type: String,
+    labels: BTreeMap<String, String>,
+    metadata: Vec<(String, String)>,
+    network_ip: Ipv4Addr,
+    access: Option<AccessConfig>,
+    created: DateTime<Utc>,
+    created_at: Instant,
+    ready_at: Instant,
+}
+
+impl Instance {
+    fn link(&self) -> String {
+        format!(
+            "{LINK_BASE}/projects/{}/zones/{}/instances/{}",
+            self.project, self.zone, self.name
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Address {
+    seq: u64,
+    id: u64,
+    project: String,
+    region: String,
+    name: String,
+    description: String,
+    ip: Ipv4Addr,
+    labels: BTreeMap<String, String>,
+    network_tier: String,
+    /// The instance holding it, as a link.
+    user: Option<String>,
+    created: DateTime<Utc>,
+}
+
+impl Address {
+    fn link(&self) -> String {
+        format!(
+            "{LINK_BASE}/projects/{}/regions/{}/addresses/{}",
+            self.project, self.region, self.name
+        )
+    }
+}
+
+/// Where an operation lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scope {
+    Zone(String),
+    Region(String),
+}
+
+#[derive(Debug, Clone)]
+struct Operation {
+    id: u64,
+    name: String,
+    project: String,
+    scope: Scope,
+    kind: &'static str,
+    target_link: String,
+    target_id: u64,
+    client_id: Option<String>,
+    inserted: DateTime<Utc>,
+    inserted_at: Instant,
+    /// `PENDING` until then, `RUNNING` until `done_at`.
+    start_at: Instant,
+    done_at: Instant,
+}
+
+/// Compute Engine's world, keyed by creation sequence (the order lists follow).
+#[derive(Debug, Default)]
+pub(crate) struct World {
+    next: u64,
+    instances: BTreeMap<u64, Instance>,
+    addresses: BTreeMap<u64, Address>,
+    operations: BTreeMap<String, Operation>,
+}
+
+impl World {
+    /// The next sequence number and a Compute-style 19-digit id derived from it.
+    fn next_id(&mut self) -> (u64, u64) {
+        self.next += 1;
+        let id = 1_000_000_000_000_000_000 + mix(self.next) % 8_000_000_000_000_000_000;
+        (self.next, id)
+    }
+
+    fn instance(&self, project: &str, zone: &str, name: &str) -> Option<&Instance> {
+        self.instances
+            .values()
+            .find(|i| i.project == project && i.zone == zone && i.name == name)
+    }
+
+    fn instance_seq(&self, project: &str, zone: &str, name: &str) -> Option<u64> {
+        self.instance(project, zone, name).map(|i| i.seq)
+    }
+
+    fn address(&self, project: &str, region: &str, name: &str) -> Option<&Address> {
+        self.addresses
+            .values()
+            .find(|a| a.project == project && a.region == region && a.name == name)
+    }
+
+    fn address_by_ip_mut(&mut self, project: &str, ip: Ipv4Addr) -> Option<&mut Address> {
+        self.addresses
+            .values_mut()
+            .find(|a| a.project == project && a.ip == ip)
+    }
+
+    /// Records an operation on `target` that runs for `span` and answers it.
+    #[allow(clippy::too_many_arguments)]
+    fn operation(
+        &mut self,
+        project: &str,
+        scope: Scope,
+        kind: &'static str,
+        target_link: String,
+        target_id: u64,
+        client_id: Option<String>,
+        span: Duration,
+    ) -> Value {
+        let (_, id) = self.next_id();
+        let now = Instant::now();
+        let created = Utc::now();
+        let name = format!(
+            "operation-{}-{:012x}-{:08x}",
+            created.timestamp_millis(),
+            mix(id) & 0xffff_ffff_ffff,
+            mix(id ^ 0x5bd1_e995) & 0xffff_ffff
+        );
+        let op = Operation {
+            id,
+            name: name.clone(),
+            project: project.to_owned(),
+            scope,
+            kind,
+            target_link,
+            target_id,
+            client_id,
+            inserted: created,
+            inserted_at: now,
+            start_at: now + span / 3,
+            done_at: now + span,
+        };
+        let answer = operation_json(&op);
+        self.operations.insert(name, op);
+        answer
+    }
+}
+
+/// SplitMix64 finaliser: spreads a counter over 64 bits.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route(
+            "/projects/{project}/zones/{zone}/instances",
+            get(list_instances).post(insert_instance),
+        )
+        .route(
+            "/projects/{project}/zones/{zone}/instances/{instance}",
+            get(get_instance).delete(delete_instance),
+        )
+        .route(
+            "/projects/{project}/zones/{zone}/instances/{instance}/{action}",
+            post(instance_action),
+        )
+        .route(
+            "/projects/{project}/zones/{zone}/operations/{operation}",
+            get(get_zone_operation),
+        )
+        .route(
+            "/projects/{project}/zones/{zone}/operations/{operation}/wait",
+            post(wait_zone_operation),
+        )
+        .route(
+            "/projects/{project}/regions/{region}/addresses",
+            get(list_addresses).post(insert_address),
+        )
+        .route(
+            "/projects/{project}/regions/{region}/addresses/{address}",
+            get(get_address).delete(delete_address),
+        )
+        .route(
+            "/projects/{project}/regions/{region}/operations/{operation}",
+            get(get_region_operation),
+        )
+        .route(
+            "/projects/{project}/regions/{region}/operations/{operation}/wait",
+            post(wait_region_operation),
+        )
+}
+
+/// Google's error body. `code` is a Google `reason` (`notFound`), or one of the
+/// simulator's shared codes, translated.
+fn error_body(status: u16, code: &str, message: &str) -> Value {
+    let reason = match code {
+        "rate_limit_exceeded" => "rateLimitExceeded",
+        "unauthorized" => "authError",
+        "unavailable" | "server_error" => "backendError",
+        "invalid_input" => "invalid",
+        "json_error" => "parseError",
+        "" => match status {
+            404 => "notFound",
+            409 => "alreadyExists",
+            _ => "invalid",
+        },
+        reason => reason,
+    };
+    let domain = if reason == "rateLimitExceeded" {
+        "usageLimits"
+    } else {
+        "global"
+    };
+    json!({
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{ "message": message, "domain": domain, "reason": reason }],
+        }
+    })
+}
+
+fn error(status: StatusCode, reason: &str, message: impl AsRef<str>) -> Response {
+    provider_error(Provider::Gce, status, reason, message.as_ref())
+}
+
+fn invalid(message: impl AsRef<str>) -> Response {
+    error(StatusCode::BAD_REQUEST, "invalid", message)
+}
+
+fn not_found(what: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "notFound",
+        format!("The resource '{what}' was not found"),
+    )
+}
+
+fn invalid_body(rejection: JsonRejection) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "parseError",
+        format!("Invalid JSON payload received. {}", rejection.body_text()),
+    )
+}
+
+/// Google writes `2026-11-23T04:05:06.789-08:00`; UTC with milliseconds is the same form.
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, false)
+}
+
+fn region_of_zone(zone: &str) -> Option<&'static str> {
+    let (region, letter) = zone.rsplit_once('-')?;
+    if !matches!(letter, "a" | "b" | "c") {
+        return None;
+    }
+    REGIONS.iter().copied().find(|r| *r == region)
+}
+
+fn known_region(region: &str) -> bool {
+    REGIONS.contains(&region)
+}
+
+/// An RFC 1035 label, as Compute Engine names resources.
+fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && !name.ends_with('-')
+}
+
+/// Label keys start with a lowercase letter; keys and values hold lowercase letters,
+/// digits, `_` and `-`, at most 63 characters; at most 64 labels.
+fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), String> {
+    if labels.len() > 64 {
+        return Err("A resource may carry at most 64 labels".into());
+    }
+    let allowed = |s: &str| {
+        s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    };
+    for (key, value) in labels {
+        if !key.starts_with(|c: char| c.is_ascii_lowercase()) || !allowed(key) {
+            return Err(format!("Invalid label key '{key}'"));
+        }
+        if !allowed(value) {
+            return Err(format!("Invalid value '{value}' for label '{key}'"));
+        }
+    }
+    Ok(())
+}
+
+fn labels_of(body: &Value) -> Result<BTreeMap<String, String>, String> {
+    let mut labels = BTreeMap::new();
+    if let Some(map) = body.get("labels").and_then(Value::as_object) {
+        for (k, v) in map {
+            let v = v.as_str().ok_or(format!("label '{k}' is not a string"))?;
+            labels.insert(k.clone(), v.to_owned());
+        }
+    }
+    check_labels(&labels)?;
+    Ok(labels)
+}
+
+/// A fingerprint: 8 bytes of a hash of `value`, base64url (what Google's look like).
+fn fingerprint(value: &impl Hash) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut hasher);
+    base64(&hasher.finish().to_be_bytes())
+}
+
+/// Padded base64url, which is what Discovery's `format: byte` means (RFC 4648 §5).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `PROVISIONING` for the first half of the boot, `STAGING` for the second, then `RUNNING`.
+fn instance_status(i: &Instance) -> &'static str {
+    let now = Instant::now();
+    let boot = i.ready_at.saturating_duration_since(i.created_at);
+    if now >= i.ready_at {
+        "RUNNING"
+    } else if now >= i.created_at + boot / 2 {
+        "STAGING"
+    } else {
+        "PROVISIONING"
+    }
+}
+
+fn instance_json(i: &Instance) -> Value {
+    let status = instance_status(i);
+    let zone_link = format!("{LINK_BASE}/projects/{}/zones/{}", i.project, i.zone);
+    let mut nic = json!({
+        "kind": "compute#networkInterface",
+        "name": "nic0",
+        "network": format!("{LINK_BASE}/projects/{}/global/networks/default", i.project),
+        "networkIP": i.network_ip.to_string(),
+        "stackType": "IPV4_ONLY",
+        "fingerprint": fingerprint(&(i.seq, i.access.as_ref().map(|a| a.nat_ip))),
+    });
+    if let Some(access) = &i.access {
+        nic["accessConfigs"] = json!([{
+            "kind": "compute#accessConfig",
+            "type": "ONE_TO_ONE_NAT",
+            "name": access.name,
+            "natIP": access.nat_ip.to_string(),
+            "networkTier": "PREMIUM",
+        }]);
+    }
+    let mut metadata = json!({
+        "kind": "compute#metadata",
+        "fingerprint": fingerprint(&i.metadata),
+    });
+    if !i.metadata.is_empty() {
+        metadata["items"] = i
+            .metadata
+            .iter()
+            .map(|(k, v)| json!({ "key": k, "value": v }))
+            .collect();
+    }
+    let mut body = json!({
+        "kind": "compute#instance",
+        "id": i.id.to_string(),
+        "creationTimestamp": time(i.created),
+        "name": i.name,
+        "machineType": format!("{zone_link}/machineTypes/{}", i.machine_type),
+        "status": status,
+        "zone": zone_link,
+        "canIpForward": false,
+        "networkInterfaces": [nic],
+        "disks": [{
+            "kind": "compute#attachedDisk",
+            "type": "PERSISTENT",
+            "mode": "READ_WRITE",
+            "source": format!("{zone_link}/disks/{}", i.name),
+            "deviceName": "persistent-disk-0",
+            "index": 0,
+            "boot": true,
+            "autoDelete": true,
+            "interface": "SCSI",
+            "diskSizeGb": "10",
+        }],
+        "metadata": metadata,
+        "selfLink": i.link(),
+        "labelFingerprint": fingerprint(&i.labels),
+        "fingerprint": fingerprint(&(i.seq, &i.labels, &i.metadata)),
+        "cpuPlatform": "Intel Broadwell",
+        "startRestricted": false,
+        "deletionProtection": false,
+    });
+    if !i.description.is_empty() {
+        body["description"] = json!(i.description);
+    }
+    if !i.labels.is_empty() {
+        body["labels"] = json!(i.labels);
+    }
+    body
+}
+
+fn address_json(a: &Address) -> Value {
+    let mut body = json!({
+        "kind": "compute#address",
+        "id": a.id.to_string(),
+        "creationTimestamp": time(a.created),
+        "name": a.name,
+        "address": a.ip.to_string(),
+        "status": if a.user.is_some() { "IN_USE" } else { "RESERVED" },
+        "region": format!("{LINK_BASE}/projects/{}/regions/{}", a.project, a.region),
+        "selfLink": a.link(),
+        "networkTier": a.network_tier,
+        "addressType": "EXTERNAL",
+        "ipVersion": "IPV4",
+        "labelFingerprint": fingerprint(&a.labels),
+    });
+    if !a.description.is_empty() {
+        body["description"] = json!(a.description);
+    }
+    if !a.labels.is_empty() {
+        body["labels"] = json!(a.labels);
+    }
+    if let Some(user) = &a.user {
+        body["users"] = json!([user]);
+    }
+    body
+}
+
+fn operation_json(op: &Operation) -> Value {
+    let now = Instant::now();
+    let (status, progress) = if now >= op.done_at {
+        ("DONE", 100)
+    } else if now >= op.start_at {
+        ("RUNNING", 50)
+    } else {
+        ("PENDING", 0)
+    };
+    let (scope_key, scope_link) = match &op.scope {
+        Scope::Zone(z) => (
+            "zone",
+            format!("{LINK_BASE}/projects/{}/zones/{z}", op.project),
+        ),
+        Scope::Region(r) => (
+            "region",
+            format!("{LINK_BASE}/projects/{}/regions/{r}", op.project),
+        ),
+    };
+    let at = |instant: Instant| time(op.inserted + (instant - op.inserted_at));
+    let mut body = json!({
+        "kind": "compute#operation",
+        "id": op.id.to_string(),
+        "name": op.name,
+        "operationType": op.kind,
+        "targetLink": op.target_link,
+        "targetId": op.target_id.to_string(),
+        "status": status,
+        "user": "damm-sim@damm-sim.iam.gserviceaccount.com",
+        "progress": progress,
+        "insertTime": time(op.inserted),
+        "selfLink": format!("{scope_link}/operations/{}", op.name),
+    });
+    body[scope_key] = json!(scope_link);
+    if status != "PENDING" {
+        body["startTime"] = json!(at(op.start_at));
+    }
+    if status == "DONE" {
+        body["endTime"] = json!(at(op.done_at));
+    }
+    if let Some(client) = &op.client_id {
+        body["clientOperationId"] = json!(client);
+    }
+    body
+}
+
+/// How long a short mutation (delete, labels, access configs, addresses) runs.
+fn short_span(sh: &Shared) -> Duration {
+    (sh.config.boot_delay / 4).min(Duration::from_secs(1))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    filter: Option<String>,
+    max_results: Option<String>,
+    page_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MutationQuery {
+    request_id: Option<String>,
+    network_interface: Option<String>,
+    access_config: Option<String>,
+}
+
+/// One term of a list filter: `labels.KEY = "VALUE"`, `name != x`, `labels.KEY:*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Term {
+    field: String,
+    negate: bool,
+    /// `None` for `:*` (the field is present).
+    value: Option<String>,
+}
+
+/// Parses the subset of Compute Engine's filter language the simulator serves: terms
+/// with `=`, `!=` or `:`, each alone or in parentheses, joined by spaces or `AND`.
+fn parse_filter(filter: &str) -> Result<Vec<Term>, String> {
+    let mut terms = Vec::new();
+    let mut rest = filter.trim();
+    while !rest.is_empty() {
+        let expression;
+        if let Some(inner) = rest.strip_prefix('(') {
+            let close = inner
+                .find(')')
+                .ok_or("Invalid list filter expression: unbalanced parentheses")?;
+            expression = &inner[..close];
+            rest = inner[close + 1..].trim_start();
+        } else {
+            expression = rest;
+            rest = "";
+        }
+        terms.push(parse_term(expression)?);
+        if let Some(after) = rest.strip_prefix("AND ") {
+            rest = after.trim_start();
+        } else if rest.starts_with("OR ") {
+            return Err("OR in list filters is not simulated".into());
+        }
+    }
+    Ok(terms)
+}
+
+fn parse_term(expression: &str) -> Result<Term, String> {
+    let expression = expression.trim();
+    let (field, op, value) = if let Some((f, v)) = expression.split_once("!=") {
+        (f, "!=", v)
+    } else if let Some((f, v)) = expression.split_once('=') {
+        (f, "=", v)
+    } else if let Some((f, v)) = expression.split_once(':') {
+        (f, ":", v)
+    } else {
+        return Err(format!(
+            "Invalid list filter expression '{expression}': expected FIELD = VALUE"
+        ));
+    };
+    let field = field.trim();
+    let value = value.trim();
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    if field.is_empty() || field.contains(char::is_whitespace) {
+        return Err(format!("Invalid list filter field '{field}'"));
+    }
+    if field != "name" && field != "status" && !field.starts_with("labels.") {
+        return Err(format!("Invalid list filter field '{field}'"));
+    }
+    Ok(Term {
+        field: field.to_owned(),
+        negate: op == "!=",
+        value: if op == ":" && value == "*" {
+            None
+        } else {
+            Some(value.to_owned())
+        },
+    })
+}
+
+/// Whether a resource with `name`, `status` and `labels` passes every term.
+fn passes(terms: &[Term], name: &str, status: &str, labels: &BTreeMap<String, String>) -> bool {
+    terms.iter().all(|t| {
+        let actual = match t.field.as_str() {
+            "name" => Some(name),
+            "status" => Some(status),
+            field => field
+                .strip_prefix("labels.")
+                .and_then(|k| labels.get(k))
+                .map(String::as_str),
+        };
+        let matched = match &t.value {
+            None => actual.is_some(),
+            Some(v) => actual == Some(v.as_str()),
+        };
+        matched != t.negate
+    })
+}
+
+/// The page after `token` of `items` (sequence, JSON), as a `kind` list.
+fn paged(
+    kind: &str,
+    id: String,
+    self_link: String,
+    items: Vec<(u64, Value)>,
+    q: &ListQuery,
+) -> Response {
+    let max = match q.max_results.as_deref().map(str::parse::<usize>) {
+        None | Some(Ok(0)) => MAX_RESULTS,
+        Some(Ok(n)) if n <= MAX_RESULTS => n,
+        Some(_) => {
+            return invalid(format!(
+                "Invalid value for field 'maxResults': must be between 0 and {MAX_RESULTS}"
+            ));
+        }
+    };
+    let start = match q.page_token.as_deref().filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(token) => match decode_token(token) {
+            Some(seq) => items.partition_point(|(s, _)| *s < seq),
+            None => return invalid("Invalid value for field 'pageToken'"),
+        },
+    };
+    let end = (start + max).min(items.len());
+    let next = items.get(end).map(|(seq, _)| encode_token(*seq));
+    let page: Vec<Value> = items
+        .into_iter()
+        .skip(start)
+        .take(end - start)
+        .map(|(_, v)| v)
+        .collect();
+    let mut body = json!({ "kind": kind, "id": id, "selfLink": self_link });
+    if !page.is_empty() {
+        body["items"] = Value::Array(page);
+    }
+    if let Some(next) = next {
+        body["nextPageToken"] = json!(next);
+    }
+    Json(body).into_response()
+}
+
+/// Page tokens are opaque to clients; here they name the first sequence number of the
+/// next page.
+fn encode_token(seq: u64) -> String {
+    base64(format!("damm-sim-page:{seq}").as_bytes())
+}
+
+fn decode_token(token: &str) -> Option<u64> {
+    let text = String::from_utf8(base64_decode(token)?).ok()?;
+    text.strip_prefix("damm-sim-page:")?.parse().ok()
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for b in text.trim_end_matches('=').bytes() {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        bits = bits << 6 | u32::from(v);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
+fn filter_terms(q: &ListQuery) -> Result<Vec<Term>, Refusal> {
+    match q.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        None => Ok(Vec::new()),
+        Some(filter) => parse_filter(filter).map_err(|e| Box::new(invalid(e))),
+    }
+}
+
+fn zone_or_404(project: &str, zone: &str) -> Result<&'static str, Refusal> {
+    region_of_zone(zone)
+        .ok_or_else(|| Box::new(not_found(&format!("projects/{project}/zones/{zone}"))))
+}
+
+async fn list_instances(
+    State(sh): S,
+    Path((project, zone)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if let Err(e) = zone_or_404(&project, &zone) {
+        return *e;
+    }
+    let terms = match filter_terms(&q) {
+        Ok(t) => t,
+        Err(e) => return *e,
+    };
+    let world = lock(&sh.gce);
+    let items = world
+        .instances
+        .values()
+        .filter(|i| i.project == project && i.zone == zone)
+        .filter(|i| passes(&terms, &i.name, instance_status(i), &i.labels))
+        .map(|i| (i.seq, instance_json(i)))
+        .collect();
+    paged(
+        "compute#instanceList",
+        format!("projects/{project}/zones/{zone}/instances"),
+        format!("{LINK_BASE}/projects/{project}/zones/{zone}/instances"),
+        items,
+        &q,
+    )
+}
+
+async fn get_instance(
+    State(sh): S,
+    Path((project, zone, name)): Path<(String, String, String)>,
+) -> Response {
+    let world = lock(&sh.gce);
+    match world.instance(&project, &zone, &name) {
+        Some(i) => Json(instance_json(i)).into_response(),
+        None => not_found(&format!("projects/{project}/zones/{zone}/instances/{name}")),
+    }
+}
+
+/// The machine type named by a full or partial URL (`zones/z/machineTypes/e2-small`).
+fn machine_type(value: &str, zone: &str) -> Result<String, String> {
+    let (path, name) = value.rsplit_once("/machineTypes/").ok_or(format!(
+        "Invalid value for field 'resource.machineType': '{value}'"
+    ))?;
+    if !path.ends_with(&format!("zones/{zone}")) {
+        return Err(format!(
+            "Invalid value for field 'resource.machineType': '{value}'. \
+             Machine type must be in zone {zone}"
+        ));
+    }
+    if !MACHINE_TYPES.contains(&name) {
+        return Err(format!(
+            "Invalid value for field 'resource.machineType': '{value}'. \
+             Machine type with name '{name}' does not exist in zone '{zone}'"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The boot disk: exactly one disk marked `boot`, created from a `sourceImage`.
+fn check_disks(body: &Value) -> Result<(), String> {
+    let disks = body.get("disks").and_then(Value::as_array);
+    let Some(disks) = disks.filter(|d| !d.is_empty()) else {
+        return Err("Invalid value for field 'resource.disks': ''. \
+                    At least one disk must be specified"
+            .into());
+    };
+    let boot: Vec<&Value> = disks
+        .iter()
+        .filter(|d| d.get("boot").and_then(Value::as_bool) == Some(true))
+        .collect();
+    if boot.len() != 1 {
+        return Err("Exactly one boot disk must be specified".into());
+    }
+    let image = boot[0]
+        .pointer("/initializeParams/sourceImage")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !image.contains("/global/images/") {
+        return Err(format!(
+            "Invalid value for field 'resource.disks[0].initializeParams.sourceImage': '{image}'"
+        ));
+    }
+    Ok(())
+}
+
+fn metadata_of(body: &Value) -> Result<Vec<(String, String)>, String> {
+    let mut items = Vec::new();
+    if let Some(list) = body.pointer("/metadata/items").and_then(Value::as_array) {
+        for item in list {
+            let key = item.get("key").and_then(Value::as_str).unwrap_or_default();
+            let value = item
+                .get("value")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if key.is_empty() || key.len() > 128 {
+                return Err("Invalid metadata key".into());
+            }
+            if value.len() > MAX_METADATA_VALUE {
+                return Err(format!("Metadata value for key '{key}' exceeds 256 KiB"));
+            }
+            if items.iter().any(|(k, _)| k == key) {
+                return Err(format!("Duplicate metadata key '{key}'"));
+            }
+            items.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    Ok(items)
+}
+
+async fn insert_instance(
+    State(sh): S,
+    Path((project, zone)): Path<(String, String)>,
+    Query(q): Query<MutationQuery>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) => return invalid_body(rejection),
+    };
+    let region = match zone_or_404(&project, &zone) {
+        Ok(r) => r,
+        Err(e) => return *e,
+    };
+    let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+    if !valid_name(name) {
+        return invalid(format!(
+            "Invalid value for field 'resource.name': '{name}'. Must be a match of regex \
+             '(?:[a-z](?:[-a-z0-9]{{0,61}}[a-z0-9])?)'"
+        ));
+    }
+    let machine = match machine_type(
+        body.get("machineType")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        &zone,
+    ) {
+        Ok(m) => m,
+        Err(e) => return invalid(e),
+    };
+    if let Err(e) = check_disks(&body) {
+        return invalid(e);
+    }
+    let labels = match labels_of(&body) {
+        Ok(l) => l,
+        Err(e) => return invalid(e),
+    };
+    let metadata = match metadata_of(&body) {
+        Ok(m) => m,
+        Err(e) => return invalid(e),
+    };
+    let nics = body
+        .get("networkInterfaces")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if nics.len() != 1 {
+        return invalid("Exactly one network interface must be specified");
+    }
+    let wanted_access = nics[0]
+        .get("accessConfigs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if wanted_access.len() > 1 {
+        return invalid("At most one access config currently supported.");
+    }
+    let boot = sh.boot_delay(Provider::Gce);
+    let mut world = lock(&sh.gce);
+    if world.instance(&project, &zone, name).is_some() {
+        return error(
+            StatusCode::CONFLICT,
+            "alreadyExists",
+            format!(
+                "The resource 'projects/{project}/zones/{zone}/instances/{name}' already exists"
+            ),
+        );
+    }
+    let (seq, id) = world.next_id();
+    let link = format!("{LINK_BASE}/projects/{project}/zones/{zone}/instances/{name}");
+    let access = match wanted_access.first() {
+        None => None,
+        Some(config) => match attach_ip(&sh, &mut world, &project, region, config, &link) {
+            Ok(access) => Some(access),
+            Err(e) => return *e,
+        },
+    };
+    let network_ip = Ipv4Addr::new(10, 128, (seq >> 8) as u8, seq as u8);
+    let now = Instant::now();
+    let instance = Instance {
+        seq,
+        id,
+        project: project.clone(),
+        zone: zone.clone(),
+        name: name.to_owned(),
+        description: body
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        machine_type: machine,
+        labels,
+        metadata,
+        network_ip,
+        access,
+        created: Utc::now(),
+        created_at: now,
+        ready_at: now + boot,
+    };
+    world.instances.insert(seq, instance);
+    let answer = world.operation(
+        &project,
+        Scope::Zone(zone),
+        "insert",
+        link,
+        id,
+        q.request_id,
+        boot,
+    );
+    Json(answer).into_response()
+}
+
+/// Resolves an access config's `natIP`: a reserved address of the region (now used by
+/// `user`), or an ephemeral one from the pool when none is named.
+fn attach_ip(
+    sh: &Shared,
+    world: &mut World,
+    project: &str,
+    region: &str,
+    config: &Value,
+    user: &str,
+) -> Result<AccessConfig, Refusal> {
+    let name = config
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("External NAT")
+        .to_owned();
+    if let Some(kind) = config.get("type").and_then(Value::as_str)
+        && kind != "ONE_TO_ONE_NAT"
+    {
+        return Err(Box::new(invalid(format!(
+            "Invalid value for field 'resource.type': '{kind}'"
+        ))));
+    }
+    let Some(wanted) = config.get("natIP").and_then(Value::as_str) else {
+        let ip = lock(&sh.addresses).v4().ok_or_else(|| {
+            Box::new(error(
+                StatusCode::FORBIDDEN,
+                "quotaExceeded",
+                "Quota 'IN_USE_ADDRESSES' exceeded",
+            ))
+        })?;
+        return Ok(AccessConfig {
+            name,
+            nat_ip: ip,
+            reserved: false,
+        });
+    };
+    let ip: Ipv4Addr = wanted.parse().map_err(|_| {
+        Box::new(invalid(format!(
+            "Invalid value for field 'natIP': '{wanted}'"
+        )))
+    })?;
+    let Some(address) = world.address_by_ip_mut(project, ip) else {
+        return Err(Box::new(invalid(format!(
+            "Invalid value for field 'natIP': '{wanted}'. \
+             Specified IP address is not reserved in this project"
+        ))));
+    };
+    if address.region != region {
+        return Err(Box::new(invalid(format!(
+            "Invalid value for field 'natIP': '{wanted}'. \
+             Specified IP address is not in the instance's region"
+        ))));
+    }
+    if address.user.as_deref().is_some_and(|u| u != user) {
+        return Err(Box::new(invalid(format!(
+            "Invalid value for field 'natIP': '{wanted}'. \
+             Specified IP address is in-use and would result in a conflict"
+        ))));
+    }
+    address.user = Some(user.to_owned());
+    Ok(AccessConfig {
+        name,
+        nat_ip: ip,
+        reserved: true,
+    })
+}
+
+/// Gives an access config's address back: a reserved one becomes `RESERVED` again, an
+/// ephemeral one returns to the pool.
+fn detach_ip(sh: &Shared, world: &mut World, project: &str, access: &AccessConfig) {
+    if access.reserved {
+        if let Some(address) = world.address_by_ip_mut(project, access.nat_ip) {
+            address.user = None;
+        }
+    } else {
+        lock(&sh.addresses).release(access.nat_ip.into());
+    }
+}
+
+async fn delete_instance(
+    State(sh): S,
+    Path((project, zone, name)): Path<(String, String, String)>,
+    Query(q): Query<MutationQuery>,
+) -> Response {
+    let span = short_span(&sh);
+    let mut world = lock(&sh.gce);
+    let Some(seq) = world.instance_seq(&project, &zone, &name) else {
+        return not_found(&format!("projects/{project}/zones/{zone}/instances/{name}"));
+    };
+    let instance = world.instances.remove(&seq).expect("looked up");
+    if let Some(access) = &instance.access {
+        detach_ip(&sh, &mut world, &project, access);
+    }
+    let answer = world.operation(
+        &project,
+        Scope::Zone(zone),
+        "delete",
+        instance.link(),
+        instance.id,
+        q.request_id,
+        span,
+    );
+    Json(answer).into_response()
+}
+
+async fn instance_action(
+    State(sh): S,
+    Path((project, zone, name, action)): Path<(String, String, String, String)>,
+    Query(q): Query<MutationQuery>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(body)) => body,
+        // addAccessConfig and setLabels carry a body; deleteAccessConfig does not.
+        Err(_) if action == "deleteAccessConfig" => Value::Null,
+        Err(rejection) => return invalid_body(rejection),
+    };
+    let region = match zone_or_404(&project, &zone) {
+        Ok(r) => r,
+        Err(e) => return *e,
+    };
+    let span = short_span(&sh);
+    let mut world = lock(&sh.gce);
+    let Some(seq) = world.instance_seq(&project, &zone, &name) else {
+        return not_found(&format!("projects/{project}/zones/{zone}/instances/{name}"));
+    };
+    let link = world.instances[&seq].link();
+    let id = world.instances[&seq].id;
+    let kind = match action.as_str() {
+        "setLabels" => {
+            let current = fingerprint(&world.instances[&seq].labels);
+            let given = body.get("labelFingerprint").and_then(Value::as_str);
+            if given != Some(current.as_str()) {
+                return error(
+                    StatusCode::PRECONDITION_FAILED,
+                    "conditionNotMet",
+                    "Labels fingerprint either invalid or resource labels have changed",
+                );
+            }
+            let labels = match labels_of(&body) {
+                Ok(l) => l,
+                Err(e) => return invalid(e),
+            };
+            world.instances.get_mut(&seq).expect("looked up").labels = labels;
+            "setLabels"
+        }
+        "addAccessConfig" => {
+            if q.network_interface.as_deref() != Some("nic0") {
+                return invalid("Invalid value for field 'networkInterface'");
+            }
+            if world.instances[&seq].access.is_some() {
+                return invalid("At most one access config currently supported.");
+            }
+            let access = match attach_ip(&sh, &mut world, &project, region, &body, &link) {
+                Ok(a) => a,
+                Err(e) => return *e,
+            };
+            world.instances.get_mut(&seq).expect("looked up").access = Some(access);
+            "addAccessConfig"
+        }
+        "deleteAccessConfig" => {
+            if q.network_interface.as_deref() != Some("nic0") {
+                return invalid("Invalid value for field 'networkInterface'");
+            }
+            let wanted = q.access_config.unwrap_or_default();
+            let current = world.instances[&seq].access.clone();
+            match current {
+                Some(access) if access.name == wanted => {
+                    detach_ip(&sh, &mut world, &project, &access);
+                    world.instances.get_mut(&seq).expect("looked up").access = None;
+                }
+                _ => {
+                    return invalid(format!(
+                        "Invalid value for field 'accessConfig': '{wanted}'. \
+                         The access config does not exist on nic0"
+                    ));
+                }
+            }
+            "deleteAccessConfig"
+        }
+        other => {
+            return not_found(&format!(
+                "projects/{project}/zones/{zone}/instances/{name}/{other}"
+            ));
+        }
+    };
+    let answer = world.operation(
+        &project,
+        Scope::Zone(zone),
+        kind,
+        link,
+        id,
+        q.request_id,
+        span,
+    );
+    Json(answer).into_response()
+}
+
+async fn list_addresses(
+    State(sh): S,
+    Path((project, region)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if !known_region(&region) {
+        return not_found(&format!("projects/{project}/regions/{region}"));
+    }
+    let terms = match filter_terms(&q) {
+        Ok(t) => t,
+        Err(e) => return *e,
+    };
+    let world = lock(&sh.gce);
+    let items = world
+        .addresses
+        .values()
+        .filter(|a| a.project == project && a.region == region)
+        .filter(|a| {
+            let status = if a.user.is_some() {
+                "IN_USE"
+            } else {
+                "RESERVED"
+            };
+            passes(&terms, &a.name, status, &a.labels)
+        })
+        .map(|a| (a.seq, address_json(a)))
+        .collect();
+    paged(
+        "compute#addressList",
+        format!("projects/{project}/regions/{region}/addresses"),
+        format!("{LINK_BASE}/projects/{project}/regions/{region}/addresses"),
+        items,
+        &q,
+    )
+}
+
+async fn get_address(
+    State(sh): S,
+    Path((project, region, name)): Path<(String, String, String)>,
+) -> Response {
+    let world = lock(&sh.gce);
+    match world.address(&project, &region, &name) {
+        Some(a) => Json(address_json(a)).into_response(),
+        None => not_found(&format!(
+            "projects/{project}/regions/{region}/addresses/{name}"
+        )),
+    }
+}
+
+async fn insert_address(
+    State(sh): S,
+    Path((project, region)): Path<(String, String)>,
+    Query(q): Query<MutationQuery>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) => return invalid_body(rejection),
+    };
+    if !known_region(&region) {
+        return not_found(&format!("projects/{project}/regions/{region}"));
+    }
+    let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+    if !valid_name(name) {
+        return invalid(format!("Invalid value for field 'resource.name': '{name}'"));
+    }
+    let text = |key: &str| body.get(key).and_then(Value::as_str);
+    if text("addressType").is_some_and(|t| t != "EXTERNAL") {
+        return invalid("Only EXTERNAL addresses are simulated");
+    }
+    if text("ipVersion").is_some_and(|v| v != "IPV4") {
+        return invalid("Only IPV4 addresses are simulated");
+    }
+    if text("address").is_some() {
+        return invalid("Reserving a chosen address is not simulated");
+    }
+    let network_tier = text("networkTier").unwrap_or("PREMIUM").to_owned();
+    let labels = match labels_of(&body) {
+        Ok(l) => l,
+        Err(e) => return invalid(e),
+    };
+    let span = short_span(&sh);
+    let mut world = lock(&sh.gce);
+    if world.address(&project, &region, name).is_some() {
+        return error(
+            StatusCode::CONFLICT,
+            "alreadyExists",
+            format!(
+                "The resource 'projects/{project}/regions/{region}/addresses/{name}' already exists"
+            ),
+        );
+    }
+    let Some(ip) = lock(&sh.addresses).v4() else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "quotaExceeded",
+            "Quota 'STATIC_ADDRESSES' exceeded",
+        );
+    };
+    let (seq, id) = world.next_id();
+    let address = Address {
+        seq,
+        id,
+        project: project.clone(),
+        region: region.clone(),
+        name: name.to_owned(),
+        description: text("description").unwrap_or_default().to_owned(),
+        ip,
+        labels,
+        network_tier,
+        user: None,
+        created: Utc::now(),
+    };
+    let link = address.link();
+    world.addresses.insert(seq, address);
+    let answer = world.operation(
+        &project,
+        Scope::Region(region),
+        "insert",
+        link,
+        id,
+        q.request_id,
+        span,
+    );
+    Json(answer).into_response()
+}
+
+async fn delete_address(
+    State(sh): S,
+    Path((project, region, name)): Path<(String, String, String)>,
+    Query(q): Query<MutationQuery>,
+) -> Response {
+    let span = short_span(&sh);
+    let mut world = lock(&sh.gce);
+    let Some(address) = world.address(&project, &region, &name).cloned() else {
+        return not_found(&format!(
+            "projects/{project}/regions/{region}/addresses/{name}"
+        ));
+    };
+    if let Some(user) = &address.user {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "resourceInUseByAnotherResource",
+            format!(
+                "The address resource '{}' is already being used by '{user}'",
+                address.link()
+            ),
+        );
+    }
+    world.addresses.remove(&address.seq);
+    lock(&sh.addresses).release(address.ip.into());
+    let answer = world.operation(
+        &project,
+        Scope::Region(region),
+        "delete",
+        address.link(),
+        address.id,
+        q.request_id,
+        span,
+    );
+    Json(answer).into_response()
+}
+
+/// The operation `name` in `scope`, as JSON, and how long until it is done.
+fn find_operation(
+    sh: &Shared,
+    project: &str,
+    scope: &Scope,
+    name: &str,
+) -> Option<(Value, Duration)> {
+    let world = lock(&sh.gce);
+    world
+        .operations
+        .get(name)
+        .filter(|op| op.project == project && op.scope == *scope)
+        .map(|op| {
+            let left = op.done_at.saturating_duration_since(Instant::now());
+            (operation_json(op), left)
+        })
+}
+
+fn operation_answer(
+    sh: &Shared,
+    project: &str,
+    scope: Scope,
+    name: &str,
+    where_: String,
+) -> Response {
+    match find_operation(sh, project, &scope, name) {
+        Some((json, _)) => Json(json).into_response(),
+        None => not_found(&format!("projects/{project}/{where_}/operations/{name}")),
+    }
+}
+
+/// `wait`: blocks until the operation is done (or [`MAX_WAIT`] passed), then answers it.
+async fn wait_answer(
+    sh: &Shared,
+    project: &str,
+    scope: Scope,
+    name: &str,
+    where_: String,
+) -> Response {
+    let Some((_, left)) = find_operation(sh, project, &scope, name) else {
+        return not_found(&format!("projects/{project}/{where_}/operations/{name}"));
+    };
+    if !left.is_zero() {
+        tokio::time::sleep(left.min(MAX_WAIT)).await;
+    }
+    operation_answer(sh, project, scope, name, where_)
+}
+
+async fn get_zone_operation(
+    State(sh): S,
+    Path((project, zone, name)): Path<(String, String, String)>,
+) -> Response {
+    let where_ = format!("zones/{zone}");
+    operation_answer(&sh, &project, Scope::Zone(zone), &name, where_)
+}
+
+async fn wait_zone_operation(
+    State(sh): S,
+    Path((project, zone, name)): Path<(String, String, String)>,
+) -> Response {
+    let where_ = format!("zones/{zone}");
+    wait_answer(&sh, &project, Scope::Zone(zone), &name, where_).await
+}
+
+async fn get_region_operation(
+    State(sh): S,
+    Path((project, region, name)): Path<(String, String, String)>,
+) -> Response {
+    let where_ = format!("regions/{region}");
+    operation_answer(&sh, &project, Scope::Region(region), &name, where_)
+}
+
+async fn wait_region_operation(
+    State(sh): S,
+    Path((project, region, name)): Path<(String, String, String)>,
+) -> Response {
+    let where_ = format!("regions/{region}");
+    wait_answer(&sh, &project, Scope::Region(region), &name, where_).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_the_forms_clients_send() {
+        let terms =
+            parse_filter(r#"(labels.damm-fleet = "f1") (labels.damm-key = "k-1")"#).unwrap();
+        assert_eq!(terms.len(), 2);
+        assert_eq!(terms[1].value.as_deref(), Some("k-1"));
+        // Several terms need parentheses, as in Compute Engine.
+        assert!(parse_filter("labels.damm-fleet = f1 AND name != x").is_err());
+        let terms = parse_filter("(labels.damm-fleet = f1) AND (name != x)").unwrap();
+        assert!(terms[1].negate);
+        assert!(parse_filter("labels.owner:*").unwrap()[0].value.is_none());
+        assert!(parse_filter("(name = a) OR (name = b)").is_err());
+        assert!(parse_filter("(cpuPlatform = x)").is_err());
+        let labels = BTreeMap::from([("damm-fleet".to_owned(), "f1".to_owned())]);
+        let terms = parse_filter(r#"(labels.damm-fleet = "f1") (name != other)"#).unwrap();
+        assert!(passes(&terms, "node", "RUNNING", &labels));
+        assert!(!passes(&terms, "other", "RUNNING", &labels));
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_base64_is_url_safe() {
+        assert_eq!(decode_token(&encode_token(42)), Some(42));
+        assert_eq!(decode_token("!!"), None);
+        assert_eq!(base64(b"any carnal pleas"), "YW55IGNhcm5hbCBwbGVhcw==");
+        assert_eq!(base64(&[0xfb, 0xff]), "-_8=");
+        assert_eq!(base64_decode("-_8=").unwrap(), [0xfb, 0xff]);
+    }
+
+    #[test]
+    fn names_labels_and_zones_follow_compute_rules() {
+        assert!(valid_name("damm-node-1"));
+        assert!(!valid_name("1node") && !valid_name("node-") && !valid_name("Node"));
+        assert_eq!(region_of_zone("europe-west3-a"), Some("europe-west3"));
+        assert_eq!(region_of_zone("europe-west3-z"), None);
+        let bad = BTreeMap::from([("Key".to_owned(), "v".to_owned())]);
+        assert!(check_labels(&bad).is_err());
+    }
+}
