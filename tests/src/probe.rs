@@ -69,7 +69,11 @@ fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
 fn get(addr: &str, path: &str) -> Option<String> {
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     text.starts_with("HTTP/1.1 200")
@@ -79,6 +83,10 @@ fn get(addr: &str, path: &str) -> Option<String> {
 
 /// Runs the scenario and prints its figures.
 pub async fn run(args: &ProbeRun) -> anyhow::Result<()> {
+    // Building 10k nodes within the providers' documented client-side limits takes hours
+    // (Hetzner: 3600 calls an hour): this run measures the orchestrator, so the limits are
+    // lifted by compressing their clock a millionfold.
+    damm_provider::retry::set_time_compression(1e6);
     let sim = damm_sim::start(
         SimConfig {
             boot_delay: Duration::from_millis(0),
@@ -184,7 +192,9 @@ async fn serve_memory(
 ) -> anyhow::Result<()> {
     let policy_path = dir.join("policy.toml");
     std::fs::write(&policy_path, policy(args.nodes, "plan", "2s"))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     for (name, api) in PROVIDERS {
@@ -210,7 +220,7 @@ async fn serve_memory(
             && let Some(line) = body.lines().find(|l| l.starts_with("damm_tick_number "))
         {
             ticks_seen = line[18..].trim().parse::<f64>().unwrap_or(0.0) as u64;
-            if ticks_seen >= 3 {
+            if ticks_seen >= 2 {
                 break;
             }
         }

@@ -38,8 +38,15 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     )?;
     // The aws adapter's tests run against moto's EC2 emulator.
     crate::moto::ensure(root)?;
-    // damm-catalog's interop test checks its signatures with the stock minisign.
-    crate::tools::ensure_debian_packages(&["minisign"])?;
+    // damm-catalog's interop test checks its signatures with the stock minisign; damm-tests'
+    // netns_failover runs real tunnels (userspace WireGuard in network namespaces, as root).
+    crate::tools::ensure_debian_packages(&[
+        "minisign",
+        "wireguard-go",
+        "wireguard-tools",
+        "iproute2",
+        "nftables",
+    ])?;
     if has_nextest() {
         step(
             root,

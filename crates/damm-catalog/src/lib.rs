@@ -66,12 +66,17 @@
 mod endpoint;
 #[doc(hidden)]
 pub mod fuzz;
+mod gateway;
 mod pick;
 mod schema;
 mod signature;
 mod wg;
 
 pub use endpoint::{Endpoint, EndpointError, EndpointHost};
+pub use gateway::{
+    Backbone, GATEWAY_SCHEMA_V1, GatewayConfig, GatewayConfigError, GatewayPeer, GatewayRole,
+    SignedGatewayConfig, gateway_trusted_comment, sign_gateway_config, verify_gateway_config,
+};
 pub use pick::{Measurement, effective_score, next_after, pick};
 pub use schema::{
     Catalog, CatalogError, Component, MAX_IDENTIFIER_LEN, Path, RegionPaths, Role, SCHEMA_V1,

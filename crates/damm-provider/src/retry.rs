@@ -43,6 +43,23 @@ use tokio::time::Instant;
 
 use crate::{Error, Result};
 
+/// Speeds every token bucket's refill up by a factor, process-wide: for simulated runs
+/// with compressed time (scenarios against the simulator), never for real providers.
+/// Stored as the bits of an `f64`; 1.0 (real time) by default.
+static TIME_COMPRESSION: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0x3FF0_0000_0000_0000);
+
+/// Sets the process-wide time compression of client-side rate limits (see the scenario
+/// runs in `damm-tests`); `factor` ≥ 1.
+pub fn set_time_compression(factor: f64) {
+    let factor = if factor.is_finite() { factor.max(1.0) } else { 1.0 };
+    TIME_COMPRESSION.store(factor.to_bits(), std::sync::atomic::Ordering::Relaxed);
+}
+
+fn compression() -> f64 {
+    f64::from_bits(TIME_COMPRESSION.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// A token bucket: `capacity` calls at once, refilled evenly over `period`.
 #[derive(Debug)]
 pub struct RateLimit {
@@ -104,13 +121,14 @@ impl RateLimit {
             b.blocked_until = None;
         }
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.per_second).min(self.capacity);
+        let rate = self.per_second * compression();
+        b.tokens = (b.tokens + elapsed * rate).min(self.capacity);
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.per_second))
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
         }
     }
 
@@ -138,7 +156,7 @@ impl RateLimit {
             return 0.0;
         }
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        (b.tokens + elapsed * self.per_second).min(self.capacity)
+        (b.tokens + elapsed * self.per_second * compression()).min(self.capacity)
     }
 }
 

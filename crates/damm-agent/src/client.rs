@@ -1,0 +1,614 @@
+//! The client agent: connect through the best catalog path, fail over without re-enrollment.
+//!
+//! The client's enrollment (private key, tunnel address) is stamped on every ingress of its
+//! region, so failing over only changes the one peer of its interface: public key and endpoint
+//! of the next path ([`damm_catalog::next_after`]). Key, address and routes stay.
+//!
+//! **When is a path dead?** WireGuard only handshakes when a session starts and every two
+//! minutes after, so on a healthy tunnel the latest handshake is up to 120 s old: its age alone
+//! cannot detect an outage in seconds. The signal used is *received bytes*: gateways set a
+//! persistent keepalive on their client peers, so a live path delivers at least one packet per
+//! keepalive interval, and a path on which nothing arrived for `stale_after` (default 3 ×
+//! keepalive) is stale. Until the first packet arrives, the clock runs from the switch, so a
+//! path that never answers is left too. The handshake age is still reported.
+//!
+//! [`PathMonitor`] holds that decision logic without any I/O, so it is unit-tested; the
+//! [`ClientAgent`] feeds it samples from the interface and carries out its decisions.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use damm_catalog::{Catalog, Measurement, Path, PrivateKey, next_after, pick};
+use serde::{Deserialize, Serialize};
+
+use crate::wg::{PeerSpec, WireGuard, normalise, plan};
+use crate::{AgentError, Host};
+
+/// Path quality as the client saw it, for `POST /v1/reports`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The enrolled client's id.
+    pub client: String,
+    /// The path measured.
+    pub path_id: String,
+    /// Seconds since the latest handshake on the path (`None`: never).
+    pub handshake_age_s: Option<u64>,
+    /// Round-trip time, when measured (this agent does not measure it yet).
+    pub rtt_ms: Option<f64>,
+    /// Consecutive failures of the path (a stale detection counts as one).
+    pub failures: u32,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// What a client got at enrollment. The same for every path of the region.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    /// The client's id.
+    pub client: String,
+    /// The region whose paths it uses.
+    pub region: String,
+    /// Its WireGuard private key.
+    pub private_key: PrivateKey,
+    /// Its tunnel address with prefix (`10.77.0.2/32`).
+    pub address: String,
+}
+
+/// How the client agent behaves.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// The client's WireGuard interface (created beforehand).
+    pub interface: String,
+    /// Keepalive towards the gateway, seconds.
+    pub keepalive_s: u16,
+    /// A path from which nothing arrived for this long is stale.
+    pub stale_after: Duration,
+    /// The peer's AllowedIPs (what the tunnel may carry back).
+    pub allowed_ips: Vec<String>,
+    /// Prefixes routed into the tunnel (`ip route replace PREFIX dev IFACE`).
+    pub routes: Vec<String>,
+    /// How often a report on the current path is emitted.
+    pub report_every: Duration,
+}
+
+impl ClientSettings {
+    /// Defaults for `interface` with a `keepalive_s` keepalive: stale after 3 keepalives,
+    /// everything through the tunnel's peer, no routes added, a report a minute.
+    pub fn new(interface: impl Into<String>, keepalive_s: u16) -> Self {
+        Self {
+            interface: interface.into(),
+            keepalive_s,
+            stale_after: Duration::from_secs(3 * u64::from(keepalive_s.max(1))),
+            allowed_ips: vec!["0.0.0.0/0".into()],
+            routes: Vec::new(),
+            report_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One reading of the current peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// Bytes received from the peer so far.
+    pub rx_bytes: u64,
+    /// Age of the latest handshake, if any.
+    pub handshake_age: Option<Duration>,
+}
+
+/// The monitor's verdict on the current path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Packets arrive (or the path is younger than `stale_after`).
+    Healthy,
+    /// Nothing arrived for `quiet_for` (at least `stale_after`).
+    Stale {
+        /// Time since the last received byte (or since the switch).
+        quiet_for: Duration,
+    },
+}
+
+/// The pure failover logic: which path, and when it is stale. No clock and no I/O inside: the
+/// caller passes `now` and the samples.
+#[derive(Debug, Clone)]
+pub struct PathMonitor {
+    stale_after: Duration,
+    current: Option<String>,
+    last_rx: Option<u64>,
+    last_progress: Option<Instant>,
+    measurements: BTreeMap<String, Measurement>,
+}
+
+impl PathMonitor {
+    /// A monitor calling a path stale after `stale_after` without received bytes.
+    pub fn new(stale_after: Duration) -> Self {
+        Self {
+            stale_after,
+            current: None,
+            last_rx: None,
+            last_progress: None,
+            measurements: BTreeMap::new(),
+        }
+    }
+
+    /// The path in use.
+    pub fn current(&self) -> Option<&str> {
+        self.current.as_deref()
+    }
+
+    /// What the client measured, per path id (what [`pick`] and [`next_after`] rank by).
+    pub fn measurements(&self) -> &BTreeMap<String, Measurement> {
+        &self.measurements
+    }
+
+    /// The best path of `region` for this client.
+    pub fn best<'a>(&self, catalog: &'a Catalog, region: &str) -> Option<&'a Path> {
+        pick(catalog, region, &self.measurements).into_iter().next()
+    }
+
+    /// Records that the client now uses `path_id`, from `now`.
+    pub fn switched_to(&mut self, path_id: &str, now: Instant) {
+        self.current = Some(path_id.to_owned());
+        self.last_rx = None;
+        self.last_progress = Some(now);
+    }
+
+    /// Feeds a sample of the current path; says whether it is stale.
+    pub fn observe(&mut self, now: Instant, sample: Sample) -> Verdict {
+        let Some(current) = self.current.clone() else {
+            return Verdict::Healthy;
+        };
+        let m = self.measurements.entry(current).or_default();
+        m.last_handshake_age_s = sample.handshake_age.map(|a| a.as_secs());
+        let progressed = match self.last_rx {
+            Some(before) => sample.rx_bytes > before,
+            None => sample.rx_bytes > 0,
+        };
+        self.last_rx = Some(sample.rx_bytes);
+        if progressed {
+            self.last_progress = Some(now);
+            m.failures = 0;
+        }
+        let since = self.last_progress.get_or_insert(now);
+        let quiet_for = now.saturating_duration_since(*since);
+        if quiet_for >= self.stale_after {
+            Verdict::Stale { quiet_for }
+        } else {
+            Verdict::Healthy
+        }
+    }
+
+    /// Counts a failure of the current path and picks where to go: [`next_after`] it. `None`
+    /// when the region has nothing else (the client stays and retries).
+    pub fn fail_over<'a>(&mut self, catalog: &'a Catalog, region: &str) -> Option<&'a Path> {
+        let current = self.current.clone()?;
+        self.measurements
+            .entry(current.clone())
+            .or_default()
+            .failures += 1;
+        next_after(catalog, region, &self.measurements, &current)
+    }
+
+    /// The report on `path_id` as measured so far.
+    pub fn report(&self, client: &str, path_id: &str, at: DateTime<Utc>) -> Report {
+        let m = self.measurements.get(path_id).copied().unwrap_or_default();
+        Report {
+            client: client.to_owned(),
+            path_id: path_id.to_owned(),
+            handshake_age_s: m.last_handshake_age_s,
+            rtt_ms: m.rtt_ms,
+            failures: m.failures,
+            at,
+        }
+    }
+}
+
+/// The client agent: an enrollment, a verified catalog and a WireGuard interface.
+pub struct ClientAgent {
+    host: Host,
+    wireguard: Box<dyn WireGuard>,
+    enrollment: Enrollment,
+    settings: ClientSettings,
+    catalog: Catalog,
+    monitor: PathMonitor,
+    current: Option<Path>,
+    last_report: Option<Instant>,
+}
+
+impl std::fmt::Debug for ClientAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAgent")
+            .field("client", &self.enrollment.client)
+            .field("interface", &self.settings.interface)
+            .field("current", &self.monitor.current())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientAgent {
+    /// An agent for `enrollment` with a catalog that [`damm_catalog::verify`] accepted.
+    pub fn new(
+        host: Host,
+        wireguard: Box<dyn WireGuard>,
+        enrollment: Enrollment,
+        settings: ClientSettings,
+        catalog: Catalog,
+    ) -> Self {
+        let monitor = PathMonitor::new(settings.stale_after);
+        Self {
+            host,
+            wireguard,
+            enrollment,
+            settings,
+            catalog,
+            monitor,
+            current: None,
+            last_report: None,
+        }
+    }
+
+    /// The path in use.
+    pub fn current_path(&self) -> Option<&Path> {
+        self.current.as_ref()
+    }
+
+    /// The failover logic's state.
+    pub fn monitor(&self) -> &PathMonitor {
+        &self.monitor
+    }
+
+    /// Replaces the catalog with a newer verified one. If the current path is gone, the next
+    /// [`ClientAgent::tick`] moves to the best one.
+    pub fn update_catalog(&mut self, catalog: Catalog) {
+        self.catalog = catalog;
+    }
+
+    /// Configures the interface (key, address, routes) and connects through the best path.
+    pub fn connect(&mut self, now: Instant) -> Result<Path, AgentError> {
+        let (ip, prefix) = normalise(&self.enrollment.address)?;
+        let iface = self.settings.interface.clone();
+        let best = self
+            .monitor
+            .best(&self.catalog, &self.enrollment.region)
+            .cloned()
+            .ok_or_else(|| {
+                AgentError::Invalid(format!(
+                    "the catalog has no path for region `{}`",
+                    self.enrollment.region
+                ))
+            })?;
+        self.switch_to(&best, now)?;
+        self.host.run(
+            "ip",
+            &[
+                "address",
+                "replace",
+                &format!("{ip}/{prefix}"),
+                "dev",
+                &iface,
+            ],
+        )?;
+        self.host.run("ip", &["link", "set", "dev", &iface, "up"])?;
+        for route in &self.settings.routes {
+            let (rip, rprefix) = normalise(route)?;
+            self.host.run(
+                "ip",
+                &[
+                    "route",
+                    "replace",
+                    &format!("{rip}/{rprefix}"),
+                    "dev",
+                    &iface,
+                ],
+            )?;
+        }
+        Ok(best)
+    }
+
+    fn switch_to(&mut self, path: &Path, now: Instant) -> Result<(), AgentError> {
+        let endpoint: SocketAddr = path
+            .endpoint
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| {
+                AgentError::Invalid(format!(
+                    "path `{}`: cannot resolve `{}`",
+                    path.path_id, path.endpoint
+                ))
+            })?;
+        let peer = PeerSpec {
+            public_key: path.gateway_public_key,
+            allowed_ips: self.settings.allowed_ips.clone(),
+            endpoint: Some(endpoint),
+            persistent_keepalive: Some(self.settings.keepalive_s),
+        };
+        let current = self.wireguard.get(&self.settings.interface)?;
+        let update = plan(&current, &self.enrollment.private_key, None, &[peer]);
+        self.wireguard.apply(&self.settings.interface, &update)?;
+        tracing::info!(path = %path.path_id, %endpoint, "client connected through path");
+        self.monitor.switched_to(&path.path_id, now);
+        self.current = Some(path.clone());
+        Ok(())
+    }
+
+    /// One round: sample the current peer, fail over if it is stale, emit due reports.
+    pub fn tick(&mut self, now: Instant) -> Result<Vec<Report>, AgentError> {
+        let mut reports = Vec::new();
+        let Some(path) = self.current.clone() else {
+            self.connect(now)?;
+            return Ok(reports);
+        };
+        let in_catalog = self
+            .catalog
+            .region(&self.enrollment.region)
+            .unwrap_or_default()
+            .iter()
+            .any(|p| p.path_id == path.path_id);
+        let state = self.wireguard.get(&self.settings.interface)?;
+        let peer = state
+            .peers
+            .iter()
+            .find(|p| p.public_key == path.gateway_public_key);
+        let sample = Sample {
+            rx_bytes: peer.map_or(0, |p| p.rx_bytes),
+            handshake_age: peer
+                .and_then(|p| p.last_handshake)
+                .and_then(|t| SystemTime::now().duration_since(t).ok()),
+        };
+        let verdict = self.monitor.observe(now, sample);
+        let stale = matches!(verdict, Verdict::Stale { .. });
+        if stale || !in_catalog {
+            let next = if in_catalog {
+                self.monitor
+                    .fail_over(&self.catalog, &self.enrollment.region)
+                    .cloned()
+            } else {
+                self.monitor
+                    .best(&self.catalog, &self.enrollment.region)
+                    .cloned()
+            };
+            reports.push(
+                self.monitor
+                    .report(&self.enrollment.client, &path.path_id, Utc::now()),
+            );
+            if let Some(next) = next {
+                tracing::warn!(from = %path.path_id, to = %next.path_id, ?verdict, "failing over");
+                self.switch_to(&next, now)?;
+            } else {
+                // Nowhere else to go: restart the clock on this one and keep trying.
+                self.monitor.switched_to(&path.path_id, now);
+            }
+            self.last_report = Some(now);
+            return Ok(reports);
+        }
+        if self
+            .last_report
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.settings.report_every)
+        {
+            self.last_report = Some(now);
+            reports.push(
+                self.monitor
+                    .report(&self.enrollment.client, &path.path_id, Utc::now()),
+            );
+        }
+        Ok(reports)
+    }
+
+    /// Connects, then ticks every `poll` until `stop` turns true, handing each report to
+    /// `on_report` (the caller sends them to `POST /v1/reports`). Errors of a tick are logged
+    /// and retried on the next one.
+    pub async fn run(
+        mut self,
+        poll: Duration,
+        mut on_report: impl FnMut(Report) + Send,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), AgentError> {
+        self.connect(Instant::now())?;
+        let mut interval = tokio::time::interval(poll);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        return Ok(());
+                    }
+                }
+            }
+            match self.tick(Instant::now()) {
+                Ok(reports) => reports.into_iter().for_each(&mut on_report),
+                Err(error) => tracing::warn!(%error, "client tick failed"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::Duration as Chrono;
+    use damm_catalog::{Component, KeyPair, RegionPaths, Role, Transport};
+
+    use super::*;
+
+    fn path(id: &str, provider: &str, score: f64) -> Path {
+        Path {
+            path_id: id.into(),
+            composition: vec![Component {
+                role: Role::Ingress,
+                provider: provider.into(),
+                component: format!("{provider}:x"),
+            }],
+            score,
+            transports: vec![Transport::WireguardUdp],
+            endpoint: "192.0.2.1:51820".into(),
+            gateway_public_key: KeyPair::generate().public_key(),
+        }
+    }
+
+    fn catalog() -> Catalog {
+        let now = Utc::now();
+        Catalog {
+            schema: damm_catalog::SCHEMA_V1.into(),
+            fleet: "t".into(),
+            version: 1,
+            issued_at: now,
+            expires_at: now + Chrono::hours(1),
+            validated_for: vec![],
+            regions: BTreeMap::from([(
+                "eu".into(),
+                RegionPaths {
+                    paths: vec![
+                        path("a", "hetzner", 0.9),
+                        path("b", "vultr", 0.8),
+                        path("c", "aws", 0.7),
+                    ],
+                },
+            )]),
+        }
+    }
+
+    /// A WireGuard that records updates and reports a fixed rx counter for every peer.
+    #[derive(Default)]
+    struct FakeWg {
+        state: std::sync::Mutex<crate::wg::DeviceState>,
+        updates: std::sync::Mutex<Vec<crate::wg::DeviceUpdate>>,
+    }
+
+    impl WireGuard for std::sync::Arc<FakeWg> {
+        fn get(&self, _: &str) -> Result<crate::wg::DeviceState, AgentError> {
+            Ok(self.state.lock().unwrap().clone())
+        }
+        fn apply(&self, _: &str, update: &crate::wg::DeviceUpdate) -> Result<(), AgentError> {
+            let mut state = self.state.lock().unwrap();
+            if let Some(key) = &update.private_key {
+                state.public_key = Some(key.public_key());
+            }
+            state
+                .peers
+                .retain(|p| !update.remove.contains(&p.public_key));
+            for peer in &update.upsert {
+                state.peers.push(crate::wg::PeerState {
+                    public_key: peer.public_key,
+                    endpoint: peer.endpoint,
+                    allowed_ips: peer.allowed_ips.clone(),
+                    persistent_keepalive: peer.persistent_keepalive,
+                    last_handshake: None,
+                    rx_bytes: 0,
+                    tx_bytes: 0,
+                });
+            }
+            self.updates.lock().unwrap().push(update.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn agent_swaps_only_the_peer_when_the_path_goes_quiet() {
+        let catalog = catalog();
+        let wg = std::sync::Arc::new(FakeWg::default());
+        let me = KeyPair::generate();
+        let enrollment = Enrollment {
+            client: "alice".into(),
+            region: "eu".into(),
+            private_key: me.private_key().clone(),
+            address: "10.77.0.2/32".into(),
+        };
+        let mut agent = ClientAgent::new(
+            Host::local(),
+            Box::new(wg.clone()),
+            enrollment,
+            ClientSettings::new("wg-test", 1),
+            catalog.clone(),
+        );
+        let t0 = Instant::now();
+        let a = catalog.region("eu").unwrap()[0].clone();
+        agent.switch_to(&a, t0).unwrap();
+        assert!(
+            agent.tick(t0 + Duration::from_secs(1)).unwrap().len() == 1,
+            "first report"
+        );
+        let reports = agent.tick(t0 + Duration::from_secs(4)).unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!((reports[0].path_id.as_str(), reports[0].failures), ("a", 1));
+        assert_eq!(agent.current_path().unwrap().path_id, "b");
+        let updates = wg.updates.lock().unwrap();
+        let swap = updates.last().unwrap();
+        // Same key (no private key sent again), old peer out, new peer in.
+        assert!(swap.private_key.is_none());
+        assert_eq!(swap.remove, vec![a.gateway_public_key]);
+        assert_eq!(swap.upsert.len(), 1);
+        assert_eq!(
+            swap.upsert[0].endpoint,
+            Some("192.0.2.1:51820".parse().unwrap())
+        );
+        let state = wg.state.lock().unwrap();
+        assert_eq!(state.public_key, Some(me.public_key()));
+        assert_eq!(state.peers.len(), 1);
+    }
+
+    fn sample(rx: u64) -> Sample {
+        Sample {
+            rx_bytes: rx,
+            handshake_age: Some(Duration::from_secs(1)),
+        }
+    }
+
+    #[test]
+    fn quiet_path_goes_stale_and_fails_over_to_another_provider() {
+        let catalog = catalog();
+        let t0 = Instant::now();
+        let s = |ms| t0 + Duration::from_millis(ms);
+        let mut m = PathMonitor::new(Duration::from_secs(3));
+        let best = m.best(&catalog, "eu").unwrap();
+        assert_eq!(best.path_id, "a");
+        m.switched_to("a", t0);
+        // Bytes keep arriving: healthy, however old the handshake.
+        assert_eq!(m.observe(s(1000), sample(100)), Verdict::Healthy);
+        assert_eq!(m.observe(s(2500), sample(200)), Verdict::Healthy);
+        assert_eq!(m.observe(s(5000), sample(300)), Verdict::Healthy);
+        // Then nothing: stale 3 s after the last progress, not before.
+        assert_eq!(m.observe(s(7000), sample(300)), Verdict::Healthy);
+        assert!(matches!(
+            m.observe(s(8000), sample(300)),
+            Verdict::Stale { .. }
+        ));
+        let next = m.fail_over(&catalog, "eu").unwrap();
+        assert_eq!(next.path_id, "b");
+        assert_eq!(m.report("alice", "a", Utc::now()).failures, 1);
+        m.switched_to("b", s(8000));
+        assert_eq!(m.current(), Some("b"));
+        // A fresh path gets `stale_after` to deliver its first byte.
+        assert_eq!(m.observe(s(9000), sample(0)), Verdict::Healthy);
+        assert!(matches!(
+            m.observe(s(11_000), sample(0)),
+            Verdict::Stale { .. }
+        ));
+        // `a` failed once, `b` never delivered: ranking now prefers `c`, then b.
+        let again = m.fail_over(&catalog, "eu").unwrap();
+        assert_eq!(again.path_id, "c");
+    }
+
+    #[test]
+    fn progress_resets_failures_and_reports_serialise() {
+        let t0 = Instant::now();
+        let mut m = PathMonitor::new(Duration::from_secs(3));
+        m.switched_to("a", t0);
+        assert!(matches!(
+            m.observe(t0 + Duration::from_secs(4), sample(0)),
+            Verdict::Stale { .. }
+        ));
+        let catalog = catalog();
+        m.fail_over(&catalog, "eu");
+        m.switched_to("a", t0 + Duration::from_secs(4));
+        assert_eq!(m.measurements()["a"].failures, 1);
+        m.observe(t0 + Duration::from_secs(5), sample(10));
+        assert_eq!(m.measurements()["a"].failures, 0);
+        let r = m.report("alice", "a", Utc::now());
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"handshake_age_s\":1"), "{json}");
+        assert_eq!(serde_json::from_str::<Report>(&json).unwrap(), r);
+    }
+}

@@ -1,0 +1,56 @@
+//! UDP helper for the network namespace tests, run inside a namespace with `ip netns exec`.
+//!
+//! - `damm-netns-udp echo ADDR:PORT`: answers every datagram with `<payload> <source ip>`, so
+//!   the sender learns which address the destination saw (the egress's, after NAT).
+//! - `damm-netns-udp probe ADDR:PORT INTERVAL_MS`: sends `<seq>` every INTERVAL_MS and prints
+//!   every answer as a line `<seq> <source ip seen by the destination>`, until killed.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("echo") => {
+            let addr: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
+            let socket = UdpSocket::bind(addr)?;
+            let mut buf = [0u8; 1500];
+            loop {
+                let (n, from) = socket.recv_from(&mut buf)?;
+                let payload = String::from_utf8_lossy(&buf[..n]);
+                let reply = format!("{} {}", payload.trim(), from.ip());
+                // A lost reply is what the test measures; never stop on it.
+                let _ = socket.send_to(reply.as_bytes(), from);
+            }
+        }
+        Some("probe") => {
+            let target: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
+            let interval: u64 = args.get(3).ok_or_else(usage)?.parse()?;
+            let socket = UdpSocket::bind("0.0.0.0:0")?;
+            let sender = socket.try_clone()?;
+            std::thread::spawn(move || {
+                for seq in 0u64.. {
+                    // Unreachable while a path is down: keep counting.
+                    let _ = sender.send_to(seq.to_string().as_bytes(), target);
+                    std::thread::sleep(Duration::from_millis(interval));
+                }
+            });
+            let mut buf = [0u8; 1500];
+            let stdout = std::io::stdout();
+            loop {
+                let Ok(n) = socket.recv(&mut buf) else {
+                    continue;
+                };
+                let mut out = stdout.lock();
+                writeln!(out, "{}", String::from_utf8_lossy(&buf[..n]))?;
+                out.flush()?;
+            }
+        }
+        _ => Err(usage()),
+    }
+}
+
+fn usage() -> anyhow::Error {
+    anyhow::anyhow!("usage: damm-netns-udp echo ADDR:PORT | probe ADDR:PORT INTERVAL_MS")
+}
