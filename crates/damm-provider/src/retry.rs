@@ -52,7 +52,11 @@ static TIME_COMPRESSION: std::sync::atomic::AtomicU64 =
 /// Sets the process-wide time compression of client-side rate limits (see the scenario
 /// runs in `damm-tests`); `factor` ≥ 1.
 pub fn set_time_compression(factor: f64) {
-    let factor = if factor.is_finite() { factor.max(1.0) } else { 1.0 };
+    let factor = if factor.is_finite() {
+        factor.max(1.0)
+    } else {
+        1.0
+    };
     TIME_COMPRESSION.store(factor.to_bits(), std::sync::atomic::Ordering::Relaxed);
 }
 
