@@ -1,51 +1,99 @@
-//! The [`Provider`] implementation and the capability declaration.
+//! The [`Provider`] implementation on `aws-sdk-ec2`: instances as nodes, Elastic IPs as
+//! front doors and egress addresses, all carrying the fleet and key tags.
 //!
-//! Each method below still answers `unsupported`: implement it against the provider's
-//! API (see README.md), then run the conformance test against the simulator.
+//! EC2 is regional: the adapter keeps one client per AWS region (sharing one HTTP pool
+//! and credentials cache), lists every region of its table, and names resources
+//! `<aws region>/<id>` so later calls know where to go.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
 
-use chrono::Utc;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
+use aws_sdk_ec2::types::{
+    Address, DomainType, Filter, Instance, InstanceStateName, InstanceType, ResourceType, Tag,
+    TagSpecification,
+};
+use chrono::{DateTime, Utc};
 use damm_provider::config::AdapterConfig;
+use damm_provider::retry::{RateLimit, RetryPolicy};
 use damm_provider::{
     AddressSpec, Capabilities, Capability, Compute, Egress, EgressIp, EgressIpRef, Error,
-    ErrorKind, ExposeSecret, FleetId, Frontdoor, FrontdoorRef, HealthSignal, HealthStatus, Ingress,
-    Metrics, Node, NodeFilter, NodeRef, NodeSpec, Operation, Provider, Region, Result,
-    SecretString, Target, async_trait,
+    ErrorKind, FleetId, Frontdoor, FrontdoorRef, HealthSignal, HealthStatus, IdempotencyKey,
+    Ingress, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels, Metrics, Node, NodeFilter,
+    NodeRef, NodeRole, NodeSpec, NodeState, Operation, Price, Provider, Region, Result, Target,
+    async_trait,
 };
+use tokio::sync::OnceCell;
 
-use crate::config::AwsConfig;
-use crate::core::{parse_error, retry_after};
+use crate::config::{AwsConfig, Profile};
+use crate::core::{load_sdk_config, parse_error, regional_client};
 
-/// What this adapter hands out; the conformance suite checks the accessors agree.
+/// What EC2 hands out.
 pub const CAPABILITIES: Capabilities =
     Capabilities::of(&[Capability::Compute, Capability::Ingress, Capability::Egress]);
 
-/// The aws provider.
-#[derive(Debug)]
+/// Tag naming the DAMM region a resource was created for.
+const LABEL_REGION: &str = "damm-region";
+/// `damm-role` values of Elastic IPs.
+const ROLE_FRONTDOOR: &str = "frontdoor";
+const ROLE_EGRESS: &str = "egress";
+/// Instance states that still count as inventory (terminated instances linger in
+/// DescribeInstances for about an hour).
+const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped", "shutting-down"];
+/// EC2 `ClientToken`s are at most 64 ASCII characters.
+const CLIENT_TOKEN_MAX: usize = 64;
+
+/// The AWS EC2 provider.
 pub struct Aws {
     id: String,
     fleet: FleetId,
-    api_url: String,
-    token: Option<SecretString>,
+    settings: AwsConfig,
     regions: BTreeMap<String, String>,
-    http: reqwest::Client,
+    profiles: BTreeMap<String, Profile>,
+    /// Loaded on first use: the standard credential chain is asynchronous.
+    sdk: OnceCell<aws_config::SdkConfig>,
+    clients: Mutex<BTreeMap<String, aws_sdk_ec2::Client>>,
+    limits: [RateLimit; 1],
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Aws {
+    // The settings and the SDK configuration hold credentials: show neither.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aws")
+            .field("id", &self.id)
+            .field("fleet", &self.fleet)
+            .field("endpoint_url", &self.settings.endpoint_url)
+            .field("regions", &self.regions)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Aws {
-    /// Builds the adapter from its settings.
+    /// Builds the adapter from its settings. Nothing is contacted yet: credentials are
+    /// resolved on the first API call.
     pub fn from_config(config: &AdapterConfig) -> Result<Self> {
         let id = config.instance().to_owned();
         let settings: AwsConfig = config.load("aws").map_err(|e| e.into_provider_error(&id))?;
-        let http = reqwest::Client::builder().build().map_err(|e| {
-            Error::new(ErrorKind::Unexpected, &id, Operation::Configure).with_source(e)
+        settings.validate().map_err(|message| {
+            Error::new(ErrorKind::InvalidInput, &id, Operation::Configure)
+                .with_message(format!("{}: {message}", config.origin()))
         })?;
         Ok(Aws {
             fleet: config.fleet().clone(),
-            api_url: settings.api_url.trim_end_matches('/').to_owned(),
-            token: settings.token,
-            regions: settings.regions,
-            http,
+            regions: settings.region_table(),
+            profiles: settings.profile_table(),
+            sdk: OnceCell::new(),
+            clients: Mutex::new(BTreeMap::new()),
+            // EC2 throttles per account and region with token buckets; the smallest
+            // documented refill (mutating calls) is a few per second, so stay below it.
+            limits: [RateLimit::new(100, std::time::Duration::from_secs(20))],
+            retry: RetryPolicy::default(),
+            settings,
             id,
         })
     }
@@ -55,9 +103,539 @@ impl Aws {
         &self.fleet
     }
 
-    fn not_yet(&self, operation: Operation) -> Error {
-        Error::new(ErrorKind::Unsupported, &self.id, operation)
-            .with_message("not implemented yet in adapters/aws/src/backend.rs")
+    /// The client of one AWS region.
+    async fn client(&self, aws_region: &str) -> aws_sdk_ec2::Client {
+        let shared = self
+            .sdk
+            .get_or_init(|| load_sdk_config(&self.settings))
+            .await;
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients
+            .entry(aws_region.to_owned())
+            .or_insert_with(|| regional_client(shared, aws_region))
+            .clone()
+    }
+
+    /// One API call under the shared rate limit and retry policy (the SDK's own
+    /// retries are off).
+    async fn call<T, E, F, Fut>(&self, operation: Operation, idempotent: bool, call: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = std::result::Result<T, SdkError<E>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.retry
+            .run(&self.limits, idempotent, || {
+                let answer = call();
+                async move {
+                    answer
+                        .await
+                        .map_err(|e| parse_error(&self.id, operation, e))
+                }
+            })
+            .await
+    }
+
+    fn error(&self, kind: ErrorKind, operation: Operation, message: impl Into<String>) -> Error {
+        Error::new(kind, &self.id, operation).with_message(message)
+    }
+
+    /// The AWS regions of the table, each once.
+    fn aws_regions(&self) -> Vec<String> {
+        let mut regions: Vec<String> = self.regions.values().cloned().collect();
+        regions.sort();
+        regions.dedup();
+        regions
+    }
+
+    fn aws_region(&self, region: &Region, operation: Operation) -> Result<String> {
+        self.regions.get(region.as_str()).cloned().ok_or_else(|| {
+            self.error(
+                ErrorKind::InvalidInput,
+                operation,
+                format!("region {region} has no AWS region in the region table"),
+            )
+        })
+    }
+
+    /// The DAMM region of a resource: its tag, else the AWS region's entry in the table.
+    fn damm_region(&self, labels: &Labels, aws_region: &str) -> Region {
+        labels
+            .get(LABEL_REGION)
+            .and_then(|r| Region::new(r).ok())
+            .or_else(|| {
+                self.regions
+                    .iter()
+                    .find(|(_, a)| *a == aws_region)
+                    .and_then(|(r, _)| Region::new(r.as_str()).ok())
+            })
+            .or_else(|| Region::new(aws_region).ok())
+            .unwrap_or_else(|| Region::new("unknown").expect("valid"))
+    }
+
+    /// `<aws region>/<resource id>` → its parts; anything else names nothing of ours.
+    fn split_id<'a>(&self, id: &'a str, operation: Operation) -> Result<(&'a str, &'a str)> {
+        id.split_once('/')
+            .filter(|(region, resource)| !region.is_empty() && !resource.is_empty())
+            .ok_or_else(|| {
+                self.error(
+                    ErrorKind::NotFound,
+                    operation,
+                    format!("`{id}` is not an `<aws region>/<id>` this adapter handed out"),
+                )
+            })
+    }
+
+    fn require_owned(
+        &self,
+        labels: &Labels,
+        key: &IdempotencyKey,
+        operation: Operation,
+    ) -> Result<()> {
+        if labels.is_owned_by(&self.fleet) && labels.key().as_ref() == Some(key) {
+            Ok(())
+        } else {
+            Err(self.error(
+                ErrorKind::InvalidInput,
+                operation,
+                format!("spec {key} must carry the fleet label and its key"),
+            ))
+        }
+    }
+
+    /// Tag filters: the fleet's, plus `extra`.
+    fn filters(&self, extra: &[(&str, &str)]) -> Vec<Filter> {
+        std::iter::once((LABEL_FLEET, self.fleet.as_str()))
+            .chain(extra.iter().copied())
+            .map(|(k, v)| Filter::builder().name(format!("tag:{k}")).values(v).build())
+            .collect()
+    }
+
+    /// The live instances of one region matching `filters`, every page.
+    async fn instances(
+        &self,
+        aws_region: &str,
+        mut filters: Vec<Filter>,
+        operation: Operation,
+    ) -> Result<Vec<Instance>> {
+        let client = self.client(aws_region).await;
+        let mut states = Filter::builder().name("instance-state-name");
+        for state in LIVE_STATES {
+            states = states.values(*state);
+        }
+        filters.push(states.build());
+        let request = client
+            .describe_instances()
+            .set_filters(Some(filters))
+            .max_results(self.settings.page_size as i32);
+        // The whole listing is one retried unit: a failed page starts it over.
+        self.call(operation, true, || {
+            let request = request.clone();
+            async move {
+                let mut pages = request.into_paginator().send();
+                let mut all = Vec::new();
+                while let Some(page) = pages.next().await {
+                    all.extend(
+                        page?
+                            .reservations
+                            .unwrap_or_default()
+                            .into_iter()
+                            .flat_map(|r| r.instances.unwrap_or_default()),
+                    );
+                }
+                Ok::<_, SdkError<DescribeInstancesError>>(all)
+            }
+        })
+        .await
+    }
+
+    /// The live instances of every region matching `filters`, as nodes.
+    async fn nodes_everywhere(
+        &self,
+        extra: &[(&str, &str)],
+        operation: Operation,
+    ) -> Result<Vec<Node>> {
+        let per_region = self.aws_regions().into_iter().map(|aws_region| async move {
+            let found = self
+                .instances(&aws_region, self.filters(extra), operation)
+                .await?;
+            Ok::<_, Error>(
+                found
+                    .iter()
+                    .map(|i| self.node(i, &aws_region))
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let nodes = futures::future::try_join_all(per_region).await?;
+        Ok(nodes.into_iter().flatten().collect())
+    }
+
+    /// An instance of this fleet (in any state), or NotFound.
+    async fn owned_instance(
+        &self,
+        aws_region: &str,
+        instance_id: &str,
+        operation: Operation,
+    ) -> Result<Instance> {
+        let client = self.client(aws_region).await;
+        let request = client
+            .describe_instances()
+            .instance_ids(instance_id)
+            .set_filters(Some(self.filters(&[])));
+        let answer = self
+            .call(operation, true, || request.clone().send())
+            .await?;
+        answer
+            .reservations
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|r| r.instances.unwrap_or_default())
+            .find(|i| i.instance_id() == Some(instance_id))
+            .ok_or_else(|| {
+                self.error(
+                    ErrorKind::NotFound,
+                    operation,
+                    format!(
+                        "no instance {aws_region}/{instance_id} in fleet {}",
+                        self.fleet
+                    ),
+                )
+            })
+    }
+
+    fn node(&self, instance: &Instance, aws_region: &str) -> Node {
+        let labels = labels_of(instance.tags());
+        let draining = labels.get(LABEL_DRAINING).is_some();
+        let state = match instance.state().and_then(|s| s.name()) {
+            Some(InstanceStateName::Pending) => NodeState::Provisioning,
+            Some(InstanceStateName::Running) if draining => NodeState::Draining,
+            Some(InstanceStateName::Running) => NodeState::Running,
+            Some(InstanceStateName::Stopping | InstanceStateName::Stopped) => NodeState::Stopped,
+            Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated) => {
+                NodeState::Deleting
+            }
+            _ => NodeState::Unknown,
+        };
+        let addresses = [instance.public_ip_address(), instance.ipv6_address()]
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.parse::<IpAddr>().ok())
+            .collect();
+        let instance_id = instance.instance_id().unwrap_or_default();
+        Node {
+            reference: NodeRef::new(&self.id, format!("{aws_region}/{instance_id}")),
+            region: self.damm_region(&labels, aws_region),
+            provider_region: aws_region.to_owned(),
+            roles: labels
+                .get(LABEL_ROLE)
+                .and_then(|r| r.parse().ok())
+                .into_iter()
+                .collect(),
+            state,
+            addresses,
+            wireguard_port: None,
+            created_at: instance
+                .launch_time()
+                .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())),
+            labels,
+        }
+    }
+
+    /// The Elastic IPs of one region matching `filters`.
+    async fn addresses(
+        &self,
+        aws_region: &str,
+        filters: Vec<Filter>,
+        operation: Operation,
+    ) -> Result<Vec<Address>> {
+        let client = self.client(aws_region).await;
+        // DescribeAddresses is not paginated: it answers with every match.
+        let request = client.describe_addresses().set_filters(Some(filters));
+        let answer = self
+            .call(operation, true, || request.clone().send())
+            .await?;
+        Ok(answer.addresses.unwrap_or_default())
+    }
+
+    /// The fleet's Elastic IPs of `role` in every region, as (region, address).
+    async fn addresses_everywhere(
+        &self,
+        role: &str,
+        operation: Operation,
+    ) -> Result<Vec<(String, Address)>> {
+        let per_region = self.aws_regions().into_iter().map(|aws_region| async move {
+            let found = self
+                .addresses(&aws_region, self.filters(&[(LABEL_ROLE, role)]), operation)
+                .await?;
+            Ok::<_, Error>(
+                found
+                    .into_iter()
+                    .map(|a| (aws_region.clone(), a))
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let all = futures::future::try_join_all(per_region).await?;
+        Ok(all.into_iter().flatten().collect())
+    }
+
+    /// An Elastic IP of this fleet, or NotFound.
+    async fn owned_address(
+        &self,
+        aws_region: &str,
+        allocation_id: &str,
+        operation: Operation,
+    ) -> Result<Address> {
+        let client = self.client(aws_region).await;
+        let request = client
+            .describe_addresses()
+            .allocation_ids(allocation_id)
+            .set_filters(Some(self.filters(&[])));
+        let answer = self
+            .call(operation, true, || request.clone().send())
+            .await?;
+        answer
+            .addresses
+            .unwrap_or_default()
+            .into_iter()
+            .find(|a| a.allocation_id() == Some(allocation_id))
+            .ok_or_else(|| {
+                self.error(
+                    ErrorKind::NotFound,
+                    operation,
+                    format!(
+                        "no Elastic IP {aws_region}/{allocation_id} in fleet {}",
+                        self.fleet
+                    ),
+                )
+            })
+    }
+
+    /// The parts of an Elastic IP a front door or egress IP is made of.
+    fn address_parts(&self, address: &Address, aws_region: &str) -> Option<AddressParts> {
+        let labels = labels_of(address.tags());
+        Some(AddressParts {
+            id: format!("{aws_region}/{}", address.allocation_id()?),
+            region: self.damm_region(&labels, aws_region),
+            address: address.public_ip()?.parse().ok()?,
+            node: address
+                .instance_id()
+                .filter(|i| !i.is_empty())
+                .map(|i| NodeRef::new(&self.id, format!("{aws_region}/{i}"))),
+            labels,
+        })
+    }
+
+    /// Allocates (or finds, by key) an Elastic IP tagged with `role`, associated with
+    /// `spec.node` when there is one.
+    async fn allocate(
+        &self,
+        spec: &AddressSpec,
+        role: &str,
+        operation: Operation,
+    ) -> Result<AddressParts> {
+        self.require_owned(&spec.labels, &spec.key, operation)?;
+        // An address for a node lives in the node's region.
+        let (aws_region, instance_id) = match &spec.node {
+            Some(node) => {
+                let (aws_region, instance_id) = self.split_id(&node.id, operation)?;
+                (aws_region.to_owned(), Some(instance_id.to_owned()))
+            }
+            None => (self.aws_region(&spec.region, operation)?, None),
+        };
+        let by_key = self.filters(&[(LABEL_KEY, spec.key.as_str()), (LABEL_ROLE, role)]);
+        let existing = self
+            .addresses(&aws_region, by_key.clone(), operation)
+            .await?
+            .into_iter()
+            .next();
+        let address = match existing {
+            Some(address) => {
+                tracing::debug!(
+                    provider = %self.id,
+                    key = %spec.key,
+                    "allocation adopts the address of its key"
+                );
+                address
+            }
+            None => {
+                if let Some(instance_id) = &instance_id {
+                    self.owned_instance(&aws_region, instance_id, operation)
+                        .await?;
+                }
+                let mut tags: Vec<(String, String)> = spec
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                tags.push((LABEL_ROLE.to_owned(), role.to_owned()));
+                tags.push((LABEL_REGION.to_owned(), spec.region.to_string()));
+                let client = self.client(&aws_region).await;
+                let request = client
+                    .allocate_address()
+                    .domain(DomainType::Vpc)
+                    .tag_specifications(tag_specification(ResourceType::ElasticIp, &tags));
+                // AllocateAddress has no client token: never retried blindly, and a
+                // lost answer is found by its key.
+                match self.call(operation, false, || request.clone().send()).await {
+                    Ok(allocated) => {
+                        let allocation_id = allocated.allocation_id.unwrap_or_default();
+                        Address::builder()
+                            .allocation_id(allocation_id)
+                            .set_public_ip(allocated.public_ip)
+                            .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+                            .build()
+                    }
+                    Err(e) if e.is_temporary() || e.kind() == ErrorKind::Conflict => match self
+                        .addresses(&aws_region, by_key, operation)
+                        .await?
+                        .into_iter()
+                        .next()
+                    {
+                        Some(found) => found,
+                        None => return Err(e),
+                    },
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let mut parts = self.address_parts(&address, &aws_region).ok_or_else(|| {
+            self.error(
+                ErrorKind::Unexpected,
+                operation,
+                format!(
+                    "Elastic IP {:?} has no allocation id or parsable address",
+                    address.allocation_id()
+                ),
+            )
+        })?;
+        if let (Some(instance_id), None) = (&instance_id, &parts.node) {
+            let allocation_id = address.allocation_id().unwrap_or_default();
+            let client = self.client(&aws_region).await;
+            let request = client
+                .associate_address()
+                .allocation_id(allocation_id)
+                .instance_id(instance_id);
+            // Associating the same address with the same instance again is a no-op.
+            if let Err(e) = self.call(operation, true, || request.clone().send()).await {
+                // Do not leave an unattached address behind, billed by the hour.
+                let _ = self.release(&parts.id, operation).await;
+                return Err(e);
+            }
+            parts.node = Some(NodeRef::new(
+                &self.id,
+                format!("{aws_region}/{instance_id}"),
+            ));
+        }
+        Ok(parts)
+    }
+
+    /// Disassociates and releases an Elastic IP of the fleet; already gone is fine.
+    async fn release(&self, id: &str, operation: Operation) -> Result<()> {
+        not_found_is_ok(
+            async {
+                let (aws_region, allocation_id) = self.split_id(id, operation)?;
+                let address = self
+                    .owned_address(aws_region, allocation_id, operation)
+                    .await?;
+                let client = self.client(aws_region).await;
+                if let Some(association_id) = address.association_id().filter(|a| !a.is_empty()) {
+                    let request = client.disassociate_address().association_id(association_id);
+                    not_found_is_ok(
+                        self.call(operation, true, || request.clone().send())
+                            .await
+                            .map(drop),
+                    )?;
+                }
+                let request = client.release_address().allocation_id(allocation_id);
+                self.call(operation, true, || request.clone().send())
+                    .await
+                    .map(drop)
+            }
+            .await,
+        )
+    }
+
+    /// The fleet's Elastic IPs of `role`, in every region.
+    async fn list_addresses(&self, role: &str, operation: Operation) -> Result<Vec<AddressParts>> {
+        Ok(self
+            .addresses_everywhere(role, operation)
+            .await?
+            .iter()
+            .filter_map(|(aws_region, a)| self.address_parts(a, aws_region))
+            .collect())
+    }
+
+    /// Health of an Elastic IP: associated → healthy, unassociated → degraded.
+    async fn probe_address(&self, id: &str) -> Result<(HealthStatus, String)> {
+        let operation = Operation::ProbeHealth;
+        let (aws_region, allocation_id) = self.split_id(id, operation)?;
+        let address = self
+            .owned_address(aws_region, allocation_id, operation)
+            .await?;
+        Ok(match address.instance_id().filter(|i| !i.is_empty()) {
+            Some(instance) => (
+                HealthStatus::Healthy,
+                format!("associated with instance {instance}"),
+            ),
+            None => (HealthStatus::Degraded, "not associated".to_owned()),
+        })
+    }
+
+    /// The `ClientToken` of a create: unique per fleet and key, at most 64 characters.
+    fn client_token(&self, key: &IdempotencyKey) -> String {
+        let token = format!("{}/{}", self.fleet, key);
+        if token.len() <= CLIENT_TOKEN_MAX {
+            return token;
+        }
+        // Names are ASCII, so any byte index is a character boundary.
+        format!("{}-{:016x}", &token[..CLIENT_TOKEN_MAX - 17], fnv1a(&token))
+    }
+}
+
+/// What front doors and egress IPs share.
+struct AddressParts {
+    id: String,
+    region: Region,
+    address: IpAddr,
+    node: Option<NodeRef>,
+    labels: Labels,
+}
+
+fn labels_of(tags: &[Tag]) -> Labels {
+    Labels::from_provider(
+        tags.iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect(),
+    )
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+fn tag_specification(resource: ResourceType, tags: &[(String, String)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource)
+        .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+        .build()
+}
+
+/// FNV-1a: a stable, dependency-free hash for shortening long client tokens.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn not_found_is_ok(result: Result<()>) -> Result<()> {
+    match result {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
@@ -83,89 +661,377 @@ impl Provider for Aws {
         Some(self)
     }
 
-    async fn list_nodes(&self, _filter: &NodeFilter) -> Result<Vec<Node>> {
-        Err(self.not_yet(Operation::ListNodes))
+    async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>> {
+        let nodes = match &filter.region {
+            // One region asked for: ask only its AWS region.
+            Some(region) => match self.regions.get(region.as_str()) {
+                Some(aws_region) => self
+                    .instances(aws_region, self.filters(&[]), Operation::ListNodes)
+                    .await?
+                    .iter()
+                    .map(|i| self.node(i, aws_region))
+                    .collect(),
+                None => Vec::new(),
+            },
+            None => self.nodes_everywhere(&[], Operation::ListNodes).await?,
+        };
+        Ok(nodes.into_iter().filter(|n| filter.matches(n)).collect())
     }
 
     async fn probe_health(&self, target: &Target) -> Result<HealthSignal> {
-        if *target != Target::Api {
-            return Err(self.not_yet(Operation::ProbeHealth));
-        }
-        let mut request = self.http.get(&self.api_url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token.expose_secret());
-        }
-        let started = std::time::Instant::now();
-        let response = request.send().await.map_err(|e| {
-            Error::new(ErrorKind::Unavailable, &self.id, Operation::ProbeHealth).with_source(e)
-        })?;
-        let status = response.status().as_u16();
-        if response.status().is_server_error() || status == 401 || status == 429 {
-            let wait = retry_after(&response);
-            let body = response.text().await.unwrap_or_default();
-            return Err(parse_error(
-                &self.id,
-                Operation::ProbeHealth,
-                status,
-                wait,
-                &body,
-            ));
-        }
+        let started = Instant::now();
+        let operation = Operation::ProbeHealth;
+        let (status, detail) = match target {
+            Target::Api => {
+                // A cheap, authenticated read: one page of at most five fleet instances.
+                let aws_region = self.aws_regions().into_iter().next().ok_or_else(|| {
+                    self.error(
+                        ErrorKind::InvalidInput,
+                        operation,
+                        "the region table is empty",
+                    )
+                })?;
+                let client = self.client(&aws_region).await;
+                let request = client
+                    .describe_instances()
+                    .set_filters(Some(self.filters(&[])))
+                    .max_results(5);
+                self.call(operation, true, || request.clone().send())
+                    .await?;
+                (
+                    HealthStatus::Healthy,
+                    format!("EC2 API in {aws_region} answered"),
+                )
+            }
+            Target::Node(r) => {
+                let (aws_region, instance_id) = self.split_id(&r.id, operation)?;
+                let instance = self
+                    .owned_instance(aws_region, instance_id, operation)
+                    .await?;
+                match self.node(&instance, aws_region).state {
+                    NodeState::Running | NodeState::Draining => {
+                        (HealthStatus::Healthy, "instance running".to_owned())
+                    }
+                    NodeState::Provisioning => {
+                        (HealthStatus::Unknown, "instance pending".to_owned())
+                    }
+                    other => (
+                        HealthStatus::Down,
+                        format!("instance {other:?}").to_lowercase(),
+                    ),
+                }
+            }
+            Target::Frontdoor(r) => self.probe_address(&r.id).await?,
+            Target::EgressIp(r) => self.probe_address(&r.id).await?,
+            other => {
+                return Err(self.error(
+                    ErrorKind::Unsupported,
+                    operation,
+                    format!("AWS EC2 has no {other}"),
+                ));
+            }
+        };
         Ok(HealthSignal {
-            target: Target::Api,
-            status: HealthStatus::Healthy,
+            target: target.clone(),
+            status,
             rtt: Some(started.elapsed()),
             observed_at: Utc::now(),
-            detail: format!("API answered HTTP {status}"),
+            detail,
         })
     }
 
     async fn get_metrics(&self, target: &Target) -> Result<Metrics> {
-        Ok(Metrics::empty(target.clone(), Utc::now()))
+        let signal = self.probe_health(target).await?;
+        let mut metrics = Metrics::empty(target.clone(), signal.observed_at);
+        metrics.rtt = signal.rtt;
+        Ok(metrics)
     }
 }
 
 #[async_trait]
 impl Compute for Aws {
-    async fn create_node(&self, _spec: &NodeSpec) -> Result<Node> {
-        Err(self.not_yet(Operation::CreateIngressNode))
+    async fn create_node(&self, spec: &NodeSpec) -> Result<Node> {
+        let operation = match spec.role {
+            NodeRole::Ingress => Operation::CreateIngressNode,
+            NodeRole::Egress => Operation::CreateEgressNode,
+        };
+        self.require_owned(&spec.labels, &spec.key, operation)?;
+        let aws_region = self.aws_region(&spec.region, operation)?;
+        let by_key = [(LABEL_KEY, spec.key.as_str())];
+        // A replayed create adopts what the first attempt made.
+        if let Some(existing) = self
+            .instances(&aws_region, self.filters(&by_key), operation)
+            .await?
+            .first()
+        {
+            tracing::debug!(
+                provider = %self.id,
+                key = %spec.key,
+                "create adopts the instance of its key"
+            );
+            return Ok(self.node(existing, &aws_region));
+        }
+        let profile = self.profiles.get(&spec.profile).ok_or_else(|| {
+            self.error(
+                ErrorKind::InvalidInput,
+                operation,
+                format!("profile `{}` is not in the profile table", spec.profile),
+            )
+        })?;
+        let ami = self
+            .settings
+            .amis
+            .get(&aws_region)
+            .or(self.settings.ami.as_ref())
+            .ok_or_else(|| {
+                self.error(
+                    ErrorKind::InvalidInput,
+                    operation,
+                    format!("no AMI for {aws_region}: set `ami` or `amis` (DAMM_AWS_AMI)"),
+                )
+            })?;
+        let mut tags: Vec<(String, String)> = spec
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        tags.push((LABEL_REGION.to_owned(), spec.region.to_string()));
+        let client = self.client(&aws_region).await;
+        let request = client
+            .run_instances()
+            .image_id(ami)
+            .instance_type(InstanceType::from(profile.instance_type.as_str()))
+            .min_count(1)
+            .max_count(1)
+            .client_token(self.client_token(&spec.key))
+            .set_security_group_ids(self.settings.security_groups.get(&aws_region).cloned())
+            .set_user_data(
+                spec.user_data
+                    .as_ref()
+                    .map(|u| aws_smithy_types::base64::encode(u.expose())),
+            )
+            .tag_specifications(tag_specification(ResourceType::Instance, &tags));
+        // The client token makes RunInstances idempotent at AWS: a retry after a lost
+        // answer returns the same instance, so the shared retry may repeat it.
+        match self.call(operation, true, || request.clone().send()).await {
+            Ok(created) => {
+                let instance = created
+                    .instances
+                    .unwrap_or_default()
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| {
+                        self.error(
+                            ErrorKind::Unexpected,
+                            operation,
+                            "RunInstances returned no instance",
+                        )
+                    })?;
+                let mut node = self.node(&instance, &aws_region);
+                // The answer may omit the tags just set; they are known.
+                for (k, v) in &tags {
+                    if node.labels.get(k).is_none() {
+                        let _ = node.labels.insert(k.as_str(), v.as_str());
+                    }
+                }
+                node.region = spec.region.clone();
+                if node.roles.is_empty() {
+                    node.roles.push(spec.role);
+                }
+                Ok(node)
+            }
+            Err(e) if e.kind() == ErrorKind::Conflict || e.is_temporary() => {
+                match self
+                    .instances(&aws_region, self.filters(&by_key), operation)
+                    .await?
+                    .first()
+                {
+                    Some(existing) => Ok(self.node(existing, &aws_region)),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    async fn drain_node(&self, _node: &NodeRef) -> Result<()> {
-        Err(self.not_yet(Operation::DrainNode))
+    async fn drain_node(&self, node: &NodeRef) -> Result<()> {
+        let operation = Operation::DrainNode;
+        let (aws_region, instance_id) = self.split_id(&node.id, operation)?;
+        let instance = self
+            .owned_instance(aws_region, instance_id, operation)
+            .await?;
+        if matches!(
+            instance.state().and_then(|s| s.name()),
+            Some(InstanceStateName::Terminated)
+        ) {
+            return Err(self.error(
+                ErrorKind::NotFound,
+                operation,
+                format!("instance {} is terminated", node.id),
+            ));
+        }
+        let client = self.client(aws_region).await;
+        let request = client
+            .create_tags()
+            .resources(instance_id)
+            .tags(tag(LABEL_DRAINING, "true"));
+        self.call(operation, true, || request.clone().send())
+            .await
+            .map(drop)
     }
 
-    async fn retire_node(&self, _node: &NodeRef) -> Result<()> {
-        Err(self.not_yet(Operation::RetireNode))
+    async fn retire_node(&self, node: &NodeRef) -> Result<()> {
+        let operation = Operation::RetireNode;
+        not_found_is_ok(
+            async {
+                let (aws_region, instance_id) = self.split_id(&node.id, operation)?;
+                let instance = self
+                    .owned_instance(aws_region, instance_id, operation)
+                    .await?;
+                if matches!(
+                    instance.state().and_then(|s| s.name()),
+                    Some(InstanceStateName::Terminated)
+                ) {
+                    return Ok(());
+                }
+                let client = self.client(aws_region).await;
+                let request = client.terminate_instances().instance_ids(instance_id);
+                self.call(operation, true, || request.clone().send())
+                    .await
+                    .map(drop)
+            }
+            .await,
+        )
+    }
+
+    fn price(&self, profile: &str, region: &Region) -> Option<Price> {
+        self.regions.get(region.as_str())?;
+        let p = self.profiles.get(profile)?;
+        Some(Price {
+            monthly_cents: p.monthly_cents,
+            currency: p.currency.clone(),
+        })
     }
 }
 
 #[async_trait]
 impl Ingress for Aws {
-    async fn allocate_ingress_frontdoor(&self, _spec: &AddressSpec) -> Result<Frontdoor> {
-        Err(self.not_yet(Operation::AllocateIngressFrontdoor))
+    async fn allocate_ingress_frontdoor(&self, spec: &AddressSpec) -> Result<Frontdoor> {
+        let parts = self
+            .allocate(spec, ROLE_FRONTDOOR, Operation::AllocateIngressFrontdoor)
+            .await?;
+        Ok(Frontdoor {
+            reference: FrontdoorRef::new(&self.id, parts.id),
+            region: parts.region,
+            address: parts.address,
+            port: None,
+            node: parts.node,
+            labels: parts.labels,
+        })
     }
 
-    async fn release_ingress_frontdoor(&self, _frontdoor: &FrontdoorRef) -> Result<()> {
-        Err(self.not_yet(Operation::ReleaseIngressFrontdoor))
+    async fn release_ingress_frontdoor(&self, frontdoor: &FrontdoorRef) -> Result<()> {
+        self.release(&frontdoor.id, Operation::ReleaseIngressFrontdoor)
+            .await
     }
 
     async fn list_frontdoors(&self) -> Result<Vec<Frontdoor>> {
-        Err(self.not_yet(Operation::ListFrontdoors))
+        let parts = self
+            .list_addresses(ROLE_FRONTDOOR, Operation::ListFrontdoors)
+            .await?;
+        Ok(parts
+            .into_iter()
+            .map(|p| Frontdoor {
+                reference: FrontdoorRef::new(&self.id, p.id),
+                region: p.region,
+                address: p.address,
+                port: None,
+                node: p.node,
+                labels: p.labels,
+            })
+            .collect())
     }
 }
 
 #[async_trait]
 impl Egress for Aws {
-    async fn allocate_egress_ip(&self, _spec: &AddressSpec) -> Result<EgressIp> {
-        Err(self.not_yet(Operation::AllocateEgressIp))
+    async fn allocate_egress_ip(&self, spec: &AddressSpec) -> Result<EgressIp> {
+        let parts = self
+            .allocate(spec, ROLE_EGRESS, Operation::AllocateEgressIp)
+            .await?;
+        Ok(EgressIp {
+            reference: EgressIpRef::new(&self.id, parts.id),
+            region: parts.region,
+            address: parts.address,
+            node: parts.node,
+            labels: parts.labels,
+        })
     }
 
-    async fn release_egress_ip(&self, _ip: &EgressIpRef) -> Result<()> {
-        Err(self.not_yet(Operation::ReleaseEgressIp))
+    async fn release_egress_ip(&self, ip: &EgressIpRef) -> Result<()> {
+        self.release(&ip.id, Operation::ReleaseEgressIp).await
     }
 
     async fn list_egress_ips(&self) -> Result<Vec<EgressIp>> {
-        Err(self.not_yet(Operation::ListEgressIps))
+        let parts = self
+            .list_addresses(ROLE_EGRESS, Operation::ListEgressIps)
+            .await?;
+        Ok(parts
+            .into_iter()
+            .map(|p| EgressIp {
+                reference: EgressIpRef::new(&self.id, p.id),
+                region: p.region,
+                address: p.address,
+                node: p.node,
+                labels: p.labels,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adapter(fleet: &str) -> Aws {
+        let config = AdapterConfig::new(FleetId::new(fleet).unwrap(), "aws").without_env();
+        Aws::from_config(&config).unwrap()
+    }
+
+    #[test]
+    fn client_tokens_fit_and_stay_distinct() {
+        let short = adapter("f");
+        let key = IdempotencyKey::new("node-1").unwrap();
+        assert_eq!(short.client_token(&key), "f/node-1");
+        let long_fleet = "f".repeat(40);
+        let long = adapter(&long_fleet);
+        let a = long.client_token(&IdempotencyKey::new(format!("{}-a", "k".repeat(40))).unwrap());
+        let b = long.client_token(&IdempotencyKey::new(format!("{}-b", "k".repeat(40))).unwrap());
+        assert_eq!(a.len(), CLIENT_TOKEN_MAX);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn regions_and_prices_come_from_the_tables() {
+        let aws = adapter("f");
+        let eu: Region = "eu-central".parse().unwrap();
+        assert_eq!(aws.region(&eu).as_deref(), Some("eu-central-1"));
+        assert_eq!(aws.price("small", &eu).map(|p| p.monthly_cents), Some(759));
+        assert_eq!(aws.price("huge", &eu), None);
+        assert_eq!(aws.price("small", &"mars".parse().unwrap()), None);
+        let labels = Labels::new();
+        assert_eq!(aws.damm_region(&labels, "us-west-2").as_str(), "us-west");
+    }
+
+    #[test]
+    fn foreign_ids_name_nothing() {
+        let aws = adapter("f");
+        let err = aws.split_id("i-123", Operation::RetireNode).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert_eq!(
+            aws.split_id("eu-west-1/i-123", Operation::RetireNode)
+                .unwrap(),
+            ("eu-west-1", "i-123")
+        );
     }
 }

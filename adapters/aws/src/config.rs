@@ -1,31 +1,285 @@
 //! Settings: section `[providers.aws]`, or `DAMM_AWS_<FIELD>` in the environment.
+//!
+//! Credentials come from `access_key_id` + `secret_access_key` (+ `session_token`) when
+//! set, and otherwise from the AWS SDK's standard chain (`AWS_ACCESS_KEY_ID`, the shared
+//! profile files, web identity, ECS/EC2 instance roles).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
-use damm_provider::SecretString;
-use serde::Deserialize;
+use damm_provider::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+/// A size profile: the EC2 instance type and what it costs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// EC2 instance type (`t3.micro`, ...).
+    pub instance_type: String,
+    /// Monthly price in hundredths of `currency` (on-demand, Linux, 730 hours).
+    pub monthly_cents: u64,
+    /// ISO 4217 code; AWS bills in `USD`.
+    #[serde(default = "usd")]
+    pub currency: String,
+}
+
+fn usd() -> String {
+    "USD".to_owned()
+}
+
+/// The built-in region table: DAMM region → AWS region. Only regions every account has
+/// enabled (opt-in regions such as eu-south-1 would make listings fail until enabled).
+pub const REGIONS: &[(&str, &str)] = &[
+    ("ap-southeast", "ap-southeast-1"),
+    ("eu-central", "eu-central-1"),
+    ("eu-north", "eu-north-1"),
+    ("eu-west", "eu-west-1"),
+    ("uk", "eu-west-2"),
+    ("us-east", "us-east-1"),
+    ("us-west", "us-west-2"),
+];
+
+/// The built-in profiles: name, instance type, monthly price in US cents (us-east-1
+/// on-demand Linux list price × 730 hours; other regions cost somewhat more).
+pub const PROFILES: &[(&str, &str, u64)] = &[
+    ("large", "c6i.large", 6205),
+    ("medium", "t3.small", 1518),
+    ("small", "t3.micro", 759),
+];
 
 /// The adapter's settings.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
-    /// Base URL of the provider's API (point it at the simulator in tests).
-    pub api_url: String,
-    /// API token (`DAMM_AWS_TOKEN` or `DAMM_AWS_TOKEN_FILE`).
+    /// EC2 endpoint for every region (tests point it at moto on 127.0.0.1); unset means
+    /// AWS's own regional endpoints.
     #[serde(default)]
-    pub token: Option<SecretString>,
-    /// DAMM region → the provider's region.
+    pub endpoint_url: Option<String>,
+    /// Access key id (`DAMM_AWS_ACCESS_KEY_ID`); unset means the standard credential chain.
     #[serde(default)]
+    pub access_key_id: Option<SecretString>,
+    /// Secret access key (`DAMM_AWS_SECRET_ACCESS_KEY` or `DAMM_AWS_SECRET_ACCESS_KEY_FILE`).
+    #[serde(default)]
+    pub secret_access_key: Option<SecretString>,
+    /// Session token of temporary credentials (`DAMM_AWS_SESSION_TOKEN`).
+    #[serde(default)]
+    pub session_token: Option<SecretString>,
+    /// DAMM region → AWS region, added to (and overriding) [`REGIONS`]. A table, or in
+    /// the environment a list such as `eu-central=eu-central-1,uk=eu-west-2`.
+    #[serde(default, deserialize_with = "string_table")]
     pub regions: BTreeMap<String, String>,
+    /// Profile → instance type and price, added to (and overriding) [`PROFILES`].
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+    /// AMI new instances boot, in every region without an entry in `amis`.
+    #[serde(default)]
+    pub ami: Option<String>,
+    /// AWS region → AMI (AMI ids are regional), over `ami`.
+    #[serde(default, deserialize_with = "string_table")]
+    pub amis: BTreeMap<String, String>,
+    /// AWS region → security groups of new instances (they must let WireGuard in);
+    /// unset means the VPC's default group.
+    #[serde(default)]
+    pub security_groups: BTreeMap<String, Vec<String>>,
+    /// Instances per DescribeInstances page (5–1000).
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Timeout of one API request, in milliseconds.
+    #[serde(default = "default_timeout")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_page_size() -> u32 {
+    1000
+}
+
+fn default_timeout() -> u64 {
+    10_000
 }
 
 impl fmt::Debug for AwsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |s: &Option<SecretString>| s.as_ref().map(|_| "[redacted]");
         f.debug_struct("AwsConfig")
-            .field("api_url", &self.api_url)
-            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("endpoint_url", &self.endpoint_url)
+            .field("access_key_id", &redacted(&self.access_key_id))
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("session_token", &redacted(&self.session_token))
             .field("regions", &self.regions)
+            .field("profiles", &self.profiles)
+            .field("ami", &self.ami)
+            .field("amis", &self.amis)
+            .field("security_groups", &self.security_groups)
+            .field("page_size", &self.page_size)
+            .field("request_timeout_ms", &self.request_timeout_ms)
             .finish()
+    }
+}
+
+impl AwsConfig {
+    /// Checks what serde cannot: the numbers are in range, the endpoint is an http(s)
+    /// URL, static credentials come as a pair.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.endpoint_url {
+            let rest = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"));
+            if rest.is_none_or(|host| host.trim_matches('/').is_empty()) {
+                return Err(format!("endpoint_url `{url}` must be an http(s) URL"));
+            }
+        }
+        let set =
+            |s: &Option<SecretString>| s.as_ref().is_some_and(|s| !s.expose_secret().is_empty());
+        match (set(&self.access_key_id), set(&self.secret_access_key)) {
+            (true, false) => {
+                return Err("access_key_id is set but secret_access_key is not (DAMM_AWS_SECRET_ACCESS_KEY)".to_owned());
+            }
+            (false, true) => {
+                return Err(
+                    "secret_access_key is set but access_key_id is not (DAMM_AWS_ACCESS_KEY_ID)"
+                        .to_owned(),
+                );
+            }
+            _ => {}
+        }
+        if set(&self.session_token) && !set(&self.access_key_id) {
+            return Err("session_token needs access_key_id and secret_access_key".to_owned());
+        }
+        if !(5..=1000).contains(&self.page_size) {
+            return Err(format!(
+                "page_size {} is out of range (5-1000)",
+                self.page_size
+            ));
+        }
+        if self.request_timeout_ms == 0 {
+            return Err("request_timeout_ms must be at least 1".to_owned());
+        }
+        for (damm, aws) in &self.regions {
+            if aws.trim().is_empty() {
+                return Err(format!("regions: `{damm}` maps to an empty AWS region"));
+            }
+        }
+        for (name, profile) in &self.profiles {
+            if profile.instance_type.trim().is_empty() {
+                return Err(format!("profiles.{name}: instance_type must not be empty"));
+            }
+        }
+        if self.ami.as_ref().is_some_and(|a| a.trim().is_empty()) {
+            return Err("ami must not be empty".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The region table in force: the built-in one, with the configured entries on top.
+    pub fn region_table(&self) -> BTreeMap<String, String> {
+        let mut table: BTreeMap<String, String> = REGIONS
+            .iter()
+            .map(|(d, a)| ((*d).to_owned(), (*a).to_owned()))
+            .collect();
+        table.extend(self.regions.clone());
+        table
+    }
+
+    /// The profile table in force: the built-in one, with the configured entries on top.
+    pub fn profile_table(&self) -> BTreeMap<String, Profile> {
+        let mut table: BTreeMap<String, Profile> = PROFILES
+            .iter()
+            .map(|(name, instance_type, cents)| {
+                let profile = Profile {
+                    instance_type: (*instance_type).to_owned(),
+                    monthly_cents: *cents,
+                    currency: usd(),
+                };
+                ((*name).to_owned(), profile)
+            })
+            .collect();
+        table.extend(self.profiles.clone());
+        table
+    }
+
+    /// The timeout of one request.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+}
+
+/// A string → string table, from a TOML table or from `a=b,c=d` (the form an environment
+/// variable carries).
+fn string_table<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Table(BTreeMap<String, String>),
+        Text(String),
+    }
+    match Form::deserialize(d)? {
+        Form::Table(table) => Ok(table),
+        Form::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    Ok((k.trim().to_owned(), v.trim().to_owned()))
+                }
+                _ => Err(serde::de::Error::custom(format!(
+                    "`{pair}` is not `key=value`"
+                ))),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use damm_provider::FleetId;
+    use damm_provider::config::AdapterConfig;
+
+    fn load(env: &[(&str, &str)]) -> Result<AwsConfig, String> {
+        let config = AdapterConfig::new(FleetId::new("f").unwrap(), "aws")
+            .with_env(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let settings: AwsConfig = config.load("aws").map_err(|e| e.to_string())?;
+        settings.validate().map(|()| settings)
+    }
+
+    #[test]
+    fn tables_come_from_the_environment_and_override_the_built_in_ones() {
+        let c = load(&[
+            ("DAMM_AWS_REGIONS", "eu-central=eu-central-2, mars=mars-1"),
+            ("DAMM_AWS_AMIS", "eu-central-2=ami-1"),
+        ])
+        .unwrap();
+        let regions = c.region_table();
+        assert_eq!(regions["eu-central"], "eu-central-2");
+        assert_eq!(regions["mars"], "mars-1");
+        assert_eq!(regions["us-east"], "us-east-1");
+        assert_eq!(c.amis["eu-central-2"], "ami-1");
+        assert_eq!(c.profile_table()["small"].instance_type, "t3.micro");
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        assert!(load(&[("DAMM_AWS_PAGE_SIZE", "2")]).is_err());
+        assert!(load(&[("DAMM_AWS_ENDPOINT_URL", "127.0.0.1:5000")]).is_err());
+        let err = load(&[("DAMM_AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")]).unwrap_err();
+        assert!(err.contains("DAMM_AWS_SECRET_ACCESS_KEY"), "{err}");
+        assert!(load(&[("DAMM_AWS_REGIONS", "nonsense")]).is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_credentials() {
+        let c = load(&[
+            ("DAMM_AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("DAMM_AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-very-secret"),
+            ("DAMM_AWS_SESSION_TOKEN", "session-secret"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(!shown.contains("session-secret"), "{shown}");
+        assert!(!shown.contains("AKIDEXAMPLE"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
     }
 }
