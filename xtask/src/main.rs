@@ -1,7 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
 //! - `ci`: exactly what CI runs (fmt check, clippy `-D warnings` on all targets and
-//!   features, the tests, one build per adapter, the new-adapter smoke run).
+//!   features, the tests, one check per adapter, the new-adapter smoke run).
 //! - `scenario NAME`: scenario runs against the simulator, in release mode, with figures.
 //! - `new-adapter NAME --capabilities a,b`: a compiling adapter crate with the standard
 //!   file set, its registry line and features, and a conformance test.
