@@ -301,21 +301,7 @@ impl Engine {
                     }
                     continue;
                 }
-                if let Some(seq) = self.journaled_create(provider, &key) {
-                    let Some(Action::Create {
-                        region,
-                        role,
-                        spare,
-                        ..
-                    }) = self
-                        .state
-                        .journal
-                        .iter()
-                        .find(|e| e.seq == seq)
-                        .map(|e| e.action.clone())
-                    else {
-                        continue;
-                    };
+                if let Some((seq, region, role, spare)) = self.journaled_create(provider, &key) {
                     info!(%provider, %key, "adopting a node the journal created");
                     self.state.nodes.insert(
                         key.clone(),
@@ -369,7 +355,7 @@ impl Engine {
                 self.state.nodes.remove(&key);
                 self.state.scores.forget(key.as_str());
             }
-            self.reconcile_addresses(provider, inventory, &fleet, now);
+            self.reconcile_addresses(provider, inventory, &fleet);
         }
         // Orphans that disappeared on their own, at providers that answered.
         self.state.orphans.retain(|k, _| {
@@ -398,13 +384,28 @@ impl Engine {
         gc
     }
 
-    fn journaled_create(&self, provider: &str, key: &IdempotencyKey) -> Option<u64> {
+    /// The newest create journaled for `key` at `provider`: its sequence number, region,
+    /// role and whether it was a spare.
+    fn journaled_create(
+        &self,
+        provider: &str,
+        key: &IdempotencyKey,
+    ) -> Option<(u64, damm_provider::Region, damm_provider::NodeRole, bool)> {
         self.state
             .journal
             .iter()
             .rev()
-            .find(|e| matches!(&e.action, Action::Create { key: k, provider: p, .. } if k == key && p == provider))
-            .map(|e| e.seq)
+            .find_map(|e| match &e.action {
+                Action::Create {
+                    key: k,
+                    provider: p,
+                    region,
+                    role,
+                    spare,
+                    ..
+                } if k == key && p == provider => Some((e.seq, region.clone(), *role, *spare)),
+                _ => None,
+            })
     }
 
     fn reconcile_addresses(
@@ -412,7 +413,6 @@ impl Engine {
         provider: &str,
         inventory: &Inventory,
         fleet: &damm_provider::FleetId,
-        now: DateTime<Utc>,
     ) {
         let node_key = |r: &Option<NodeRef>, nodes: &BTreeMap<IdempotencyKey, NodeRecord>| {
             r.as_ref().and_then(|r| {
@@ -460,7 +460,6 @@ impl Engine {
                 }
             }
         }
-        let _ = now;
         let listed_keys: BTreeSet<IdempotencyKey> = listed.iter().map(|(k, _)| k.clone()).collect();
         self.state.addresses.retain(|k, a| {
             a.provider != provider || !kinds.contains(&a.kind) || listed_keys.contains(k)
