@@ -134,6 +134,17 @@ pub async fn run(args: &ProbeRun) -> anyhow::Result<()> {
             r.summary.failed,
             engine.state().nodes.len()
         );
+        if r.summary.failed > 0 {
+            let mut errors: BTreeMap<&str, usize> = BTreeMap::new();
+            for e in &engine.state().journal {
+                if let damm_orchestrator::state::Phase::Failed { error } = &e.phase {
+                    *errors.entry(error.as_str()).or_default() += 1;
+                }
+            }
+            for (error, n) in errors.iter().take(3) {
+                println!("    {n} × {error}");
+            }
+        }
         clock.advance(Duration::from_secs(60));
     }
     println!(

@@ -1,5 +1,7 @@
 //! Times `plan` on the benchmark's synthetic fleets and prints the fastest of several runs
 //! (robust on a busy machine): `cargo run --release -p damm-fleet --example plan_time`.
+//! With fleet sizes as arguments (`... -- 10000`), times only `plan` on those: handy under
+//! a profiler.
 
 use std::time::Instant;
 
@@ -10,7 +12,17 @@ mod synthetic;
 
 fn main() {
     let now = DateTime::UNIX_EPOCH + TimeDelta::days(20_000);
-    for nodes in [1_000, 10_000, 100_000] {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("fleet sizes are numbers"))
+        .collect();
+    let only_plan = !sizes.is_empty();
+    let sizes = if only_plan {
+        sizes
+    } else {
+        vec![1_000, 10_000, 100_000]
+    };
+    for nodes in sizes {
         let policy = synthetic::policy(nodes);
         let (fleet, book) = synthetic::fleet(nodes, now);
         let scores = book.snapshot(now, &policy.scoring);
@@ -24,6 +36,9 @@ fn main() {
             actions = plan.actions.len();
         }
         println!("plan over {nodes:>6} nodes: best of {runs}: {best:>8.2} ms ({actions} actions)");
+    }
+    if only_plan {
+        return;
     }
     // compose over one region of ~10k components (of a 200k-node fleet over 20 regions).
     let policy = synthetic::policy(200_000);

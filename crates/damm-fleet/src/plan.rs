@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fasthash::FastMap;
 use crate::model::{AddressKind, Fleet, FleetNode, Status};
-use crate::policy::{Policy, RegionPolicy};
+use crate::policy::{Policy, ProviderPolicy, RegionPolicy};
 use crate::score::{Score, Scores};
 
 /// One step of a plan.
@@ -282,15 +282,21 @@ struct Planner<'a> {
     creates: Vec<DesiredNode>,
     creates_total: u32,
     retires_total: u32,
-    created_at: BTreeMap<&'a str, u32>,
-    nodes_at: BTreeMap<&'a str, u32>,
+    /// The allowlisted providers, in name order: the per-node tables below hold indices
+    /// into it, so the hot loops compare small integers, not names.
+    providers: Providers<'a>,
+    /// Per provider index: creates planned this tick.
+    created_at: Vec<u32>,
+    /// Per provider index: nodes it holds, counting this plan's creates.
+    nodes_at: Vec<u32>,
     spend_cents: u64,
     serial: u64,
-    provider_health: BTreeMap<&'a str, f64>,
+    /// Per provider index: mean score of its scored nodes (None: none scored).
+    provider_health: Vec<Option<f64>>,
     /// Node indices per region and role, in input order.
     groups: FastMap<(&'a Region, NodeRole), Vec<usize>>,
-    /// Node index per key.
-    by_key: FastMap<&'a str, usize>,
+    /// Per node index: its provider's index (meaningful for the nodes in `nodes` only).
+    provider_of: Vec<u16>,
     /// Per node index: its score (0 when unscored).
     value: Vec<f64>,
     /// Per node index: clients report it blocked.
@@ -304,6 +310,7 @@ struct Planner<'a> {
 impl<'a> Planner<'a> {
     fn new(fleet: &'a Fleet, policy: &'a Policy, scores: &'a Scores, now: DateTime<Utc>) -> Self {
         let count = fleet.nodes.len();
+        let providers = Providers::new(policy, scores);
         let mut planner = Planner {
             fleet,
             policy,
@@ -317,13 +324,14 @@ impl<'a> Planner<'a> {
             creates: Vec::new(),
             creates_total: 0,
             retires_total: 0,
-            created_at: BTreeMap::new(),
-            nodes_at: BTreeMap::new(),
+            created_at: vec![0; providers.len()],
+            nodes_at: vec![0; providers.len()],
             spend_cents: 0,
             serial: fleet.next_serial,
-            provider_health: BTreeMap::new(),
+            provider_health: vec![None; providers.len()],
+            providers,
             groups: FastMap::default(),
-            by_key: FastMap::with_capacity_and_hasher(count, Default::default()),
+            provider_of: vec![u16::MAX; count],
             value: vec![0.0; count],
             blocked: vec![false; count],
             aged: vec![false; count],
@@ -331,31 +339,34 @@ impl<'a> Planner<'a> {
         };
         // One pass, in input order (the shell passes nodes sorted by key): the fleet is
         // large and this loop is memory-bound.
-        let mut health_sum: BTreeMap<&str, (f64, u32)> = BTreeMap::new();
+        let mut health_sum = vec![(0.0, 0u32); planner.providers.len()];
+        let mut regions: FastMap<&str, Option<&'a RegionPolicy>> = FastMap::default();
         for (i, n) in fleet.nodes.iter().enumerate() {
             if !n.owned {
                 continue;
             }
-            let Some((provider, p)) = policy.providers.get_key_value(&n.provider) else {
+            let Some(px) = planner.providers.index(&n.provider) else {
                 continue;
             };
-            let provider = provider.as_str();
+            planner.provider_of[i] = px;
+            let p = planner.providers.policy(px);
             planner.nodes.push(i);
-            *planner.nodes_at.entry(provider).or_default() += 1;
+            planner.nodes_at[usize::from(px)] += 1;
             planner.spend_cents += p.node_cents();
             planner
                 .groups
                 .entry((&n.region, n.role))
                 .or_default()
                 .push(i);
-            planner.by_key.insert(n.key.as_str(), i);
             let score = scores.get(n.key.as_str());
-            let region = policy.regions.get(&n.region);
-            planner.health[i] = planner.classify(n, score, region.is_some());
+            let region = *regions
+                .entry(n.region.as_str())
+                .or_insert_with(|| policy.regions.get(&n.region));
+            planner.health[i] = planner.classify(n, px, score, region.is_some());
             if let Some(s) = score {
                 planner.value[i] = s.value;
                 planner.blocked[i] = s.blocked;
-                let e = health_sum.entry(provider).or_default();
+                let e = &mut health_sum[usize::from(px)];
                 e.0 += s.value;
                 e.1 += 1;
             }
@@ -367,13 +378,19 @@ impl<'a> Planner<'a> {
         }
         planner.provider_health = health_sum
             .into_iter()
-            .map(|(p, (sum, n))| (p, sum / f64::from(n)))
+            .map(|(sum, n)| (n > 0).then(|| sum / f64::from(n)))
             .collect();
         planner
     }
 
-    fn classify(&self, n: &FleetNode, score: Option<&Score>, region_allowed: bool) -> Health {
-        if self.scores.dark.contains(&n.provider) {
+    fn classify(
+        &self,
+        n: &FleetNode,
+        provider: u16,
+        score: Option<&Score>,
+        region_allowed: bool,
+    ) -> Health {
+        if self.providers.dark(provider) {
             return Health::Failed("provider dark");
         }
         if !region_allowed {
@@ -538,7 +555,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let wanted = format!("retire {} {} {}", n.region, n.role, n.key);
-            if self.dark(&n.provider) {
+            if self.providers.dark(self.provider_of[i]) {
                 self.refuse(wanted, "scoring.breaker", format!("{} is dark", n.provider));
                 continue;
             }
@@ -565,14 +582,13 @@ impl<'a> Planner<'a> {
     fn drain_failed(&mut self) {
         for k in 0..self.nodes.len() {
             let i = self.nodes[k];
-            let n = self.node(i);
             let Health::Failed(why) = self.health[i] else {
                 continue;
             };
             if !matches!(self.status[i], Some(Status::Active | Status::Spare)) {
                 continue;
             }
-            if self.dark(&n.provider) {
+            if self.providers.dark(self.provider_of[i]) {
                 // Nothing to call; it simply does not count until the provider is back.
                 continue;
             }
@@ -684,7 +700,7 @@ impl<'a> Planner<'a> {
         }
         let present = self.present(region, role);
         let cap_cents = (self.policy.limits.monthly_spend_cap * 100.0).round() as u64;
-        let mut best: Option<(&'a str, Rank)> = None;
+        let mut best: Option<(&'a str, u16, Rank)> = None;
         let mut why: Option<(String, String)> = None;
         let policy: &'a Policy = self.policy;
         for (name, p) in policy
@@ -696,23 +712,25 @@ impl<'a> Planner<'a> {
             if only_new && present.contains(name) {
                 continue;
             }
-            let reject = if self.dark(name) {
+            let px = self
+                .providers
+                .index(name)
+                .expect("every policy provider has an index");
+            let (created, held) = (
+                self.created_at[usize::from(px)],
+                self.nodes_at[usize::from(px)],
+            );
+            let reject = if self.providers.dark(px) {
                 Some(("scoring.breaker".to_owned(), format!("{name} is dark")))
-            } else if p.creates_per_tick == 0
-                || self.created_at.get(name).copied().unwrap_or(0) >= p.creates_per_tick
-            {
+            } else if p.creates_per_tick == 0 || created >= p.creates_per_tick {
                 Some((
                     format!("providers.{name}.creates_per_tick"),
                     format!("{} per tick", p.creates_per_tick),
                 ))
-            } else if self.nodes_at.get(name).copied().unwrap_or(0) >= p.max_nodes {
+            } else if held >= p.max_nodes {
                 Some((
                     format!("providers.{name}.max_nodes"),
-                    format!(
-                        "{name} holds {} of {}",
-                        self.nodes_at.get(name).copied().unwrap_or(0),
-                        p.max_nodes
-                    ),
+                    format!("{name} holds {held} of {}", p.max_nodes),
                 ))
             } else if self.spend_cents + p.node_cents() > cap_cents {
                 Some((
@@ -732,18 +750,18 @@ impl<'a> Planner<'a> {
                 why.get_or_insert(r);
                 continue;
             }
-            let health = self.provider_health.get(name).copied().unwrap_or(1.0);
+            let health = self.provider_health[usize::from(px)].unwrap_or(1.0);
             let rank = (
                 present.contains(name),
                 -((health * 10.0).floor() as i64),
-                self.created_at.get(name).copied().unwrap_or(0),
+                created,
                 p.node_cents(),
             );
-            if best.as_ref().is_none_or(|(_, r)| rank < *r) {
-                best = Some((name, rank));
+            if best.as_ref().is_none_or(|(_, _, r)| rank < *r) {
+                best = Some((name, px, rank));
             }
         }
-        let Some((provider, _)) = best else {
+        let Some((provider, px, _)) = best else {
             let (rule, detail) = why.unwrap_or_else(|| {
                 (
                     format!("regions.{region}.min_providers"),
@@ -756,8 +774,8 @@ impl<'a> Planner<'a> {
         let p = &self.policy.providers[provider];
         let key = self.next_key(region, role, spare);
         self.creates_total += 1;
-        *self.created_at.entry(provider).or_default() += 1;
-        *self.nodes_at.entry(provider).or_default() += 1;
+        self.created_at[usize::from(px)] += 1;
+        self.nodes_at[usize::from(px)] += 1;
         self.spend_cents += p.node_cents();
         self.creates.push(DesiredNode {
             key: key.clone(),
@@ -894,19 +912,31 @@ impl<'a> Planner<'a> {
             AddressKind::Frontdoor => 1u8,
             AddressKind::EgressIp => 2u8,
         };
+        // Node index per key, for the nodes addresses name (built only when there are any).
+        let by_key: FastMap<&str, usize> = if self.fleet.addresses.is_empty() {
+            FastMap::default()
+        } else {
+            self.nodes
+                .iter()
+                .map(|&i| (self.node(i).key.as_str(), i))
+                .collect()
+        };
         for a in &self.fleet.addresses {
-            if !a.owned || !self.policy.providers.contains_key(&a.provider) {
+            if !a.owned {
                 continue;
             }
+            let Some(px) = self.providers.index(&a.provider) else {
+                continue;
+            };
             let serving = a.node.as_ref().and_then(|k| {
-                self.by_key
+                by_key
                     .get(k.as_str())
                     .copied()
                     .filter(|&i| matches!(self.status[i], Some(Status::Active | Status::Spare)))
             });
             match serving {
                 Some(i) => has[i] |= bit(a.kind),
-                None if self.dark(&a.provider) => {}
+                None if self.providers.dark(px) => {}
                 None => self.actions.push(Action::Release {
                     key: a.key.clone(),
                     kind: a.kind,
@@ -924,12 +954,10 @@ impl<'a> Planner<'a> {
             {
                 continue;
             }
-            let (Some(r), Some(p)) = (
-                self.region_policy[i],
-                self.policy.providers.get(&n.provider),
-            ) else {
+            let Some(r) = self.region_policy[i] else {
                 continue;
             };
+            let p = self.providers.policy(self.provider_of[i]);
             let kind = match n.role {
                 NodeRole::Ingress if r.frontdoors && p.frontdoors => AddressKind::Frontdoor,
                 NodeRole::Egress if r.egress_ips && p.egress_ips => AddressKind::EgressIp,
@@ -969,21 +997,19 @@ impl<'a> Planner<'a> {
     }
 
     fn finish(self) -> Plan {
-        let mut desired: Vec<DesiredNode> = self
-            .nodes
-            .iter()
-            .filter_map(|&i| {
-                let n = self.node(i);
-                self.status[i].map(|status| DesiredNode {
-                    key: n.key.clone(),
-                    provider: n.provider.clone(),
-                    region: n.region.clone(),
-                    role: n.role,
-                    status,
-                    new: false,
-                })
+        let mut desired: Vec<DesiredNode> =
+            Vec::with_capacity(self.nodes.len() + self.creates.len());
+        desired.extend(self.nodes.iter().filter_map(|&i| {
+            let n = self.node(i);
+            self.status[i].map(|status| DesiredNode {
+                key: n.key.clone(),
+                provider: n.provider.clone(),
+                region: n.region.clone(),
+                role: n.role,
+                status,
+                new: false,
             })
-            .collect();
+        }));
         // Existing nodes in key order, then this plan's creates in the order planned.
         desired.extend(self.creates);
         Plan {
@@ -992,6 +1018,58 @@ impl<'a> Planner<'a> {
             desired,
             next_serial: self.serial,
         }
+    }
+}
+
+/// The policy's providers by index, with their breaker state.
+struct Providers<'a> {
+    /// Name and policy, in name order.
+    list: Vec<(&'a str, &'a ProviderPolicy)>,
+    /// Index per name.
+    index: FastMap<&'a str, u16>,
+    /// Per index: the breaker is open.
+    dark: Vec<bool>,
+}
+
+impl<'a> Providers<'a> {
+    fn new(policy: &'a Policy, scores: &Scores) -> Self {
+        let list: Vec<(&'a str, &'a ProviderPolicy)> = policy
+            .providers
+            .iter()
+            .map(|(name, p)| (name.as_str(), p))
+            .collect();
+        assert!(
+            list.len() < usize::from(u16::MAX),
+            "fewer than 65535 providers"
+        );
+        Providers {
+            index: list
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| (*name, i as u16))
+                .collect(),
+            dark: list
+                .iter()
+                .map(|(name, _)| scores.dark.contains(*name))
+                .collect(),
+            list,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn index(&self, name: &str) -> Option<u16> {
+        self.index.get(name).copied()
+    }
+
+    fn policy(&self, index: u16) -> &'a ProviderPolicy {
+        self.list[usize::from(index)].1
+    }
+
+    fn dark(&self, index: u16) -> bool {
+        self.dark[usize::from(index)]
     }
 }
 

@@ -4,28 +4,63 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-/// Hands out addresses from the documentation ranges (RFC 5737, RFC 3849) and takes
-/// them back when released.
+/// Hands out addresses from the documentation ranges (RFC 5737, 759 addresses) and then,
+/// for fleets larger than that, from the benchmarking range 198.18.0.0/15 (RFC 2544);
+/// neither is routed on the Internet. Released addresses are handed out again, lowest first.
 #[derive(Debug, Default)]
 pub(crate) struct AddressPool {
-    used_v4: BTreeSet<Ipv4Addr>,
+    /// Index of the next never-used address.
+    next: u32,
+    /// Released indices, reused before `next`.
+    free: BTreeSet<u32>,
     next_v6: u32,
 }
 
 impl AddressPool {
-    const RANGES: [[u8; 3]; 3] = [[192, 0, 2], [198, 51, 100], [203, 0, 113]];
+    const DOC_RANGES: [[u8; 3]; 3] = [[192, 0, 2], [198, 51, 100], [203, 0, 113]];
+    /// Hosts .2 to .254 of each documentation /24.
+    const PER_DOC_RANGE: u32 = 253;
+    const DOC: u32 = 3 * Self::PER_DOC_RANGE;
+    /// 198.18.0.0/15 minus each /24's .0 and .255.
+    const BENCH: u32 = 512 * 254;
 
-    /// A free IPv4 address, or `None` when all 759 are taken.
-    pub(crate) fn v4(&mut self) -> Option<Ipv4Addr> {
-        for [a, b, c] in Self::RANGES {
-            for d in 2..=254u8 {
-                let ip = Ipv4Addr::new(a, b, c, d);
-                if self.used_v4.insert(ip) {
-                    return Some(ip);
-                }
-            }
+    fn address(index: u32) -> Option<Ipv4Addr> {
+        if index < Self::DOC {
+            let [a, b, c] = Self::DOC_RANGES[(index / Self::PER_DOC_RANGE) as usize];
+            let d = 2 + (index % Self::PER_DOC_RANGE) as u8;
+            return Some(Ipv4Addr::new(a, b, c, d));
         }
-        None
+        let i = index - Self::DOC;
+        (i < Self::BENCH).then(|| {
+            let subnet = i / 254;
+            Ipv4Addr::new(
+                198,
+                18 + (subnet / 256) as u8,
+                (subnet % 256) as u8,
+                1 + (i % 254) as u8,
+            )
+        })
+    }
+
+    fn index(ip: Ipv4Addr) -> Option<u32> {
+        let [a, b, c, d] = ip.octets();
+        if let Some(r) = Self::DOC_RANGES.iter().position(|x| *x == [a, b, c]) {
+            return (2..=254)
+                .contains(&d)
+                .then(|| r as u32 * Self::PER_DOC_RANGE + u32::from(d) - 2);
+        }
+        (a == 198 && (18..=19).contains(&b) && (1..=254).contains(&d))
+            .then(|| Self::DOC + (u32::from(b - 18) * 256 + u32::from(c)) * 254 + u32::from(d) - 1)
+    }
+
+    /// A free IPv4 address, or `None` when all are taken.
+    pub(crate) fn v4(&mut self) -> Option<Ipv4Addr> {
+        if let Some(i) = self.free.pop_first() {
+            return Self::address(i);
+        }
+        let ip = Self::address(self.next)?;
+        self.next += 1;
+        Some(ip)
     }
 
     /// A fresh /64 inside 2001:db8::/32, as its network address.
@@ -36,9 +71,39 @@ impl AddressPool {
     }
 
     pub(crate) fn release(&mut self, ip: IpAddr) {
-        if let IpAddr::V4(v4) = ip {
-            self.used_v4.remove(&v4);
+        if let IpAddr::V4(v4) = ip
+            && let Some(i) = Self::index(v4)
+            && i < self.next
+        {
+            self.free.insert(i);
         }
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    #[test]
+    fn addresses_round_trip_and_are_reused() {
+        for i in (0..AddressPool::DOC + AddressPool::BENCH).step_by(97) {
+            let ip = AddressPool::address(i).unwrap();
+            assert_eq!(AddressPool::index(ip), Some(i), "{ip}");
+        }
+        assert_eq!(
+            AddressPool::address(AddressPool::DOC + AddressPool::BENCH),
+            None
+        );
+        let mut pool = AddressPool::default();
+        let first = pool.v4().unwrap();
+        assert_eq!(first, Ipv4Addr::new(192, 0, 2, 2));
+        let all: BTreeSet<_> = std::iter::once(first)
+            .chain((1..2000).map(|_| pool.v4().unwrap()))
+            .collect();
+        assert_eq!(all.len(), 2000, "no address twice");
+        assert!(all.contains(&Ipv4Addr::new(198, 18, 0, 1)));
+        pool.release(IpAddr::V4(first));
+        assert_eq!(pool.v4(), Some(first));
     }
 }
 
