@@ -67,6 +67,8 @@ pub struct Lab {
     namespaces: Vec<String>,
     processes: Vec<(String, Child)>,
     sockets: Vec<String>,
+    /// Links in the test's own namespace (the uplink), deleted on drop.
+    links: Vec<String>,
 }
 
 impl Lab {
@@ -79,6 +81,7 @@ impl Lab {
             namespaces: Vec::new(),
             processes: Vec::new(),
             sockets: Vec::new(),
+            links: Vec::new(),
         };
         // Leftovers of a killed earlier run with the same prefix.
         lab.sweep();
@@ -140,6 +143,49 @@ impl Lab {
         sh("ip", &["-n", &ns, "address", "add", address, "dev", "eth0"])?;
         sh("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
         Ok(ns)
+    }
+
+    /// Plugs the test process's own namespace into the bridge with `address` (CIDR) on a veth
+    /// `PREFIX-up`, so code running in the test (an orchestrator probing heartbeats) reaches
+    /// the lab's nodes. The link goes away with the lab.
+    pub fn uplink(&mut self, address: &str) -> anyhow::Result<String> {
+        let link = format!("{}-up", self.prefix);
+        anyhow::ensure!(
+            link.len() <= 15,
+            "interface name `{link}` is over 15 characters"
+        );
+        sh(
+            "ip",
+            &[
+                "link",
+                "add",
+                &link,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "up0",
+                "netns",
+                &self.bridge_ns,
+            ],
+        )?;
+        self.links.push(link.clone());
+        sh(
+            "ip",
+            &[
+                "-n",
+                &self.bridge_ns,
+                "link",
+                "set",
+                "up0",
+                "master",
+                "br0",
+                "up",
+            ],
+        )?;
+        sh("ip", &["address", "add", address, "dev", &link])?;
+        sh("ip", &["link", "set", &link, "up"])?;
+        Ok(link)
     }
 
     /// Starts `wireguard-go` for interface `iface` inside `ns` and waits for its UAPI socket.
@@ -224,6 +270,7 @@ impl Lab {
                 }
             }
         }
+        let _ = sh("ip", &["link", "del", &format!("{}-up", self.prefix)]);
         if let Ok(dir) = std::fs::read_dir("/var/run/wireguard") {
             for entry in dir.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
@@ -261,6 +308,10 @@ impl Drop for Lab {
         }
         for socket in &self.sockets {
             let _ = std::fs::remove_file(socket);
+        }
+        for link in &self.links {
+            // Usually gone already with its peer in the bridge namespace.
+            let _ = sh("ip", &["link", "del", link]);
         }
     }
 }

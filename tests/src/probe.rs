@@ -172,8 +172,9 @@ pub async fn run(args: &ProbeRun) -> anyhow::Result<()> {
         clock.advance(Duration::from_secs(60));
         let r = engine.tick(Mode::Plan, false).await?;
         println!(
-            "  probe phase {i}: {} ms for {} probes ({} failed) + inventory of {} nodes, {} ms added latency per call",
+            "  probe phase {i}: {} ms (inventory {} ms) for {} probes ({} failed) + inventory of {} nodes, {} ms added latency per call",
             r.summary.probe_ms,
+            r.summary.inventory_ms,
             r.summary.probes,
             r.summary.probe_failures,
             engine.state().nodes.len(),

@@ -6,11 +6,15 @@
 //! - `new-adapter NAME --capabilities a,b`: a compiling adapter crate with the standard
 //!   file set, its registry line and features, and a conformance test.
 //! - `moto`: installs moto's AWS emulator (PyPI) into `target/moto-venv` for the aws tests.
+//! - `soak`: the crash soak (`kill -9` of `damm serve` while it applies), in release mode.
+//! - `fuzz`: the cargo-fuzz targets on nightly (installs cargo-fuzz when missing).
 
 mod ci;
+mod fuzz;
 mod moto;
 mod scaffold;
 mod scenario;
+mod soak;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +26,13 @@ const USAGE: &str = "usage:
   cargo xtask smoke            (the new-adapter smoke run alone, in a copy of the workspace)
   cargo xtask moto             (install moto's AWS emulator into target/moto-venv for the aws tests)
   cargo xtask scenario probe [--nodes N] [--latency-ms MS] [--concurrency N]
+  cargo xtask scenario provider-dark [--provider NAME] [--validated FILE] [--json]
+  cargo xtask scenario converge [--nodes N] [--json]
                                (release build; prints figures)
+  cargo xtask soak [--kills N] [--seed S]
+                               (crash soak: kill -9 of `damm serve` while it applies; release)
+  cargo xtask fuzz [TARGET] [--seconds N]
+                               (cargo fuzz on nightly, N s per target; installs cargo-fuzz)
   cargo xtask new-adapter NAME --capabilities CAP[,CAP...]
       CAP: compute, ingress, egress, overlay, cdn_front, tunnel_term";
 
@@ -40,6 +50,8 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         Some("smoke") => scaffold::smoke(&root),
         Some("scenario") => scenario::run(&root, &args[1..]),
         Some("moto") => moto::ensure(&root),
+        Some("soak") => soak::run(&root, &args[1..]),
+        Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("new-adapter") => {
             let (name, caps) = parse_new_adapter(&args[1..])?;
             scaffold::new_adapter(&root, &name, &caps)?;

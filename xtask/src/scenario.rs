@@ -8,7 +8,11 @@ use anyhow::{Context as _, bail};
 
 pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     if args.is_empty() {
-        bail!("usage: cargo xtask scenario probe [--nodes N] [--latency-ms MS] [--concurrency N]");
+        bail!(
+            "usage: cargo xtask scenario probe [--nodes N] [--latency-ms MS] [--concurrency N]\n\
+             \x20      cargo xtask scenario provider-dark [--provider NAME] [--policy FILE] [--breaker-failures N] [--compression C] [--boot-s S] [--ticks N] [--validated FILE] [--json]\n\
+             \x20      cargo xtask scenario converge [--nodes N] [--tick-s S] [--compression C] [--boot-s S] [--json]"
+        );
     }
     crate::ci::step(
         root,

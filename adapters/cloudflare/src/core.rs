@@ -261,8 +261,19 @@ impl Api {
                 Some(total) => out.len() as u64 >= total,
                 None => got < per_page as usize,
             };
-            if done || got == 0 || page >= 1000 {
+            if done {
                 break;
+            }
+            // An empty page short of the total (a page lost mid-pagination) fails the
+            // listing: a truncated one would make its missing records look deleted.
+            if got == 0 || page >= 1000 {
+                return Err(Error::new(ErrorKind::Unexpected, &self.provider, operation)
+                    .with_message(format!(
+                        "GET {path}: the listing ended at page {page} with {} of its {} items",
+                        out.len(),
+                        total.map_or_else(|| "?".to_owned(), |t| t.to_string())
+                    ))
+                    .set_temporary(true));
             }
         }
         Ok(out)
@@ -331,6 +342,31 @@ fn without_url(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Entry points for the fuzz targets in `fuzz/` (cargo fuzz); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// [`parse_error`](super::parse_error) on an error answer of `status` whose body is
+    /// `body`, as the `cloudflare` crate hands it over.
+    pub fn parse_error(status: u16, body: &[u8]) -> Option<Error> {
+        let status = reqwest::StatusCode::from_u16(status).ok()?;
+        let errors = serde_json::from_slice(body).ok()?;
+        Some(super::parse_error(
+            "fuzz",
+            Operation::ListNodes,
+            &ApiFailure::Error(status, errors),
+        ))
+    }
+
+    /// Decodes `body` as each result the adapter reads.
+    pub fn decode(body: &[u8]) {
+        let _ = serde_json::from_slice::<Res<Vec<DnsRecord>>>(body);
+        let _ = serde_json::from_slice::<Res<Vec<CfdTunnel>>>(body);
+        let _ = serde_json::from_slice::<Res<Vec<Zone>>>(body);
+    }
 }
 
 #[cfg(test)]

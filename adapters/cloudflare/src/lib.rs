@@ -7,6 +7,9 @@ mod backend;
 mod config;
 mod core;
 
+#[doc(hidden)]
+pub use crate::core::fuzzing;
+
 pub use backend::{CAPABILITIES, Cloudflare};
 pub use config::{CloudflareConfig, DEFAULT_API_URL};
 

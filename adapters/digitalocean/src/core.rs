@@ -95,11 +95,20 @@ struct Pages {
     next: Option<String>,
 }
 
+/// A list's `meta`: how many items the whole listing holds.
+#[derive(Debug, Default, Deserialize)]
+struct ListMeta {
+    #[serde(default)]
+    total: Option<u64>,
+}
+
 #[derive(Debug, Deserialize)]
 struct DropletPage {
     droplets: Vec<Droplet>,
     #[serde(default)]
     links: Links,
+    #[serde(default)]
+    meta: ListMeta,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +116,8 @@ struct ReservedIpPage {
     reserved_ips: Vec<ReservedIp>,
     #[serde(default)]
     links: Links,
+    #[serde(default)]
+    meta: ListMeta,
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,12 +356,16 @@ impl Client {
 
     /// Every page of a listing, following `links.pages.next` by page number (the token
     /// is only ever sent to the configured base URL, never to an href from an answer).
+    /// `items` answers a page's items, whether a next page is linked, and `meta.total`.
+    /// A listing that ends short of its total (a page lost mid-pagination) is an error,
+    /// never a truncated inventory: the orchestrator would take the missing resources for
+    /// vanished ones.
     async fn all_pages<P: DeserializeOwned, T>(
         &self,
         op: Operation,
         path: &str,
         filter: &[(&str, String)],
-        items: impl Fn(P) -> (Vec<T>, bool),
+        items: impl Fn(P) -> (Vec<T>, bool, Option<u64>),
     ) -> Result<Vec<T>> {
         let mut all = Vec::new();
         for page in 1..=MAX_PAGES {
@@ -358,14 +373,25 @@ impl Client {
             query.push(("page", page.to_string()));
             query.push(("per_page", self.page_size.to_string()));
             let value = self.get(op, path, &query).await?;
-            let (found, more) = items(self.decode(op, "listing", value)?);
+            let (found, more, total) = items(self.decode(op, "listing", value)?);
             let empty = found.is_empty();
             all.extend(found);
             if !more || empty {
-                break;
+                if let Some(total) = total
+                    && (all.len() as u64) < total
+                {
+                    return Err(Error::new(ErrorKind::Unexpected, &self.provider, op)
+                        .with_message(format!(
+                            "GET {path}: the listing ended at page {page} with {} of its {total} items",
+                            all.len()
+                        ))
+                        .set_temporary(true));
+                }
+                return Ok(all);
             }
         }
-        Ok(all)
+        Err(Error::new(ErrorKind::Unexpected, &self.provider, op)
+            .with_message(format!("GET {path} did not end after {MAX_PAGES} pages")))
     }
 
     /// Droplets carrying `tag` (every page).
@@ -374,7 +400,7 @@ impl Client {
             op,
             "/droplets",
             &[("tag_name", tag.to_owned())],
-            |p: DropletPage| (p.droplets, has_next(&p.links)),
+            |p: DropletPage| (p.droplets, has_next(&p.links), p.meta.total),
         )
         .await
     }
@@ -459,7 +485,7 @@ impl Client {
     /// Every reserved IP of the account (every page).
     pub(crate) async fn list_reserved_ips(&self, op: Operation) -> Result<Vec<ReservedIp>> {
         self.all_pages(op, "/reserved_ips", &[], |p: ReservedIpPage| {
-            (p.reserved_ips, has_next(&p.links))
+            (p.reserved_ips, has_next(&p.links), p.meta.total)
         })
         .await
     }
@@ -630,6 +656,40 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
         reset.duration_since(now).unwrap_or_default()
     };
     Some(wait.max(Duration::from_secs(1)))
+}
+
+/// Entry points for the fuzz targets in `fuzz/` (cargo fuzz); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// A header map of the pairs that are valid HTTP headers.
+    fn headers(pairs: &[(&str, &[u8])]) -> reqwest::header::HeaderMap {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in pairs {
+            if let (Ok(n), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                reqwest::header::HeaderValue::from_bytes(value),
+            ) {
+                map.append(n, v);
+            }
+        }
+        map
+    }
+
+    /// [`parse_error`](super::parse_error) on an answer of `status` with these headers.
+    pub fn parse_error(status: u16, pairs: &[(&str, &[u8])], body: &[u8]) -> Error {
+        super::parse_error("fuzz", Operation::ListNodes, status, &headers(pairs), body)
+    }
+
+    /// Decodes `body` as each listing and envelope the adapter reads.
+    pub fn decode(body: &[u8]) {
+        if let Ok(page) = serde_json::from_slice::<DropletPage>(body) {
+            let _ = (has_next(&page.links), page.meta.total, page.droplets.len());
+        }
+        let _ = serde_json::from_slice::<ReservedIpPage>(body);
+        let _ = serde_json::from_slice::<DropletEnvelope>(body);
+    }
 }
 
 #[cfg(test)]

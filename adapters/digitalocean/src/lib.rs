@@ -6,6 +6,9 @@ mod backend;
 mod config;
 mod core;
 
+#[doc(hidden)]
+pub use crate::core::fuzzing;
+
 pub use backend::{CAPABILITIES, Digitalocean};
 pub use config::{DEFAULT_API_URL, DEFAULT_PROFILES, DEFAULT_REGIONS, DigitaloceanConfig, Profile};
 

@@ -95,6 +95,35 @@ pub(crate) fn parse_error<T>(
     }
 }
 
+/// Entry points for the fuzz targets in `fuzz/` (cargo fuzz); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// [`parse_error`](super::parse_error) on an error answer of `status` and `body`.
+    pub fn parse_error(status: u16, body: &[u8]) -> Option<Error> {
+        let response = hcloud::apis::ResponseContent::<()> {
+            status: reqwest::StatusCode::from_u16(status).ok()?,
+            content: String::from_utf8_lossy(body).into_owned(),
+            entity: None,
+        };
+        Some(super::parse_error(
+            "fuzz",
+            Operation::ListNodes,
+            hcloud::apis::Error::ResponseError(response),
+        ))
+    }
+
+    /// Decodes `body` as the listings the adapter reads (through `hcloud`'s models).
+    pub fn decode(body: &[u8]) {
+        if let Ok(r) = serde_json::from_slice::<hcloud::models::ListServersResponse>(body) {
+            let _ = (r.meta.pagination.next_page, r.meta.pagination.total_entries);
+        }
+        let _ = serde_json::from_slice::<hcloud::models::ListPrimaryIpsResponse>(body);
+        let _ = serde_json::from_slice::<hcloud::models::ListFloatingIpsResponse>(body);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

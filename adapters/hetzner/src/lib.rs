@@ -7,6 +7,9 @@ mod backend;
 mod config;
 mod core;
 
+#[doc(hidden)]
+pub use crate::core::fuzzing;
+
 pub use backend::{CAPABILITIES, Hetzner};
 pub use config::{HetznerConfig, PROFILES, Profile, REGIONS};
 

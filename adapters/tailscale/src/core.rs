@@ -442,6 +442,41 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
     Some(wait.max(Duration::from_secs(1)))
 }
 
+/// Entry points for the fuzz targets in `fuzz/` (cargo fuzz); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// A header map of the pairs that are valid HTTP headers.
+    fn headers(pairs: &[(&str, &[u8])]) -> reqwest::header::HeaderMap {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in pairs {
+            if let (Ok(n), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                reqwest::header::HeaderValue::from_bytes(value),
+            ) {
+                map.append(n, v);
+            }
+        }
+        map
+    }
+
+    /// [`parse_error`](super::parse_error) on an answer of `status` with these headers.
+    pub fn parse_error(status: u16, pairs: &[(&str, &[u8])], body: &[u8]) -> Error {
+        super::parse_error("fuzz", Operation::ListNodes, status, &headers(pairs), body)
+    }
+
+    /// Decodes `body` as each listing the adapter reads, and looks at what it uses.
+    pub fn decode(body: &[u8]) {
+        if let Ok(list) = serde_json::from_slice::<DeviceList>(body) {
+            for device in &list.devices {
+                let _ = device.ipv4();
+            }
+        }
+        let _ = serde_json::from_slice::<KeyList>(body);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,9 @@ mod backend;
 mod config;
 mod core;
 
+#[doc(hidden)]
+pub use crate::core::fuzzing;
+
 pub use backend::{CAPABILITIES, Tailscale};
 pub use config::{DEFAULT_API_URL, TailscaleConfig};
 

@@ -104,6 +104,9 @@ impl ReservedIp {
 
 #[derive(Debug, Default, Deserialize)]
 struct Meta {
+    /// How many items the whole listing holds.
+    #[serde(default)]
+    total: Option<u64>,
     #[serde(default)]
     links: Links,
 }
@@ -312,6 +315,31 @@ impl Client {
             .await
     }
 
+    /// A listing whose cursor chain ended: short of its `meta.total` (a page lost
+    /// mid-pagination, an expired cursor answered with an empty page) it is an error,
+    /// never a truncated inventory the orchestrator would take for vanished resources.
+    fn complete<T>(
+        &self,
+        operation: Operation,
+        what: &str,
+        all: Vec<T>,
+        total: Option<u64>,
+    ) -> Result<Vec<T>> {
+        match total {
+            Some(total) if (all.len() as u64) < total => {
+                Err(
+                    Error::new(ErrorKind::Unexpected, &self.shared.provider, operation)
+                        .with_message(format!(
+                            "{what}: the cursor chain ended with {} of its {total} items",
+                            all.len()
+                        ))
+                        .set_temporary(true),
+                )
+            }
+            _ => Ok(all),
+        }
+    }
+
     /// Every instance tagged `tag`, following the cursor through all pages.
     pub(crate) async fn list_instances(
         &self,
@@ -337,7 +365,7 @@ impl Client {
                 .filter(|n| !n.is_empty() && *n != cursor)
             {
                 Some(next) => cursor = next,
-                None => return Ok(all),
+                None => return self.complete(operation, "GET /instances", all, page.meta.total),
             }
         }
         Err(
@@ -424,7 +452,7 @@ impl Client {
                 .filter(|n| !n.is_empty() && *n != cursor)
             {
                 Some(next) => cursor = next,
-                None => return Ok(all),
+                None => return self.complete(operation, "GET /reserved-ips", all, page.meta.total),
             }
         }
         Err(
@@ -597,6 +625,40 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Entry points for the fuzz targets in `fuzz/` (cargo fuzz); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// A header map of the pairs that are valid HTTP headers.
+    fn headers(pairs: &[(&str, &[u8])]) -> reqwest::header::HeaderMap {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in pairs {
+            if let (Ok(n), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                reqwest::header::HeaderValue::from_bytes(value),
+            ) {
+                map.append(n, v);
+            }
+        }
+        map
+    }
+
+    /// [`parse_error`](super::parse_error) on an answer of `status` with these headers.
+    pub fn parse_error(status: u16, pairs: &[(&str, &[u8])], body: &[u8]) -> Error {
+        super::parse_error("fuzz", Operation::ListNodes, status, &headers(pairs), body)
+    }
+
+    /// Decodes `body` as each listing and envelope the adapter reads.
+    pub fn decode(body: &[u8]) {
+        if let Ok(page) = serde_json::from_slice::<InstancePage>(body) {
+            let _ = (page.meta.total, page.meta.links.next, page.instances.len());
+        }
+        let _ = serde_json::from_slice::<ReservedPage>(body);
+        let _ = serde_json::from_slice::<OneInstance>(body);
+    }
 }
 
 #[cfg(test)]

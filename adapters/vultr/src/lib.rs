@@ -8,6 +8,9 @@ mod backend;
 mod config;
 mod core;
 
+#[doc(hidden)]
+pub use crate::core::fuzzing;
+
 pub use backend::{CAPABILITIES, Vultr};
 pub use config::{Profile, VultrConfig};
 

@@ -42,6 +42,9 @@ pub struct Policy {
     /// The catalog's paths: how many per region and how each transport weighs.
     #[serde(default)]
     pub paths: Paths,
+    /// Enrolled clients: their tunnel address pool and the gateways' keepalive.
+    #[serde(default)]
+    pub clients: Clients,
     /// The provider allowlist: only providers named here are ever used.
     pub providers: BTreeMap<String, ProviderPolicy>,
     /// The region allowlist and each region's targets.
@@ -214,6 +217,72 @@ impl Default for Paths {
             overlay: 0.85,
             catalog_ttl: Span::secs(3600),
         }
+    }
+}
+
+/// `[clients]`: the data plane's addresses and liveness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Clients {
+    /// IPv4 prefix clients' tunnel addresses come from (`10.77.0.0/16`). Its first host is
+    /// every ingress's client-facing address; each enrolled client gets one `/32` of the rest.
+    pub pool: String,
+    /// IPv4 prefix of the gateways' backbone addresses (ingress → egress tunnels); one per
+    /// gateway. Must not overlap `pool`.
+    pub backbone_pool: String,
+    /// Keepalive gateways send to their client peers, and clients to their gateway. Clients
+    /// call a path dead after three intervals without a packet, so this bounds the outage.
+    pub keepalive: Span,
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Clients {
+            pool: "10.77.0.0/16".to_owned(),
+            backbone_pool: "10.78.0.0/16".to_owned(),
+            keepalive: Span::secs(1),
+        }
+    }
+}
+
+/// Parses an IPv4 `a.b.c.d/len` prefix with no host bits set, `len` 8..=30.
+pub fn parse_ipv4_pool(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let (ip, len) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` is not an IPv4 prefix (a.b.c.d/len)"))?;
+    let ip: std::net::Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("`{ip}` is not an IPv4 address"))?;
+    let len: u8 = len
+        .parse()
+        .map_err(|_| format!("`{len}` is not a prefix length"))?;
+    if !(8..=30).contains(&len) {
+        return Err(format!("prefix length {len} is outside 8..=30"));
+    }
+    let mask = u32::MAX << (32 - u32::from(len));
+    if u32::from(ip) & !mask != 0 {
+        return Err(format!(
+            "`{text}` has host bits set (the network is {}/{len})",
+            std::net::Ipv4Addr::from(u32::from(ip) & mask)
+        ));
+    }
+    Ok((ip, len))
+}
+
+impl Clients {
+    /// The client pool's network and prefix length (validated at load).
+    pub fn pool_net(&self) -> (std::net::Ipv4Addr, u8) {
+        parse_ipv4_pool(&self.pool).expect("validated at load")
+    }
+
+    /// The backbone pool's network and prefix length (validated at load).
+    pub fn backbone_net(&self) -> (std::net::Ipv4Addr, u8) {
+        parse_ipv4_pool(&self.backbone_pool).expect("validated at load")
+    }
+
+    /// The keepalive in whole seconds, as WireGuard takes it.
+    pub fn keepalive_s(&self) -> u16 {
+        u16::try_from(self.keepalive.0.as_secs()).unwrap_or(u16::MAX)
     }
 }
 
@@ -469,6 +538,30 @@ impl Policy {
                 "must be longer than zero".into(),
             ));
         }
+        let mut nets = Vec::new();
+        for (name, text) in [
+            ("pool", &self.clients.pool),
+            ("backbone_pool", &self.clients.backbone_pool),
+        ] {
+            nets.push(parse_ipv4_pool(text).map_err(|e| (at(&["clients", name]), e))?);
+        }
+        let contains = |(net, len): (std::net::Ipv4Addr, u8), ip: std::net::Ipv4Addr| {
+            let mask = u32::MAX << (32 - u32::from(len));
+            u32::from(ip) & mask == u32::from(net)
+        };
+        if contains(nets[0], nets[1].0) || contains(nets[1], nets[0].0) {
+            return Err((
+                at(&["clients", "backbone_pool"]),
+                format!("overlaps the client pool `{}`", self.clients.pool),
+            ));
+        }
+        let keepalive = self.clients.keepalive.0;
+        if keepalive.subsec_nanos() != 0 || !(1..=3600).contains(&keepalive.as_secs()) {
+            return Err((
+                at(&["clients", "keepalive"]),
+                "must be whole seconds, 1s to 1h".into(),
+            ));
+        }
         if s.breaker.failures == 0 {
             return Err((
                 at(&["scoring", "breaker", "failures"]),
@@ -664,6 +757,42 @@ mod tests {
             e.to_string().starts_with(&format!("p.toml:{}:", e.line)),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_client_pools_are_checked() {
+        let policy = Policy::default_policy();
+        assert_eq!(
+            policy.clients.pool_net(),
+            ("10.77.0.0".parse().unwrap(), 16)
+        );
+        assert_eq!(policy.clients.keepalive_s(), 1);
+        let with = |section: &str| {
+            let text =
+                DEFAULT_POLICY.replacen("[lifecycle]", &format!("{section}\n[lifecycle]"), 1);
+            Policy::parse(&text, "p.toml")
+        };
+        let ok = with("[clients]\npool = \"10.99.0.0/24\"\nkeepalive = \"5s\"").unwrap();
+        assert_eq!(ok.clients.pool_net(), ("10.99.0.0".parse().unwrap(), 24));
+        assert_eq!(ok.clients.keepalive_s(), 5);
+        let e = with("[clients]\npool = \"10.99.0.1/24\"").unwrap_err();
+        assert_eq!(e.field, "clients.pool", "{e}");
+        assert!(e.message.contains("host bits"), "{e}");
+        let bad = DEFAULT_POLICY.replacen(
+            "[lifecycle]",
+            "[clients]\npool = \"10.99.0.1/24\"\n[lifecycle]",
+            1,
+        );
+        assert_eq!(e.line, line_of("pool = \"10.99", &bad));
+        let e = with("[clients]\nbackbone_pool = \"10.77.128.0/20\"").unwrap_err();
+        assert_eq!(e.field, "clients.backbone_pool", "{e}");
+        assert!(e.message.contains("overlaps"), "{e}");
+        let e = with("[clients]\npool = \"10.0.0.0/31\"").unwrap_err();
+        assert!(e.message.contains("8..=30"), "{e}");
+        let e = with("[clients]\nkeepalive = \"0s\"").unwrap_err();
+        assert_eq!(e.field, "clients.keepalive", "{e}");
+        let e = with("[clients]\npools = \"10.0.0.0/16\"").unwrap_err();
+        assert!(e.message.contains("unknown field"), "{e}");
     }
 
     #[test]

@@ -136,6 +136,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 scoring: Scoring::default(),
                 lifecycle: Lifecycle::default(),
                 paths: damm_fleet::policy::Paths::default(),
+                clients: Default::default(),
                 providers: pmap,
                 regions: rmap,
             }

@@ -97,6 +97,8 @@ pub struct Engine {
     options: Options,
     crash_hook: Option<CrashHook>,
     publisher: Option<(Arc<Keys>, Sink)>,
+    /// The proven-failover record behind the catalog's `validated_for`.
+    validated: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -137,6 +139,7 @@ impl Engine {
             options,
             crash_hook: None,
             publisher: None,
+            validated: None,
         })
     }
 
@@ -151,9 +154,31 @@ impl Engine {
         self.publisher = Some((keys, sink));
     }
 
+    /// Reads the proven-failover record from `path` (see [`crate::validated`]) every time
+    /// a catalog is published; without it, `validated_for` is empty.
+    pub fn set_validated(&mut self, path: std::path::PathBuf) {
+        self.validated = Some(path);
+    }
+
     /// The state.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The state, to change between ticks (enrollment, client reports); persisted by the
+    /// next tick or [`Engine::save`].
+    pub fn state_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+
+    /// Persists the state now.
+    pub fn save(&mut self) -> anyhow::Result<()> {
+        self.store.save(&mut self.state)
+    }
+
+    /// The catalog signing keys, when the engine publishes.
+    pub fn keys(&self) -> Option<&Arc<Keys>> {
+        self.publisher.as_ref().map(|(keys, _)| keys)
     }
 
     /// The policy.
@@ -182,6 +207,7 @@ impl Engine {
         };
         let started = Instant::now();
         let inventories = self.inventory().await;
+        summary.inventory_ms = started.elapsed().as_millis() as u64;
         let gc = self.reconcile(&inventories, now, &mut summary);
         self.probe(&inventories, now, &mut summary).await;
         summary.probe_ms = started.elapsed().as_millis() as u64;
@@ -210,6 +236,15 @@ impl Engine {
                     &[],
                     self.policy.paths.top_k as usize,
                 );
+                // A broken record claims nothing; it does not stop the tick.
+                let proven = match self.validated.as_deref().map(crate::validated::load) {
+                    Some(Ok(record)) => record,
+                    Some(Err(e)) => {
+                        warn!("validated_for left empty: {e:#}");
+                        crate::validated::Record::new()
+                    }
+                    None => crate::validated::Record::new(),
+                };
                 // The version is persisted before the catalog is written: a crash in
                 // between skips a number, it never reuses one.
                 self.state.orchestrator.catalog_version += 1;
@@ -218,6 +253,7 @@ impl Engine {
                     &self.policy,
                     keys,
                     &paths,
+                    crate::validated::validated_for(&proven, &self.state),
                     self.state.orchestrator.catalog_version,
                     now,
                 ))
@@ -225,6 +261,7 @@ impl Engine {
             _ => None,
         };
         self.state.orchestrator.last_tick = summary.clone();
+        crate::enroll::assign_backbone(&mut self.state, &self.policy);
         if persist {
             self.store.save(&mut self.state)?;
         }
@@ -289,8 +326,53 @@ impl Engine {
                 if !node.labels.is_owned_by(&fleet) {
                     continue; // Unlabelled: never ours to touch.
                 }
-                let Some(key) = node.key() else { continue };
+                // Hand-provisioned hosts (a provider without compute, such as static-host)
+                // carry the fleet label but no key: DAMM never created them. They are
+                // adopted live under a key made of the provider and the host id.
+                let hand_provisioned = node.key().is_none()
+                    && self
+                        .providers
+                        .get(provider)
+                        .is_some_and(|p| p.compute().is_none());
+                let key = match node.key() {
+                    Some(key) => key,
+                    None if hand_provisioned => {
+                        match IdempotencyKey::new(format!("{provider}-{}", node.reference.id)) {
+                            Ok(key) => key,
+                            Err(e) => {
+                                warn!(%provider, "cannot adopt a hand-provisioned host: {e}");
+                                continue;
+                            }
+                        }
+                    }
+                    None => continue,
+                };
                 seen.insert(key.clone());
+                if hand_provisioned && !self.state.nodes.contains_key(&key) {
+                    info!(%provider, %key, "adopting a hand-provisioned host");
+                    self.state.nodes.insert(
+                        key.clone(),
+                        NodeRecord {
+                            provider: provider.clone(),
+                            id: node.reference.id.clone(),
+                            region: node.region.clone(),
+                            role: node
+                                .roles
+                                .first()
+                                .copied()
+                                .unwrap_or(damm_provider::NodeRole::Ingress),
+                            status: Status::Active,
+                            status_since: now,
+                            state: node.state,
+                            created_at: now,
+                            addresses: node.addresses.clone(),
+                            wireguard_port: node.wireguard_port,
+                            last_seen: now,
+                            ready_at: None,
+                        },
+                    );
+                    continue;
+                }
                 if let Some(record) = self.state.nodes.get_mut(&key) {
                     if &record.provider == provider {
                         record.id = node.reference.id.clone();
@@ -317,6 +399,7 @@ impl Engine {
                             addresses: node.addresses.clone(),
                             wireguard_port: node.wireguard_port,
                             last_seen: now,
+                            ready_at: None,
                         },
                     );
                     self.state.settle(seq, Phase::Done);
@@ -534,6 +617,12 @@ impl Engine {
             self.state
                 .scores
                 .probe(key.as_str(), now, ok, rtt, &scoring);
+            if ok
+                && let Some(node) = self.state.nodes.get_mut(&key)
+                && node.ready_at.is_none()
+            {
+                node.ready_at = Some(now);
+            }
         }
         for provider in self.policy.providers.keys() {
             let outcome = match inventories.get(provider) {
@@ -739,6 +828,7 @@ impl Engine {
                         addresses: node.addresses.clone(),
                         wireguard_port: node.wireguard_port,
                         last_seen: now,
+                        ready_at: None,
                     },
                 );
             }

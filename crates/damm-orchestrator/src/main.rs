@@ -1,5 +1,7 @@
 //! `damm`: the DAMM command-line tool.
 
+mod dataplane_cmd;
+
 use std::io::{BufRead as _, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +53,10 @@ struct Files {
     /// The catalog sink: the catalog file (its signature is written beside it, `.minisig`).
     #[arg(long, env = "DAMM_CATALOG", default_value = "catalog.json")]
     catalog: PathBuf,
+    /// Proven failovers (written by `cargo xtask scenario provider-dark`) behind the
+    /// catalog's `validated_for` (default: validated.json beside the state file).
+    #[arg(long, env = "DAMM_VALIDATED")]
+    validated: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +113,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What if a provider went dark now: alternate paths, users failing over without
+    /// re-enrollment, minutes until capacity is refilled, capacity at 5 minutes.
+    Whatif {
+        /// The provider that goes dark.
+        #[arg(long = "provider-down", value_name = "NAME")]
+        provider_down: String,
+        /// State file.
+        #[arg(long, env = "DAMM_STATE", default_value = "damm-state.json")]
+        state: PathBuf,
+        /// Policy file (default: the embedded default).
+        #[arg(long, env = "DAMM_POLICY")]
+        policy: Option<PathBuf>,
+        /// The published catalog (without it, or when it is missing, the paths are composed
+        /// from state as the orchestrator would publish them).
+        #[arg(long, env = "DAMM_CATALOG", default_value = "catalog.json")]
+        catalog: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Policy tools.
     Policy {
         #[command(subcommand)]
@@ -118,6 +144,19 @@ enum Command {
         #[arg(long, env = "DAMM_KEYS", default_value = "keys")]
         dir: PathBuf,
     },
+    /// Enroll a client: a WireGuard key pair, a tunnel address and a report token; prints a
+    /// wg-quick .conf for the region's best path. Takes the state lock (stop `damm serve`).
+    Enroll(dataplane_cmd::EnrollArgs),
+    /// List the enrolled clients.
+    Clients(dataplane_cmd::ClientsArgs),
+    /// Remove an enrolled client; gateways drop its peer with their next config.
+    Unenroll(dataplane_cmd::UnenrollArgs),
+    /// Gateway side: pull this gateway's signed config from the orchestrator, verify it and
+    /// apply it to WireGuard, in a loop.
+    Agent(dataplane_cmd::AgentArgs),
+    /// Client side: keep a verified catalog, connect through the best path, fail over when it
+    /// goes quiet (no re-enrollment), report path quality to the orchestrator.
+    Client(dataplane_cmd::ClientArgs),
     /// Sign, verify and show catalogs.
     Catalog {
         #[command(subcommand)]
@@ -191,7 +230,17 @@ fn main() -> ExitCode {
             json,
         } => status(&state, policy.as_deref(), json),
         Command::Keygen { dir } => keygen(&dir),
+        Command::Whatif {
+            provider_down,
+            state,
+            policy,
+            catalog,
+            json,
+        } => whatif(&provider_down, &state, policy.as_deref(), &catalog, json),
         Command::Catalog { command } => catalog(command),
+        Command::Enroll(args) => dataplane_cmd::enroll(&args),
+        Command::Clients(args) => dataplane_cmd::clients(&args),
+        Command::Unenroll(args) => dataplane_cmd::unenroll(&args),
         command => runtime().and_then(|rt| rt.block_on(run_async(command))),
     };
     match result {
@@ -205,7 +254,7 @@ fn main() -> ExitCode {
 
 fn init_logs(format: LogFormat, command: &Command) {
     let default = match command {
-        Command::Serve { .. } => "info",
+        Command::Serve { .. } | Command::Agent(_) | Command::Client(_) => "info",
         Command::Demo { .. } => "error",
         _ => "warn",
     };
@@ -241,11 +290,17 @@ async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Apply { files, yes, json } => apply(&files, yes, json).await,
         Command::Serve { files, listen } => serve_cmd(&files, listen).await,
+        Command::Agent(args) => dataplane_cmd::agent(args).await,
+        Command::Client(args) => dataplane_cmd::client(args).await,
         Command::Adapters { .. }
         | Command::Status { .. }
         | Command::Policy { .. }
         | Command::Keygen { .. }
-        | Command::Catalog { .. } => {
+        | Command::Whatif { .. }
+        | Command::Catalog { .. }
+        | Command::Enroll(_)
+        | Command::Clients(_)
+        | Command::Unenroll(_) => {
             unreachable!("handled without a runtime")
         }
     }
@@ -280,6 +335,12 @@ async fn engine(files: &Files, read_only: bool) -> anyhow::Result<Engine> {
         Box::new(FileStore::open(&files.state)?)
     };
     let mut engine = Engine::new(policy, providers, store, wall_clock(), Options::default())?;
+    engine.set_validated(
+        files
+            .validated
+            .clone()
+            .unwrap_or_else(|| damm_orchestrator::validated::default_path(&files.state)),
+    );
     if let Some(dir) = &files.keys {
         let keys = damm_orchestrator::publish::Keys::load(dir)?;
         engine.set_publisher(
@@ -409,6 +470,53 @@ fn status(path: &Path, policy: Option<&Path>, json: bool) -> anyhow::Result<Exit
                 b.last_error.as_deref().unwrap_or("-")
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn whatif(
+    provider: &str,
+    path: &Path,
+    policy: Option<&Path>,
+    catalog: &Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use damm_orchestrator::whatif::{CatalogPaths, Users};
+    let policy = load_policy(policy)?;
+    let Some(state) = FileStore::read_only(path).load()? else {
+        anyhow::bail!(
+            "{}: no state yet (run `damm apply` or `damm serve` first)",
+            path.display()
+        );
+    };
+    let now = chrono::Utc::now();
+    let scores = state.scores.snapshot(now, &policy.scoring);
+    // The published catalog as clients hold it (unverified here: it is the operator's own
+    // sink); when there is none, the paths the orchestrator would publish now.
+    let paths = match std::fs::read(catalog) {
+        Ok(bytes) => {
+            let c = damm_catalog::Catalog::from_json(&bytes)
+                .with_context(|| format!("{}: not a valid catalog", catalog.display()))?;
+            CatalogPaths::from_catalog(&c, &catalog.display().to_string())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            CatalogPaths::compose(&state, &policy, &scores)
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", catalog.display())),
+    };
+    let answer = damm_orchestrator::whatif::whatif(
+        &state,
+        &policy,
+        &paths,
+        &scores,
+        &Users::RegionsEqual,
+        provider,
+        now,
+    );
+    if json {
+        print_json(&answer)?;
+    } else {
+        print!("{}", damm_orchestrator::whatif::render(&answer));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -153,11 +153,14 @@ impl Sink {
 }
 
 /// Builds the catalog of `version` from the compositions and the state's addresses.
+/// `validated_for` lists the providers whose failover a scenario run proved (see
+/// [`crate::validated`]); nothing else may claim it.
 pub fn build_catalog(
     state: &State,
     policy: &Policy,
     keys: &Keys,
     paths: &BTreeMap<damm_provider::Region, Vec<Composition>>,
+    validated_for: Vec<damm_catalog::Validation>,
     version: u64,
     now: DateTime<Utc>,
 ) -> Catalog {
@@ -226,7 +229,7 @@ pub fn build_catalog(
         version,
         issued_at: now,
         expires_at: now + policy.paths.catalog_ttl.chrono(),
-        validated_for: Vec::new(),
+        validated_for,
         regions,
     }
 }

@@ -1,5 +1,7 @@
 //! `damm serve`: the tick loop as a service, with a small HTTP API on 127.0.0.1 by default:
-//! `/healthz`, `/metrics` (Prometheus text format), `/v1/state`, `/v1/plan`.
+//! `/healthz`, `/metrics` (Prometheus text format), `/v1/state`, `/v1/plan`,
+//! `/v1/whatif?provider=NAME`; for the data plane `/v1/catalog.json` (and `.minisig`),
+//! `/v1/gateways/{id}/config` (signed, see [`crate::enroll`]) and `POST /v1/reports`.
 //!
 //! A stop request (SIGTERM, SIGINT) lets the running tick finish its current step and
 //! persist, then the loop exits cleanly.
@@ -39,6 +41,25 @@ pub struct Snapshot {
     pub tick_errors: u64,
     /// The tick interval.
     pub interval: Duration,
+    /// The policy the loop runs (for `/v1/whatif`).
+    pub policy: Option<damm_fleet::Policy>,
+    /// The catalog the last tick published, if it publishes.
+    pub catalog: Option<damm_catalog::Catalog>,
+    /// The catalog signing keys (gateway configs are signed with them).
+    pub keys: Option<Arc<crate::publish::Keys>>,
+    /// Client reports: waiting for the next tick, and the counts.
+    pub reports: ReportQueue,
+}
+
+/// Accepted client reports waiting for the next tick, and what was accepted and refused.
+#[derive(Debug, Default)]
+pub struct ReportQueue {
+    /// Accepted, not yet scored.
+    pub pending: Vec<crate::enroll::AcceptedReport>,
+    /// Accepted since start.
+    pub accepted: u64,
+    /// Refused since start, by reason.
+    pub refused: BTreeMap<&'static str, u64>,
 }
 
 /// Shared between the loop and the HTTP handlers.
@@ -78,6 +99,16 @@ pub async fn http(
         .route("/metrics", get(metrics))
         .route("/v1/state", get(state))
         .route("/v1/plan", get(plan))
+        .route("/v1/whatif", get(whatif))
+        .route("/v1/catalog.json", get(catalog_json))
+        .route("/v1/catalog.json.minisig", get(catalog_signature))
+        .route("/v1/gateways/{id}/config", get(gateway_config))
+        .route(
+            "/v1/reports",
+            axum::routing::post(reports).layer(axum::extract::DefaultBodyLimit::max(
+                crate::enroll::MAX_REPORT_BYTES,
+            )),
+        )
         .with_state(shared);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -90,8 +121,20 @@ pub async fn http(
 pub async fn run_loop(mut engine: Engine, shared: Shared, stop: Arc<Stop>) -> anyhow::Result<()> {
     let interval = engine.policy().fleet.tick.0;
     let mode = engine.policy().fleet.mode;
-    shared.write().await.interval = interval;
+    {
+        let mut snap = shared.write().await;
+        snap.interval = interval;
+        snap.policy = Some(engine.policy().clone());
+        snap.keys = engine.keys().cloned();
+    }
     loop {
+        // Reports accepted since the last tick feed this tick's scores.
+        let pending = std::mem::take(&mut shared.write().await.reports.pending);
+        if !pending.is_empty() {
+            let now = engine.now();
+            let policy = engine.policy().clone();
+            crate::enroll::apply_reports(&mut engine.state_mut().scores, &policy, &pending, now);
+        }
         match engine.tick(mode, true).await {
             Ok(report) => {
                 let s = &report.summary;
@@ -107,6 +150,7 @@ pub async fn run_loop(mut engine: Engine, shared: Shared, stop: Arc<Stop>) -> an
                 snap.state = Some(engine.state().clone());
                 snap.plan = Some(report.plan);
                 snap.scores = report.scores;
+                snap.catalog = report.catalog;
                 snap.last_tick = Some(Utc::now());
             }
             Err(e) => {
@@ -163,6 +207,164 @@ async fn plan(AxState(shared): AxState<Shared>) -> Response {
     }
 }
 
+/// `?provider=NAME`.
+#[derive(Debug, serde::Deserialize)]
+struct WhatifQuery {
+    provider: String,
+}
+
+/// What if `provider` went dark, answered from the loop's latest snapshot.
+async fn whatif(
+    AxState(shared): AxState<Shared>,
+    axum::extract::Query(q): axum::extract::Query<WhatifQuery>,
+) -> Response {
+    use crate::whatif::{CatalogPaths, Users};
+    let snap = shared.read().await;
+    let (Some(state), Some(policy)) = (&snap.state, &snap.policy) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no tick yet\n").into_response();
+    };
+    let paths = match &snap.catalog {
+        Some(c) => CatalogPaths::from_catalog(c, "the last published catalog"),
+        None => CatalogPaths::compose(state, policy, &snap.scores),
+    };
+    let at = state.orchestrator.last_tick.at.unwrap_or_else(Utc::now);
+    axum::Json(crate::whatif::whatif(
+        state,
+        policy,
+        &paths,
+        &snap.scores,
+        &Users::RegionsEqual,
+        &q.provider,
+        at,
+    ))
+    .into_response()
+}
+
+/// The last published catalog, signed again (Ed25519 is deterministic: the same bytes and
+/// signature as the catalog sink holds).
+fn signed_catalog(
+    snap: &Snapshot,
+) -> Result<damm_catalog::SignedCatalog, (StatusCode, &'static str)> {
+    let (Some(catalog), Some(keys)) = (&snap.catalog, &snap.keys) else {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no catalog published yet\n",
+        ));
+    };
+    damm_catalog::sign_catalog(catalog, &keys.signing).map_err(|e| {
+        error!("signing the catalog: {e}");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot sign the catalog\n",
+        )
+    })
+}
+
+async fn catalog_json(AxState(shared): AxState<Shared>) -> Response {
+    match signed_catalog(&*shared.read().await) {
+        Ok(signed) => ([(header::CONTENT_TYPE, "application/json")], signed.json).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn catalog_signature(AxState(shared): AxState<Shared>) -> Response {
+    match signed_catalog(&*shared.read().await) {
+        Ok(signed) => signed.signature.into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// `{"json": "<damm-gateway/1 config>", "signature": "<minisign signature of json>"}`.
+async fn gateway_config(
+    AxState(shared): AxState<Shared>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    use crate::enroll::ConfigRefusal;
+    let snap = shared.read().await;
+    let (Some(state), Some(policy), Some(keys)) = (&snap.state, &snap.policy, &snap.keys) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no tick yet, or the orchestrator has no signing keys (--keys)\n",
+        )
+            .into_response();
+    };
+    match crate::enroll::signed_gateway_config(
+        state,
+        policy,
+        keys,
+        snap.catalog.as_ref(),
+        &id,
+        Utc::now(),
+    ) {
+        Ok(signed) => axum::Json(serde_json::json!({
+            "json": signed.json,
+            "signature": signed.signature,
+        }))
+        .into_response(),
+        Err(e @ ConfigRefusal::UnknownGateway(_)) => {
+            (StatusCode::NOT_FOUND, format!("{e}\n")).into_response()
+        }
+        Err(e @ ConfigRefusal::NotReady(_)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
+        }
+    }
+}
+
+/// `POST /v1/reports`: a client's path report, `Authorization: Bearer <report token>`.
+async fn reports(
+    AxState(shared): AxState<Shared>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use crate::enroll::{MAX_PENDING_REPORTS, ReportRefusal};
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let mut snap = shared.write().await;
+    let rtt_reference = snap
+        .policy
+        .as_ref()
+        .map_or(80.0, |p| p.scoring.rtt_reference_ms);
+    let checked = match &snap.state {
+        None => Err(ReportRefusal::Unavailable("no tick yet")),
+        Some(state) => crate::enroll::check_report(
+            state,
+            snap.catalog.as_ref(),
+            rtt_reference,
+            authorization,
+            &body,
+        ),
+    };
+    let checked = checked.and_then(|r| {
+        if snap.reports.pending.len() >= MAX_PENDING_REPORTS {
+            Err(ReportRefusal::Unavailable("too many reports waiting"))
+        } else {
+            Ok(r)
+        }
+    });
+    match checked {
+        Ok(report) => {
+            snap.reports.accepted += 1;
+            snap.reports.pending.push(report);
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(refusal) => {
+            *snap.reports.refused.entry(refusal.reason()).or_default() += 1;
+            // The reason only: never the header or the body.
+            info!(reason = refusal.reason(), "report refused");
+            let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut response = (status, format!("{refusal}\n")).into_response();
+            if status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            response
+        }
+    }
+}
+
 async fn metrics(AxState(shared): AxState<Shared>) -> Response {
     let snap = shared.read().await;
     let body = render_metrics(&snap);
@@ -172,6 +374,28 @@ async fn metrics(AxState(shared): AxState<Shared>) -> Response {
 /// The Prometheus exposition of a snapshot.
 pub fn render_metrics(snap: &Snapshot) -> String {
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP damm_reports_total Client path reports since start, by outcome and reason."
+    );
+    let _ = writeln!(out, "# TYPE damm_reports_total counter");
+    let _ = writeln!(
+        out,
+        "damm_reports_total{{outcome=\"accepted\",reason=\"ok\"}} {}",
+        snap.reports.accepted
+    );
+    for reason in [
+        "unauthenticated",
+        "malformed",
+        "unknown_path",
+        "unavailable",
+    ] {
+        let _ = writeln!(
+            out,
+            "damm_reports_total{{outcome=\"refused\",reason=\"{reason}\"}} {}",
+            snap.reports.refused.get(reason).copied().unwrap_or(0)
+        );
+    }
     let mut gauge = |name: &str, help: &str, samples: Vec<(String, f64)>| {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} gauge");
@@ -187,6 +411,11 @@ pub fn render_metrics(snap: &Snapshot) -> String {
         );
         return out;
     };
+    gauge(
+        "damm_clients",
+        "Enrolled clients.",
+        vec![(String::new(), state.clients.len() as f64)],
+    );
     gauge(
         "damm_up",
         "1 once the first tick has completed.",

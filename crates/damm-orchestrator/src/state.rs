@@ -46,6 +46,10 @@ pub struct NodeRecord {
     pub wireguard_port: Option<u16>,
     /// Last seen in an inventory.
     pub last_seen: DateTime<Utc>,
+    /// The first tick it probed healthy: `ready_at - created_at` is its measured boot time
+    /// (to the tick's resolution), which `damm whatif` uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<DateTime<Utc>>,
 }
 
 /// A static address DAMM owns.
@@ -107,8 +111,11 @@ pub struct TickSummary {
     pub at: Option<DateTime<Utc>>,
     /// Tick number.
     pub number: u64,
-    /// Probe phase wall time, milliseconds.
+    /// Probe phase wall time (inventory, reconcile and probes), milliseconds.
     pub probe_ms: u64,
+    /// Of which the inventory listings, milliseconds.
+    #[serde(default)]
+    pub inventory_ms: u64,
     /// Probes run.
     pub probes: u64,
     /// Probes that failed.
@@ -168,6 +175,14 @@ pub struct State {
     pub scores: ScoreBook,
     /// The orchestrator's section.
     pub orchestrator: OrchestratorState,
+    /// Enrolled clients by id (public key, tunnel address, report token hash; never a
+    /// private key or a raw token).
+    #[serde(default)]
+    pub clients: BTreeMap<String, crate::enroll::ClientRecord>,
+    /// Each gateway's backbone address (ingress → egress tunnels), from the policy's
+    /// `clients.backbone_pool`.
+    #[serde(default)]
+    pub backbone: BTreeMap<IdempotencyKey, std::net::Ipv4Addr>,
 }
 
 /// How many settled journal entries are kept.
@@ -186,6 +201,8 @@ impl State {
             orphans: BTreeMap::new(),
             scores: ScoreBook::default(),
             orchestrator: OrchestratorState::default(),
+            clients: BTreeMap::new(),
+            backbone: BTreeMap::new(),
         }
     }
 

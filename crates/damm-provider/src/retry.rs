@@ -43,6 +43,10 @@ use tokio::time::Instant;
 
 use crate::{Error, Result};
 
+/// The longest a provider's rate-limit answer holds its buckets back. Longer hints are cut to
+/// this; the circuit breaker takes over from there.
+pub const MAX_BLOCK: Duration = Duration::from_secs(3600);
+
 /// Speeds every token bucket's refill up by a factor, process-wide: for simulated runs
 /// with compressed time (scenarios against the simulator), never for real providers.
 /// Stored as the bits of an `f64`; 1.0 (real time) by default.
@@ -143,9 +147,14 @@ impl RateLimit {
         }
     }
 
-    /// The provider answered 429: take nothing for `wait`, and start empty after it.
+    /// The provider answered 429: take nothing for `wait` (at most [`MAX_BLOCK`]), and start
+    /// empty after it. A `Retry-After` of years, whether a provider's bug or a hostile
+    /// answer, would otherwise hold the provider back until a restart (or overflow the clock).
     pub fn block_for(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        let now = Instant::now();
+        let until = now
+            .checked_add(wait.min(MAX_BLOCK))
+            .unwrap_or(now + MAX_BLOCK);
         let mut b = self.lock();
         b.blocked_until = Some(b.blocked_until.map_or(until, |u| u.max(until)));
         b.tokens = 0.0;
@@ -286,6 +295,19 @@ mod tests {
 
     fn err(kind: ErrorKind) -> Error {
         Error::new(kind, "p", Operation::ListNodes)
+    }
+
+    /// Found by the tailscale fuzz target: `Retry-After: 11111111111111111111` overflowed
+    /// the clock in `block_for` and panicked.
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_retry_after_is_cut_to_the_maximum_block() {
+        let limit = RateLimit::per_second(10);
+        limit.block_for(Duration::from_secs(11_111_111_111_111_111_111));
+        limit.block_for(Duration::MAX);
+        let wait = limit.try_acquire().unwrap_err();
+        assert!(wait <= MAX_BLOCK && wait > MAX_BLOCK / 2, "{wait:?}");
+        tokio::time::advance(MAX_BLOCK).await;
+        limit.acquire().await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -194,7 +194,12 @@ fn invalid(message: &str) -> Response {
 }
 
 /// A page of `items` in Cloudflare's collection envelope.
-fn paged(items: Vec<Value>, q: &HashMap<String, String>, default_per_page: usize) -> Response {
+fn paged(
+    sh: &Shared,
+    items: Vec<Value>,
+    q: &HashMap<String, String>,
+    default_per_page: usize,
+) -> Response {
     let page = q
         .get("page")
         .and_then(|p| p.parse::<usize>().ok())
@@ -205,8 +210,13 @@ fn paged(items: Vec<Value>, q: &HashMap<String, String>, default_per_page: usize
         .and_then(|p| p.parse::<usize>().ok())
         .unwrap_or(default_per_page)
         .clamp(1, 5000);
+    let per_page = sh.page_size(per_page);
     let total = items.len();
-    let result = page_of(&items, page, per_page);
+    let result = if sh.page_missing(Provider::Cloudflare, page > 1) {
+        Vec::new()
+    } else {
+        page_of(items, page, per_page).collect()
+    };
     Json(json!({
         "success": true,
         "errors": [],
@@ -243,13 +253,13 @@ fn zone_json() -> Value {
     })
 }
 
-async fn list_zones(Query(q): Params) -> Response {
+async fn list_zones(State(sh): S, Query(q): Params) -> Response {
     let zones = if q.get("name").is_none_or(|n| n == ZONE_NAME) {
         vec![zone_json()]
     } else {
         vec![]
     };
-    paged(zones, &q, 20)
+    paged(&sh, zones, &q, 20)
 }
 
 fn record_json(r: &Record) -> Value {
@@ -363,7 +373,7 @@ async fn list_records(State(sh): S, Path(zone_id): Path<String>, Query(q): Param
         .collect();
     records.sort_by(|a, b| (a.created_on, &a.id).cmp(&(b.created_on, &b.id)));
     let items = records.into_iter().map(record_json).collect();
-    paged(items, &q, 100)
+    paged(&sh, items, &q, 100)
 }
 
 async fn create_record(
@@ -580,7 +590,7 @@ async fn list_tunnels(State(sh): S, Path(account_id): Path<String>, Query(q): Pa
         .collect();
     tunnels.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     let items = tunnels.into_iter().map(tunnel_json).collect();
-    paged(items, &q, 20)
+    paged(&sh, items, &q, 20)
 }
 
 /// The body of a tunnel create.

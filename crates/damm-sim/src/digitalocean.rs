@@ -419,12 +419,23 @@ struct ListQuery {
 }
 
 /// One page of `items` in DigitalOcean's list shape: `{<key>: [...], links, meta}`.
-fn paged(key: &str, items: Vec<Value>, q: &ListQuery, base: &str, path: &str) -> Response {
-    let per_page = q.per_page.unwrap_or(20).clamp(1, 200);
+fn paged<T>(
+    sh: &Shared,
+    key: &str,
+    (items, render): (Vec<T>, impl Fn(T) -> Value),
+    q: &ListQuery,
+    base: &str,
+    path: &str,
+) -> Response {
+    let per_page = sh.page_size(q.per_page.unwrap_or(20).clamp(1, 200));
     let page = q.page.unwrap_or(1).max(1);
     let total = items.len();
     let last = last_page(total, per_page);
-    let slice = page_of(&items, page, per_page);
+    let slice = if sh.page_missing(Provider::DigitalOcean, page > 1) {
+        Vec::new()
+    } else {
+        page_of(items, page, per_page).map(render).collect()
+    };
     let link = |p: usize| {
         let mut href = format!("{base}{path}?page={p}&per_page={per_page}");
         if let Some(tag) = &q.tag_name {
@@ -479,9 +490,15 @@ async fn list_droplets(
                 .as_ref()
                 .is_none_or(|n| n.eq_ignore_ascii_case(&d.name))
         })
-        .map(droplet_json)
         .collect();
-    paged("droplets", items, &q, &base_url(&headers), "/droplets")
+    paged(
+        &sh,
+        "droplets",
+        (items, droplet_json),
+        &q,
+        &base_url(&headers),
+        "/droplets",
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -685,14 +702,11 @@ async fn list_reserved_ips(
     q.tag_name = None;
     q.name = None;
     let state = lock(&sh.digitalocean);
-    let items = state
-        .reserved_ips
-        .values()
-        .map(|r| reserved_ip_json(&state, r))
-        .collect();
+    let items = state.reserved_ips.values().collect();
     paged(
+        &sh,
         "reserved_ips",
-        items,
+        (items, |r| reserved_ip_json(&state, r)),
         &q,
         &base_url(&headers),
         "/reserved_ips",

@@ -22,6 +22,8 @@ pub struct Faults {
     pub dark: Option<Dark>,
     /// Extra latency on every call, in milliseconds.
     pub latency_ms: u64,
+    /// The token was revoked: every call answers 401 in the provider's error shape.
+    pub unauthorized: bool,
     /// Share of calls (0–1) that fail with a 500 in the provider's error shape.
     pub error_rate: f64,
     /// The next this-many calls answer 429 with the provider's rate-limit headers.
@@ -33,6 +35,15 @@ pub struct Faults {
     /// The simulator's own responses lose their first field before the schema check,
     /// to prove that a response drifting from the published schema is caught.
     pub drift: bool,
+    /// A page missing mid-pagination: every page of a listing after the first comes back
+    /// with no items while the listing's metadata still counts them all (Hetzner's
+    /// `total_entries` and `next_page`, DigitalOcean's `meta.total` and `links.pages`,
+    /// Cloudflare's `result_info.total_count`; Vultr's `meta.total` with an empty `next`
+    /// cursor, as an expired cursor is answered). It is what a client sees when a shard
+    /// of a listing is lost behind the provider's load balancer, and an adapter must fail
+    /// such a listing rather than return a truncated inventory (which would make the
+    /// orchestrator believe the missing nodes vanished). Tailscale's lists are not paged.
+    pub missing_page: bool,
 }
 
 impl Faults {

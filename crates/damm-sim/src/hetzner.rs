@@ -384,18 +384,29 @@ struct ListQuery {
     per_page: Option<usize>,
 }
 
-/// Hetzner's page metadata.
-fn paged(key: &str, items: Vec<Value>, q: &ListQuery) -> Response {
-    let per_page = q.per_page.unwrap_or(25).clamp(1, 50);
+/// One page of `items` with Hetzner's page metadata; only the page's items are rendered.
+fn paged<T>(
+    sh: &Shared,
+    key: &str,
+    items: Vec<T>,
+    q: &ListQuery,
+    render: impl Fn(T) -> Value,
+) -> Response {
+    let per_page = sh.page_size(q.per_page.unwrap_or(25).clamp(1, 50));
     let page = q.page.unwrap_or(1).max(1);
-    let last = last_page(items.len(), per_page);
-    let slice = page_of(&items, page, per_page);
+    let total = items.len();
+    let last = last_page(total, per_page);
+    let slice = if sh.page_missing(Provider::Hetzner, page > 1) {
+        Vec::new()
+    } else {
+        page_of(items, page, per_page).map(render).collect()
+    };
     let mut body = serde_json::Map::new();
     body.insert(key.to_owned(), Value::Array(slice));
     body.insert(
         "meta".to_owned(),
         json!({ "pagination": {
-            "page": page, "per_page": per_page, "total_entries": items.len(), "last_page": last,
+            "page": page, "per_page": per_page, "total_entries": total, "last_page": last,
             "previous_page": (page > 1).then(|| page - 1), "next_page": (page < last).then(|| page + 1),
         }}),
     );
@@ -413,9 +424,8 @@ async fn list_servers(State(sh): S, Query(q): Query<ListQuery>) -> Response {
                 .is_none_or(|sel| selects(sel, &s.labels))
         })
         .filter(|s| q.name.as_deref().is_none_or(|n| n == s.name))
-        .map(|s| server_json(&state, s))
         .collect();
-    paged("servers", items, &q)
+    paged(&sh, "servers", items, &q, |s| server_json(&state, s))
 }
 
 #[derive(Debug, Deserialize)]
@@ -663,9 +673,9 @@ fn list_addresses(sh: &Shared, floating: bool, q: &ListQuery) -> Response {
                 .is_none_or(|sel| selects(sel, &a.labels))
         })
         .filter(|a| q.name.as_deref().is_none_or(|n| n == a.name))
-        .map(address_json)
         .collect();
     paged(
+        sh,
         if floating {
             "floating_ips"
         } else {
@@ -673,6 +683,7 @@ fn list_addresses(sh: &Shared, floating: bool, q: &ListQuery) -> Response {
         },
         items,
         q,
+        address_json,
     )
 }
 

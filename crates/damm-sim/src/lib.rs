@@ -8,7 +8,8 @@
 //!
 //! Faults are injected per provider, from Rust ([`SimHandle::set_faults`]) or over HTTP
 //! (`PUT /_sim/faults/{provider}`): dark (connection dropped, or 503), added latency, an
-//! error rate, 429 storms, malformed JSON and slow boots, deterministic for a seed.
+//! error rate, 429 storms, malformed JSON, a revoked token (401), a page missing
+//! mid-pagination and slow boots, deterministic for a seed.
 //!
 //! With validation on (the default), every request body and every response the
 //! simulator sends is checked against the provider's published OpenAPI document (for
@@ -133,6 +134,9 @@ pub struct SimConfig {
     pub validate: bool,
     /// Enforce the providers' documented rate limits.
     pub rate_limits: bool,
+    /// Caps every list page at this many items, whatever the client asks for (providers
+    /// cap `per_page` too): lets a small fleet span several pages in tests.
+    pub max_page_size: Option<usize>,
 }
 
 impl Default for SimConfig {
@@ -143,6 +147,7 @@ impl Default for SimConfig {
             boot_delay: Duration::from_millis(500),
             validate: true,
             rate_limits: true,
+            max_page_size: None,
         }
     }
 }

@@ -62,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         boot_delay: args.boot_delay,
         validate: !args.no_validate,
         rate_limits: !args.no_rate_limits,
+        max_page_size: None,
     };
     let sim = damm_sim::start(config, args.listen).await?;
     for provider in Provider::ALL {

@@ -79,6 +79,20 @@ impl Shared {
             .unwrap_or_default()
     }
 
+    /// The page size a list call gets: what it asked for, capped by
+    /// [`SimConfig::max_page_size`].
+    pub(crate) fn page_size(&self, asked: usize) -> usize {
+        self.config
+            .max_page_size
+            .map_or(asked, |max| asked.min(max.max(1)))
+    }
+
+    /// Whether a list call for a page after the first loses its items
+    /// ([`Faults::missing_page`]).
+    pub(crate) fn page_missing(&self, provider: Provider, later_page: bool) -> bool {
+        later_page && self.faults(provider).missing_page
+    }
+
     /// The boot delay for a machine created now at `provider`.
     pub(crate) fn boot_delay(&self, provider: Provider) -> std::time::Duration {
         let factor = self.faults(provider).boot_factor.unwrap_or(1.0).max(0.0);
@@ -293,7 +307,7 @@ async fn provider_layer(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|token| token == shared.config.token);
-    if !authorised {
+    if !authorised || faults.unauthorized {
         return provider_error(
             provider,
             StatusCode::UNAUTHORIZED,

@@ -280,10 +280,16 @@ impl Cursor {
 
 /// One page of `items` (in sequence order) under `key`, with Vultr's `meta`: the total
 /// and opaque `next`/`prev` cursors, `""` when there is no such page.
-fn paged(key: &str, items: Vec<(u64, Value)>, q: &ListQuery) -> Response {
+fn paged<T>(
+    sh: &Shared,
+    key: &str,
+    items: Vec<(u64, T)>,
+    q: &ListQuery,
+    render: impl Fn(T) -> Value,
+) -> Response {
     let per_page = match q.per_page.as_deref().map(str::parse::<usize>) {
-        None => DEFAULT_PER_PAGE,
-        Some(Ok(n)) if (1..=MAX_PER_PAGE).contains(&n) => n,
+        None => sh.page_size(DEFAULT_PER_PAGE),
+        Some(Ok(n)) if (1..=MAX_PER_PAGE).contains(&n) => sh.page_size(n),
         Some(_) => {
             return bad_request(format!(
                 "per_page must be an integer from 1 to {MAX_PER_PAGE}"
@@ -304,8 +310,12 @@ fn paged(key: &str, items: Vec<(u64, Value)>, q: &ListQuery) -> Response {
             None => return bad_request("Invalid cursor"),
         },
     };
+    // A missing page: an empty page that ends the cursor chain early.
+    let missing = sh.page_missing(Provider::Vultr, start > 0);
+    let end = if missing { start } else { end };
     let next = items
         .get(end)
+        .filter(|_| !missing)
         .map(|(seq, _)| Cursor::Next(*seq).encode())
         .unwrap_or_default();
     let prev = if start > 0 {
@@ -318,7 +328,7 @@ fn paged(key: &str, items: Vec<(u64, Value)>, q: &ListQuery) -> Response {
         .into_iter()
         .skip(start)
         .take(end - start)
-        .map(|(_, v)| v)
+        .map(|(_, v)| render(v))
         .collect();
     let mut body = serde_json::Map::new();
     body.insert(key.to_owned(), Value::Array(page));
@@ -346,9 +356,9 @@ async fn list_instances(State(sh): S, Query(q): Query<ListQuery>) -> Response {
                 .as_deref()
                 .is_none_or(|ip| i.main_ip.to_string() == ip)
         })
-        .map(|i| (i.seq, instance_json(i)))
+        .map(|i| (i.seq, i))
         .collect();
-    paged("instances", items, &q)
+    paged(&sh, "instances", items, &q, instance_json)
 }
 
 #[derive(Debug, Deserialize)]
@@ -495,9 +505,9 @@ async fn list_reserved(State(sh): S, Query(q): Query<ListQuery>) -> Response {
         .reserved
         .values()
         .filter(|r| q.region.as_deref().is_none_or(|x| r.region == x))
-        .map(|r| (r.seq, reserved_json(r)))
+        .map(|r| (r.seq, r))
         .collect();
-    paged("reserved_ips", items, &q)
+    paged(&sh, "reserved_ips", items, &q, reserved_json)
 }
 
 #[derive(Debug, Deserialize)]

@@ -174,10 +174,10 @@ pub(crate) fn unix_after(after: Duration) -> u64 {
 }
 
 /// Slices `items` for page `page` (1-based) of `per_page`.
-pub(crate) fn page_of<T: Clone>(items: &[T], page: usize, per_page: usize) -> Vec<T> {
+pub(crate) fn page_of<T>(items: Vec<T>, page: usize, per_page: usize) -> impl Iterator<Item = T> {
     let per_page = per_page.max(1);
     let start = page.saturating_sub(1).saturating_mul(per_page);
-    items.iter().skip(start).take(per_page).cloned().collect()
+    items.into_iter().skip(start).take(per_page)
 }
 
 /// The number of pages `total` items fill.
@@ -190,12 +190,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_come_from_documentation_ranges_and_are_reused() {
+    fn addresses_come_from_reserved_ranges_until_exhausted() {
         let mut pool = AddressPool::default();
         let first = pool.v4().unwrap();
         assert_eq!(first, Ipv4Addr::new(192, 0, 2, 2));
         let all: Vec<_> = std::iter::from_fn(|| pool.v4()).collect();
-        assert_eq!(all.len(), 3 * 253 - 1);
+        assert_eq!(all.len(), 3 * 253 + 512 * 254 - 1);
+        assert!(all.iter().all(|ip| {
+            let [a, b, ..] = ip.octets();
+            ip.is_documentation() || (a == 198 && (18..=19).contains(&b))
+        }));
         assert!(pool.v4().is_none());
         pool.release(IpAddr::V4(first));
         assert_eq!(pool.v4(), Some(first));
@@ -205,9 +209,10 @@ mod tests {
     #[test]
     fn pages_slice_and_count() {
         let items: Vec<u32> = (1..=7).collect();
-        assert_eq!(page_of(&items, 2, 3), vec![4, 5, 6]);
-        assert_eq!(page_of(&items, 3, 3), vec![7]);
-        assert!(page_of(&items, 4, 3).is_empty());
+        let page = |n| page_of(items.clone(), n, 3).collect::<Vec<_>>();
+        assert_eq!(page(2), vec![4, 5, 6]);
+        assert_eq!(page(3), vec![7]);
+        assert!(page(4).is_empty());
         assert_eq!(last_page(7, 3), 3);
         assert_eq!(last_page(0, 3), 1);
     }

@@ -4,6 +4,8 @@
 //!   the sender learns which address the destination saw (the egress's, after NAT).
 //! - `damm-netns-udp probe ADDR:PORT INTERVAL_MS`: sends `<seq>` every INTERVAL_MS and prints
 //!   every answer as a line `<seq> <source ip seen by the destination>`, until killed.
+//! - `damm-netns-udp http ADDR:PORT`: answers `200 ok` to every HTTP request (a host's
+//!   heartbeat, as the static-host adapter probes it).
 
 use std::io::Write as _;
 use std::net::{SocketAddr, UdpSocket};
@@ -47,10 +49,35 @@ fn main() -> anyhow::Result<()> {
                 out.flush()?;
             }
         }
+        Some("http") => {
+            let addr: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
+            let listener = std::net::TcpListener::bind(addr)?;
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                std::thread::spawn(move || {
+                    use std::io::Read as _;
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut buf = [0u8; 2048];
+                    let mut read = 0;
+                    while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
+                        match stream.read(&mut buf[read..]) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => read += n,
+                        }
+                    }
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
+                    );
+                });
+            }
+            Ok(())
+        }
         _ => Err(usage()),
     }
 }
 
 fn usage() -> anyhow::Error {
-    anyhow::anyhow!("usage: damm-netns-udp echo ADDR:PORT | probe ADDR:PORT INTERVAL_MS")
+    anyhow::anyhow!(
+        "usage: damm-netns-udp echo ADDR:PORT | probe ADDR:PORT INTERVAL_MS | http ADDR:PORT"
+    )
 }

@@ -1,0 +1,742 @@
+//! Clients and the data plane's desired state: enrollment (`damm enroll`), each gateway's
+//! signed configuration (`GET /v1/gateways/{id}/config`) and client path reports
+//! (`POST /v1/reports`).
+//!
+//! - **Enrollment** creates the client's WireGuard key pair and a `/32` from the policy's
+//!   `[clients] pool`, and records in state only what gateways and report checks need: the
+//!   public key, the address and a BLAKE2b hash of a random report token. The private key and
+//!   the raw token are handed out once, in the enrollment bundle, and never stored.
+//! - **Gateway configs** are derived from state on demand: every ingress lists every client of
+//!   its region (the same key and `/32` on each, which is what lets a client fail over by
+//!   switching peer and endpoint only) plus one backbone peer, the egress its best catalog
+//!   path uses; every egress lists the backbone addresses of its region's ingresses. Backbone
+//!   addresses come from `[clients] backbone_pool`, one per gateway, kept in state so they stay
+//!   put while the gateway lives. The version is the state serial, which only grows.
+//! - **Reports** are authenticated with the client's token (`Authorization: Bearer ...`), must
+//!   name a path of the client's region in the last published catalog, and are turned into a
+//!   quality in 0..=1 fed to the score book on the next tick: a path that worked credits every
+//!   component on it; a path that failed is charged to its client-facing components (front,
+//!   overlay, ingress), since those are what a censor sees and blocks.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use blake2::Digest as _;
+use chrono::{DateTime, Utc};
+use damm_catalog::{
+    Backbone, Catalog, ClientConfig, GatewayConfig, GatewayPeer, GatewayRole, KeyPair, PrivateKey,
+    Role, SignedGatewayConfig, WgKey,
+};
+use damm_fleet::{Policy, ScoreBook, Status};
+use damm_provider::{IdempotencyKey, NodeRole, Region};
+use serde::{Deserialize, Serialize};
+
+use crate::publish::{DEFAULT_WG_PORT, Keys};
+use crate::state::State;
+
+/// UDP port of the backbone: an egress listens on it, an ingress's backbone interface too
+/// (or the next one when its client-facing port is this one).
+pub const BACKBONE_PORT: u16 = 51821;
+
+/// The `schema` of an enrollment bundle.
+pub const ENROLLMENT_SCHEMA_V1: &str = "damm-enrollment/1";
+
+/// Largest `POST /v1/reports` body accepted, in bytes.
+pub const MAX_REPORT_BYTES: usize = 16 * 1024;
+
+/// Reports waiting for the next tick at most; more are refused (the client retries later).
+pub const MAX_PENDING_REPORTS: usize = 10_000;
+
+/// An enrolled client, as state keeps it: nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientRecord {
+    /// The client's id (`client-` and 10 hex digits).
+    pub id: String,
+    /// The region whose ingresses carry it.
+    pub region: Region,
+    /// Its WireGuard public key.
+    pub public_key: WgKey,
+    /// Its tunnel address (a `/32` on every ingress of the region).
+    pub address: Ipv4Addr,
+    /// BLAKE2b-256 of its report token, hex.
+    pub token_hash: String,
+    /// When it was enrolled.
+    pub enrolled_at: DateTime<Utc>,
+}
+
+/// A report token: shown once at enrollment, then only its hash exists.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReportToken(String);
+
+impl ReportToken {
+    fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+        ReportToken(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The token itself, for the enrollment bundle and the `Authorization` header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ReportToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReportToken([redacted])")
+    }
+}
+
+/// The hash state keeps of a report token: BLAKE2b-256 with a domain prefix, hex.
+pub fn token_hash(token: &str) -> String {
+    let mut h = blake2::Blake2b512::new();
+    h.update(b"damm-report-token/1\0");
+    h.update(token.as_bytes());
+    h.finalize()[..32]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Equality that takes the same time wherever the first difference is.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// What enrollment hands out: the record state keeps, and the secrets it does not.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    /// What state now holds.
+    pub record: ClientRecord,
+    /// The client's WireGuard private key (Debug prints `[redacted]`).
+    pub private_key: PrivateKey,
+    /// The client's report token (Debug prints `[redacted]`).
+    pub token: ReportToken,
+}
+
+fn pool_hosts((net, len): (Ipv4Addr, u8)) -> std::ops::Range<u32> {
+    let first = u32::from(net);
+    let size = 1u32 << (32 - u32::from(len));
+    // Network and broadcast addresses are never handed out.
+    first + 1..first + size - 1
+}
+
+/// Enrolls a client in `region`: a fresh key pair, the lowest free address of the client pool
+/// (its first host is the ingresses' own), a token. Only the record is stored in `state`.
+pub fn enroll(
+    state: &mut State,
+    policy: &Policy,
+    region: &Region,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Enrolled> {
+    if !policy.regions.contains_key(region) {
+        bail!(
+            "region `{region}` is not in the policy (allowed: {})",
+            policy
+                .regions
+                .keys()
+                .map(Region::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let used: BTreeSet<Ipv4Addr> = state.clients.values().map(|c| c.address).collect();
+    let mut hosts = pool_hosts(policy.clients.pool_net());
+    hosts.next(); // The gateways' address.
+    let address = hosts
+        .map(Ipv4Addr::from)
+        .find(|a| !used.contains(a))
+        .with_context(|| {
+            format!(
+                "the client pool `{}` is full ({} clients): widen [clients] pool",
+                policy.clients.pool,
+                used.len()
+            )
+        })?;
+    let id = loop {
+        let mut bytes = [0u8; 5];
+        getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+        let id = format!(
+            "client-{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        if !state.clients.contains_key(&id) {
+            break id;
+        }
+    };
+    let keys = KeyPair::generate();
+    let token = ReportToken::generate();
+    let record = ClientRecord {
+        id: id.clone(),
+        region: region.clone(),
+        public_key: keys.public_key(),
+        address,
+        token_hash: token_hash(token.expose()),
+        enrolled_at: now,
+    };
+    state.clients.insert(id, record.clone());
+    Ok(Enrolled {
+        record,
+        private_key: keys.private_key().clone(),
+        token,
+    })
+}
+
+/// Removes a client; the next gateway configs drop its peer.
+pub fn unenroll(state: &mut State, id: &str) -> anyhow::Result<ClientRecord> {
+    state
+        .clients
+        .remove(id)
+        .with_context(|| format!("no enrolled client `{id}`"))
+}
+
+/// The enrollment bundle (`damm enroll --out FILE`, read by `damm client --enrollment`).
+/// Holds the private key and the token: written mode 0600, never logged.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentFile {
+    /// Always [`ENROLLMENT_SCHEMA_V1`].
+    pub schema: String,
+    /// The fleet.
+    pub fleet: String,
+    /// The client's id.
+    pub client: String,
+    /// Its region.
+    pub region: String,
+    /// Its tunnel address, `a.b.c.d/32`.
+    pub address: String,
+    /// Its WireGuard private key, base64.
+    pub private_key: String,
+    /// Its report token.
+    pub token: String,
+    /// The gateways' keepalive, seconds (the client agent uses the same).
+    pub keepalive_s: u16,
+    /// The best path at enrollment.
+    pub path_id: String,
+    /// A `wg-quick` configuration through that path.
+    pub wg_quick: String,
+}
+
+impl fmt::Debug for EnrollmentFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnrollmentFile")
+            .field("client", &self.client)
+            .field("region", &self.region)
+            .field("address", &self.address)
+            .field("private_key", &"[redacted]")
+            .field("token", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnrollmentFile {
+    /// The bundle for `enrolled`, with a `wg-quick` configuration through the best path of
+    /// its region in `catalog`.
+    pub fn new(enrolled: &Enrolled, policy: &Policy, catalog: &Catalog) -> anyhow::Result<Self> {
+        let region = enrolled.record.region.as_str();
+        let best = damm_catalog::pick(catalog, region, &Default::default())
+            .into_iter()
+            .next()
+            .with_context(|| {
+                format!(
+                    "the catalog (version {}) has no path for region `{region}` yet",
+                    catalog.version
+                )
+            })?;
+        let address = format!("{}/32", enrolled.record.address);
+        let client = ClientConfig {
+            private_key: enrolled.private_key.clone(),
+            address: address.clone(),
+            dns: None,
+        };
+        let keepalive_s = policy.clients.keepalive_s();
+        let mut wg_quick =
+            damm_catalog::render_wg_quick(&client, best, &["0.0.0.0/0"], Some(keepalive_s))
+                .with_context(|| format!("rendering the wg-quick config for {}", best.path_id))?;
+        wg_quick.insert_str(
+            0,
+            &format!(
+                "# DAMM client {} in region {region}; `damm client` fails over without re-enrollment.\n",
+                enrolled.record.id
+            ),
+        );
+        Ok(EnrollmentFile {
+            schema: ENROLLMENT_SCHEMA_V1.to_owned(),
+            fleet: catalog.fleet.clone(),
+            client: enrolled.record.id.clone(),
+            region: region.to_owned(),
+            address,
+            private_key: enrolled.private_key.expose_base64(),
+            token: enrolled.token.expose().to_owned(),
+            keepalive_s,
+            path_id: best.path_id.clone(),
+            wg_quick,
+        })
+    }
+
+    /// Parses a bundle; errors name the field.
+    pub fn from_json(bytes: &[u8]) -> anyhow::Result<Self> {
+        let file: EnrollmentFile =
+            serde_json::from_slice(bytes).context("not a DAMM enrollment bundle")?;
+        if file.schema != ENROLLMENT_SCHEMA_V1 {
+            bail!(
+                "schema: `{}` is not `{ENROLLMENT_SCHEMA_V1}`",
+                file.schema.escape_default()
+            );
+        }
+        file.private_key()?;
+        Ok(file)
+    }
+
+    /// The private key.
+    pub fn private_key(&self) -> anyhow::Result<PrivateKey> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(self.private_key.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .context("private_key: not 32 bytes of base64")?;
+        Ok(PrivateKey::from_bytes(bytes))
+    }
+
+    /// What the client agent needs.
+    pub fn enrollment(&self) -> anyhow::Result<damm_agent::client::Enrollment> {
+        Ok(damm_agent::client::Enrollment {
+            client: self.client.clone(),
+            region: self.region.clone(),
+            private_key: self.private_key()?,
+            address: self.address.clone(),
+        })
+    }
+}
+
+/// Gives every node in state a backbone address (the lowest free one of
+/// `[clients] backbone_pool`) and forgets those of nodes that are gone. Called every tick.
+pub fn assign_backbone(state: &mut State, policy: &Policy) {
+    let nodes = &state.nodes;
+    state.backbone.retain(|k, _| nodes.contains_key(k));
+    let mut used: BTreeSet<Ipv4Addr> = state.backbone.values().copied().collect();
+    let mut free = pool_hosts(policy.clients.backbone_net())
+        .map(Ipv4Addr::from)
+        .filter(|a| !used.contains(a))
+        .collect::<Vec<_>>()
+        .into_iter();
+    for key in state.nodes.keys() {
+        if state.backbone.contains_key(key) {
+            continue;
+        }
+        match free.next() {
+            Some(a) => {
+                used.insert(a);
+                state.backbone.insert(key.clone(), a);
+            }
+            None => {
+                tracing::warn!(
+                    pool = %policy.clients.backbone_pool,
+                    "the backbone pool is full: widen [clients] backbone_pool"
+                );
+                break;
+            }
+        }
+    }
+}
+
+/// Why no gateway config can be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigRefusal {
+    /// No ingress or egress node with that id is in state.
+    UnknownGateway(String),
+    /// The gateway exists but its config cannot be built yet (no egress, no address, no
+    /// backbone address, no signing key).
+    NotReady(String),
+}
+
+impl fmt::Display for ConfigRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigRefusal::UnknownGateway(id) => write!(f, "no gateway `{id}` in state"),
+            ConfigRefusal::NotReady(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for ConfigRefusal {}
+
+fn with_len(ip: Ipv4Addr, (_, len): (Ipv4Addr, u8)) -> String {
+    format!("{ip}/{len}")
+}
+
+/// The egress behind `ingress`: the one its best path in `catalog` uses, else the region's
+/// first live egress in state.
+fn egress_for(
+    state: &State,
+    catalog: Option<&Catalog>,
+    ingress: &IdempotencyKey,
+    region: &Region,
+) -> Option<IdempotencyKey> {
+    let from_catalog = catalog
+        .and_then(|c| c.region(region.as_str()))
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            p.composition
+                .iter()
+                .any(|c| c.role == Role::Ingress && c.component == ingress.as_str())
+        })
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .and_then(|p| p.composition.iter().find(|c| c.role == Role::Egress))
+        .and_then(|c| IdempotencyKey::new(c.component.as_str()).ok())
+        .filter(|k| {
+            k != ingress
+                && state
+                    .nodes
+                    .get(k)
+                    .is_some_and(|n| n.role == NodeRole::Egress)
+        });
+    from_catalog.or_else(|| {
+        state
+            .nodes
+            .iter()
+            .find(|(_, n)| {
+                n.role == NodeRole::Egress && &n.region == region && n.status == Status::Active
+            })
+            .map(|(k, _)| k.clone())
+    })
+}
+
+/// The desired configuration of gateway `id` (a node key), derived from state: see the
+/// module documentation. `catalog` is the last published one (it picks the egress).
+pub fn gateway_config(
+    state: &State,
+    policy: &Policy,
+    keys: &Keys,
+    catalog: Option<&Catalog>,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<GatewayConfig, ConfigRefusal> {
+    let unknown = || ConfigRefusal::UnknownGateway(id.chars().take(64).collect());
+    let key = IdempotencyKey::new(id).map_err(|_| unknown())?;
+    let node = state.nodes.get(&key).ok_or_else(unknown)?;
+    let not_ready = |why: String| ConfigRefusal::NotReady(format!("gateway `{key}`: {why}"));
+    let backbone_net = policy.clients.backbone_net();
+    let own_backbone = *state.backbone.get(&key).ok_or_else(|| {
+        not_ready("no backbone address yet (one is given at the next tick)".into())
+    })?;
+    let keepalive = policy.clients.keepalive_s();
+    let mut config = GatewayConfig {
+        schema: damm_catalog::GATEWAY_SCHEMA_V1.to_owned(),
+        fleet: state.fleet.to_string(),
+        gateway: key.to_string(),
+        version: state.serial.max(1),
+        issued_at: now,
+        expires_at: now + policy.paths.catalog_ttl.chrono(),
+        role: GatewayRole::Egress,
+        listen_port: BACKBONE_PORT,
+        address: with_len(own_backbone, backbone_net),
+        peers: Vec::new(),
+        backbone: None,
+    };
+    match node.role {
+        NodeRole::Egress => {
+            // Every ingress of the region may use it: rotating the egress behind an ingress
+            // then needs a new ingress config only.
+            for (k, n) in &state.nodes {
+                if n.role != NodeRole::Ingress || n.region != node.region {
+                    continue;
+                }
+                let Some(bb) = state.backbone.get(k) else {
+                    continue;
+                };
+                config.peers.push(GatewayPeer {
+                    name: k.to_string(),
+                    public_key: keys.gateway(k).public_key(),
+                    allowed_ips: vec![format!("{bb}/32")],
+                    endpoint: None,
+                    persistent_keepalive: None,
+                });
+            }
+        }
+        NodeRole::Ingress => {
+            let egress = egress_for(state, catalog, &key, &node.region)
+                .ok_or_else(|| not_ready(format!("no live egress in region {}", node.region)))?;
+            let egress_node = &state.nodes[&egress];
+            let egress_ip = egress_node
+                .addresses
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or_else(|| egress_node.addresses.first())
+                .ok_or_else(|| not_ready(format!("egress `{egress}` has no address yet")))?;
+            // The egress learns this ingress from its own config, which needs its address.
+            if !state.backbone.contains_key(&egress) {
+                return Err(not_ready(format!(
+                    "egress `{egress}` has no backbone address yet"
+                )));
+            }
+            let listen_port = node.wireguard_port.unwrap_or(DEFAULT_WG_PORT);
+            let endpoint = match egress_ip {
+                std::net::IpAddr::V4(a) => format!("{a}:{BACKBONE_PORT}"),
+                std::net::IpAddr::V6(a) => format!("[{a}]:{BACKBONE_PORT}"),
+            };
+            let pool = policy.clients.pool_net();
+            let gateway_address = Ipv4Addr::from(pool_hosts(pool).start);
+            config.role = GatewayRole::Ingress;
+            config.listen_port = listen_port;
+            config.address = with_len(gateway_address, pool);
+            config.peers = state
+                .clients
+                .values()
+                .filter(|c| c.region == node.region)
+                .map(|c| GatewayPeer {
+                    name: c.id.clone(),
+                    public_key: c.public_key,
+                    allowed_ips: vec![format!("{}/32", c.address)],
+                    endpoint: None,
+                    persistent_keepalive: Some(keepalive),
+                })
+                .collect();
+            config.backbone = Some(Backbone {
+                listen_port: if listen_port == BACKBONE_PORT {
+                    BACKBONE_PORT + 1
+                } else {
+                    BACKBONE_PORT
+                },
+                address: with_len(own_backbone, backbone_net),
+                peer: GatewayPeer {
+                    name: egress.to_string(),
+                    public_key: keys.gateway(&egress).public_key(),
+                    allowed_ips: vec!["0.0.0.0/0".to_owned()],
+                    endpoint: Some(endpoint),
+                    persistent_keepalive: Some(keepalive),
+                },
+            });
+        }
+    }
+    config
+        .validate()
+        .map_err(|e| not_ready(format!("the derived config is invalid: {e}")))?;
+    Ok(config)
+}
+
+/// [`gateway_config`], signed with the catalog key.
+pub fn signed_gateway_config(
+    state: &State,
+    policy: &Policy,
+    keys: &Keys,
+    catalog: Option<&Catalog>,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<SignedGatewayConfig, ConfigRefusal> {
+    let config = gateway_config(state, policy, keys, catalog, id, now)?;
+    damm_catalog::sign_gateway_config(&config, &keys.signing)
+        .map_err(|e| ConfigRefusal::NotReady(format!("signing the gateway config: {e}")))
+}
+
+/// The wire format of `POST /v1/reports` (the client agent's report).
+pub type Report = damm_agent::client::Report;
+
+/// A report that passed every check, waiting for the next tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcceptedReport {
+    /// The client.
+    pub client: String,
+    /// The path.
+    pub path_id: String,
+    /// The path's components, each with whether it faces the client (front, overlay,
+    /// ingress).
+    pub components: Vec<(String, bool)>,
+    /// The quality it reports, 0..=1 (see [`quality`]).
+    pub quality: f64,
+}
+
+/// Why a report was refused; [`ReportRefusal::status`] is the HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportRefusal {
+    /// No or a malformed `Authorization` header, an unknown client, a wrong token.
+    Unauthenticated(&'static str),
+    /// The body is not a report.
+    Malformed(String),
+    /// The path is not in the client's region of the last published catalog.
+    UnknownPath(String),
+    /// Nothing published yet, or too many reports waiting.
+    Unavailable(&'static str),
+}
+
+impl ReportRefusal {
+    /// 401, 400, 422 or 503.
+    pub fn status(&self) -> u16 {
+        match self {
+            ReportRefusal::Unauthenticated(_) => 401,
+            ReportRefusal::Malformed(_) => 400,
+            ReportRefusal::UnknownPath(_) => 422,
+            ReportRefusal::Unavailable(_) => 503,
+        }
+    }
+
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReportRefusal::Unauthenticated(_) => "unauthenticated",
+            ReportRefusal::Malformed(_) => "malformed",
+            ReportRefusal::UnknownPath(_) => "unknown_path",
+            ReportRefusal::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl fmt::Display for ReportRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportRefusal::Unauthenticated(why) => write!(f, "unauthenticated: {why}"),
+            ReportRefusal::Malformed(why) => write!(f, "not a report: {why}"),
+            ReportRefusal::UnknownPath(p) => write!(f, "unknown path `{p}` for this client"),
+            ReportRefusal::Unavailable(why) => write!(f, "unavailable: {why}"),
+        }
+    }
+}
+
+/// What a report says of its path, 0..=1: a failed path 0; a path that never completed a
+/// handshake 0.25; a live one 1, less for a slow handshake refresh (older than WireGuard's
+/// 2-minute rekey plus slack) or a round trip above `rtt_reference_ms`.
+pub fn quality(report: &Report, rtt_reference_ms: f64) -> f64 {
+    if report.failures > 0 {
+        return 0.0;
+    }
+    let Some(age) = report.handshake_age_s else {
+        return 0.25;
+    };
+    let mut q: f64 = if age <= 180 { 1.0 } else { 0.5 };
+    if let Some(rtt) = report.rtt_ms {
+        q *= (2.0 * rtt_reference_ms / (rtt_reference_ms + rtt)).min(1.0);
+    }
+    q.clamp(0.0, 1.0)
+}
+
+/// Checks one `POST /v1/reports`: the bearer token against the hash of the client the body
+/// names, the body's shape, and the path against the client's region in `catalog`.
+pub fn check_report(
+    state: &State,
+    catalog: Option<&Catalog>,
+    rtt_reference_ms: f64,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> Result<AcceptedReport, ReportRefusal> {
+    let token = authorization
+        .ok_or(ReportRefusal::Unauthenticated("no Authorization header"))?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ReportRefusal::Unauthenticated(
+            "the Authorization header is not `Bearer TOKEN`",
+        ))?;
+    if body.len() > MAX_REPORT_BYTES {
+        return Err(ReportRefusal::Malformed(format!(
+            "body over {MAX_REPORT_BYTES} bytes"
+        )));
+    }
+    let report: Report =
+        serde_json::from_slice(body).map_err(|e| ReportRefusal::Malformed(e.to_string()))?;
+    if report.rtt_ms.is_some_and(|r| !(r.is_finite() && r >= 0.0)) {
+        return Err(ReportRefusal::Malformed(
+            "rtt_ms: must be a non-negative number".into(),
+        ));
+    }
+    // An unknown client and a wrong token look the same from outside.
+    let client = state
+        .clients
+        .get(&report.client)
+        .filter(|c| same(&c.token_hash, &token_hash(token)))
+        .ok_or(ReportRefusal::Unauthenticated(
+            "unknown client or wrong token",
+        ))?;
+    let catalog = catalog.ok_or(ReportRefusal::Unavailable("no catalog published yet"))?;
+    let path = catalog
+        .region(client.region.as_str())
+        .unwrap_or_default()
+        .iter()
+        .find(|p| p.path_id == report.path_id)
+        .ok_or_else(|| ReportRefusal::UnknownPath(report.path_id.chars().take(128).collect()))?;
+    Ok(AcceptedReport {
+        client: client.id.clone(),
+        path_id: path.path_id.clone(),
+        components: path
+            .composition
+            .iter()
+            .map(|c| (c.component.clone(), c.role != Role::Egress))
+            .collect(),
+        quality: quality(&report, rtt_reference_ms),
+    })
+}
+
+/// Feeds accepted reports to the score book at `now` (see the module documentation for who
+/// is charged for a failure).
+pub fn apply_reports(
+    scores: &mut ScoreBook,
+    policy: &Policy,
+    reports: &[AcceptedReport],
+    now: DateTime<Utc>,
+) {
+    for report in reports {
+        let failed = report.quality < 0.5;
+        for (component, client_facing) in &report.components {
+            if failed && !client_facing {
+                continue;
+            }
+            scores.client_report(component, now, report.quality, &policy.scoring);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_skip_network_and_broadcast() {
+        let hosts = pool_hosts(("10.77.0.0".parse().unwrap(), 30));
+        let all: Vec<Ipv4Addr> = hosts.map(Ipv4Addr::from).collect();
+        assert_eq!(
+            all,
+            vec![
+                "10.77.0.1".parse::<Ipv4Addr>().unwrap(),
+                "10.77.0.2".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn token_hashes_differ_and_compare() {
+        let a = ReportToken::generate();
+        let b = ReportToken::generate();
+        assert_ne!(a, b);
+        assert_eq!(token_hash(a.expose()).len(), 64);
+        assert!(same(&token_hash(a.expose()), &token_hash(a.expose())));
+        assert!(!same(&token_hash(a.expose()), &token_hash(b.expose())));
+        assert_eq!(format!("{a:?}"), "ReportToken([redacted])");
+    }
+
+    #[test]
+    fn quality_of_reports() {
+        let mut r = Report {
+            client: "c".into(),
+            path_id: "p".into(),
+            handshake_age_s: Some(5),
+            rtt_ms: None,
+            failures: 0,
+            at: Utc::now(),
+        };
+        assert_eq!(quality(&r, 80.0), 1.0);
+        r.rtt_ms = Some(240.0);
+        assert!((quality(&r, 80.0) - 0.5).abs() < 1e-9);
+        r.handshake_age_s = None;
+        assert_eq!(quality(&r, 80.0), 0.25);
+        r.failures = 2;
+        assert_eq!(quality(&r, 80.0), 0.0);
+    }
+}

@@ -1,0 +1,534 @@
+//! The crash soak: `kill -9` of `damm serve` at random instants while it applies, restart,
+//! repeat. The simulator lives in this process and outlives every kill; the `damm` binary
+//! is the child. A churning policy (1 s ticks, ingress rotating every 8 s, egress every
+//! 20 s, 2 s drains, a 300 ms boot delay and 20 ms of API latency) keeps it creating,
+//! draining and retiring. Every other kill waits until an apply is under way (its intents
+//! durable in the state file) and strikes within 60 ms; the others strike at a random
+//! instant of the run.
+//!
+//! After every kill the state file must open (taking the lock) and load, and the simulator
+//! must hold no key twice and no provider beyond its `max_nodes` or the spend cap. Every
+//! `check_every` kills the child is restarted, allowed two ticks, stopped with SIGTERM, and
+//! every labelled resource at the simulator must be in state, a known orphan, or the
+//! subject of a journaled create that the next start adopts (nothing leaked). At the end a
+//! last run outlives the orphan grace and the simulator and the state must agree exactly.
+//! `cargo xtask soak` runs it in release mode; `tests/tests/crash_soak.rs` in the suite.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use damm_fleet::{Action, Policy};
+use damm_orchestrator::state::Phase;
+use damm_orchestrator::{FileStore, State, StateStore as _};
+use damm_provider::{NodeFilter, Provider};
+use damm_sim::{Faults, SimConfig, SimHandle};
+
+/// The soak's policy: three providers, two regions, fast rotation, tight caps.
+pub const POLICY: &str = r#"
+[fleet]
+id = "soak"
+tick = "1s"
+mode = "apply"
+[limits]
+creates_per_tick = 4
+retires_per_tick = 3
+monthly_spend_cap = 60.0
+[scoring]
+breaker = { failures = 3, cooldown = "5s" }
+[lifecycle]
+boot_timeout = "20s"
+drain_grace = "2s"
+orphan_grace = "4s"
+[providers.hetzner]
+max_nodes = 4
+regions = ["eu-central", "us-east"]
+prices = { small = 4.59 }
+frontdoors = true
+[providers.digitalocean]
+max_nodes = 4
+regions = ["eu-central", "us-east"]
+prices = { small = 6.00 }
+[providers.vultr]
+max_nodes = 4
+regions = ["eu-central", "us-east"]
+prices = { small = 6.00 }
+[regions.eu-central]
+ingress = { min = 2, max = 3 }
+egress = { min = 1, max = 1 }
+warm_spares = 1
+min_providers = 2
+rotate_ingress_after = "8s"
+rotate_egress_after = "20s"
+[regions.us-east]
+ingress = { min = 2, max = 3 }
+egress = { min = 1, max = 1 }
+warm_spares = 1
+min_providers = 2
+rotate_ingress_after = "8s"
+rotate_egress_after = "20s"
+"#;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SoakArgs {
+    /// `kill -9`s in all.
+    pub kills: u32,
+    /// The `damm` binary.
+    pub damm: PathBuf,
+    /// Seed of the kill instants.
+    pub seed: u64,
+    /// A graceful stop and leak check after this many kills.
+    pub check_every: u32,
+    /// The longest a child runs before its kill.
+    pub max_run: Duration,
+}
+
+/// The counts.
+#[derive(Debug, Default, Clone)]
+pub struct SoakReport {
+    /// `kill -9`s.
+    pub kills: u32,
+    /// Kills that left intents open in the state (the kill landed inside an apply, after
+    /// its intents were durable and before its answers were recorded).
+    pub kills_mid_apply: u32,
+    /// Starts of `damm serve`.
+    pub restarts: u32,
+    /// Distinct resources (node and address keys) the simulator held at some observation.
+    pub created: usize,
+    /// Observations of the simulator.
+    pub observations: u32,
+    /// Labelled resources neither in state, nor a known orphan, nor journaled.
+    pub leaked: usize,
+    /// Keys held twice at one observation.
+    pub duplicates: usize,
+    /// The most any provider was ever over its `max_nodes` (nodes), or the fleet over
+    /// its spend cap (in whole nodes' worth, rounded up).
+    pub max_over_cap: u32,
+    /// State loads after a kill, every one of which succeeded.
+    pub state_reads: u32,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for SoakReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "crash soak: {} kills ({} inside an apply), {} restarts, {} resources created, \
+             {} leaked, {} duplicates, max over caps {}, {} state reads ok, {} observations, {:.1}s",
+            self.kills,
+            self.kills_mid_apply,
+            self.restarts,
+            self.created,
+            self.leaked,
+            self.duplicates,
+            self.max_over_cap,
+            self.state_reads,
+            self.observations,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// The `damm` binary of `profile` ("debug" or "release") in the target directory this
+/// executable runs from (`target/<profile>/deps/x` or `target/<profile>/x`), built with
+/// cargo when it is not there.
+pub fn damm_binary(release: bool) -> anyhow::Result<PathBuf> {
+    let profile = if release { "release" } else { "debug" };
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let target = exe
+        .ancestors()
+        .find(|a| {
+            a.file_name()
+                .is_some_and(|n| n == "debug" || n == "release")
+        })
+        .and_then(Path::parent)
+        .map(Path::to_path_buf);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = Command::new(cargo);
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "damm-orchestrator",
+        "--bin",
+        "damm",
+    ]);
+    if release {
+        build.arg("--release");
+    }
+    if let Some(target) = &target {
+        build.env("CARGO_TARGET_DIR", target);
+    }
+    let status = build.status().context("running cargo build for `damm`")?;
+    ensure!(status.success(), "cargo build -p damm-orchestrator failed");
+    let dir = target.unwrap_or_else(|| PathBuf::from("target"));
+    let bin = dir.join(profile).join("damm");
+    ensure!(bin.exists(), "{} is missing after the build", bin.display());
+    Ok(bin)
+}
+
+/// A small xorshift generator: the kill instants repeat for a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct Soak<'a> {
+    args: &'a SoakArgs,
+    sim: SimHandle,
+    policy: Policy,
+    observer: BTreeMap<String, Arc<dyn Provider>>,
+    dir: tempfile::TempDir,
+    report: SoakReport,
+    seen: BTreeSet<String>,
+}
+
+/// One look at the simulator: the fleet's labelled resources by key.
+#[derive(Debug, Default)]
+struct Look {
+    /// Node key → provider.
+    nodes: BTreeMap<String, String>,
+    /// Address key → provider.
+    addresses: BTreeMap<String, String>,
+}
+
+impl Soak<'_> {
+    fn state_path(&self) -> PathBuf {
+        self.dir.path().join("state.json")
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<Child> {
+        let d = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("damm.log"))?;
+        let mut cmd = Command::new(&self.args.damm);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(d)
+            .env("DAMM_LOG", "warn")
+            .env("DAMM_POLICY", d.join("policy.toml"))
+            .env("DAMM_STATE", self.state_path())
+            .env("DAMM_CATALOG", d.join("catalog.json"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        for (adapter, api) in damm_orchestrator::sim::SIMULATED {
+            if self.policy.providers.contains_key(*adapter) {
+                let env = damm_provider::config::env_name(adapter);
+                cmd.env(format!("DAMM_{env}_API_URL"), self.sim.url(*api))
+                    .env(format!("DAMM_{env}_TOKEN"), self.sim.token());
+            }
+        }
+        self.report.restarts += 1;
+        cmd.spawn()
+            .with_context(|| format!("starting {}", self.args.damm.display()))
+    }
+
+    /// Opens the state as the next orchestrator would (taking the lock) and loads it.
+    fn load_state(&mut self) -> anyhow::Result<Option<State>> {
+        let mut store =
+            FileStore::open(&self.state_path()).context("the state must open after a kill")?;
+        let state = store.load().context("the state must load after a kill")?;
+        self.report.state_reads += 1;
+        Ok(state)
+    }
+
+    /// Lists the simulator and checks keys and caps.
+    async fn look(&mut self) -> anyhow::Result<Look> {
+        let mut look = Look::default();
+        let mut duplicates = 0;
+        let mut spend_cents = 0u64;
+        for (name, p) in &self.observer {
+            let nodes = p.list_nodes(&NodeFilter::all()).await?;
+            let max = self.policy.providers[name.as_str()].max_nodes;
+            let held = nodes.len() as u32;
+            self.report.max_over_cap = self.report.max_over_cap.max(held.saturating_sub(max));
+            spend_cents += u64::from(held) * self.policy.providers[name.as_str()].node_cents();
+            for n in nodes {
+                let key = n.key().context("an observed node has no key label")?;
+                if look.nodes.insert(key.to_string(), name.clone()).is_some() {
+                    duplicates += 1;
+                }
+            }
+            let mut addresses: Vec<Option<damm_provider::IdempotencyKey>> = Vec::new();
+            if let Some(i) = p.ingress() {
+                addresses.extend(i.list_frontdoors().await?.iter().map(|f| f.labels.key()));
+            }
+            if let Some(e) = p.egress() {
+                addresses.extend(e.list_egress_ips().await?.iter().map(|f| f.labels.key()));
+            }
+            for key in addresses.into_iter().flatten() {
+                if look
+                    .addresses
+                    .insert(key.to_string(), name.clone())
+                    .is_some()
+                {
+                    duplicates += 1;
+                }
+            }
+        }
+        let cap_cents = (self.policy.limits.monthly_spend_cap * 100.0).round() as u64;
+        if spend_cents > cap_cents {
+            let cheapest = self
+                .policy
+                .providers
+                .values()
+                .map(|p| p.node_cents())
+                .min()
+                .unwrap_or(1)
+                .max(1);
+            let over = (spend_cents - cap_cents).div_ceil(cheapest) as u32;
+            self.report.max_over_cap = self.report.max_over_cap.max(over);
+        }
+        self.report.duplicates += duplicates;
+        self.report.observations += 1;
+        self.seen
+            .extend(look.nodes.keys().map(|k| format!("n/{k}")));
+        self.seen
+            .extend(look.addresses.keys().map(|k| format!("a/{k}")));
+        self.report.created = self.seen.len();
+        Ok(look)
+    }
+
+    /// Resources at the simulator the state neither holds, lists as an orphan, nor
+    /// journaled a create for (which the next start adopts by its key).
+    fn leaks(look: &Look, state: &State) -> Vec<String> {
+        let journaled: BTreeSet<String> = state
+            .journal
+            .iter()
+            .filter(|e| e.phase == Phase::Intent)
+            .filter_map(|e| match &e.action {
+                Action::Create { key, .. } | Action::Allocate { key, .. } => Some(key.to_string()),
+                _ => None,
+            })
+            .collect();
+        let mut leaks = Vec::new();
+        for (key, provider) in &look.nodes {
+            let known = state.nodes.keys().any(|k| k.as_str() == key)
+                || state.orphans.contains_key(&format!("{provider}/{key}"))
+                || journaled.contains(key);
+            if !known {
+                leaks.push(format!("node {provider}/{key}"));
+            }
+        }
+        for (key, provider) in &look.addresses {
+            let known =
+                state.addresses.keys().any(|k| k.as_str() == key) || journaled.contains(key);
+            if !known {
+                leaks.push(format!("address {provider}/{key}"));
+            }
+        }
+        leaks
+    }
+
+    fn sigterm(child: &mut Child) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        ensure!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                ensure!(
+                    status.success(),
+                    "damm serve exited with {status} on SIGTERM"
+                );
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("damm serve did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The serial of the state file (0 before the first save).
+    fn serial(&self) -> u64 {
+        FileStore::read_only(&self.state_path())
+            .load()
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.serial)
+    }
+
+    /// Whether a save newer than `serial` holds open intents: an apply is under way.
+    fn applying(&self, serial: u64) -> bool {
+        FileStore::read_only(&self.state_path())
+            .load()
+            .ok()
+            .flatten()
+            .is_some_and(|s| {
+                s.serial > serial && s.journal.iter().any(|e| e.phase == Phase::Intent)
+            })
+    }
+
+    /// The last tick number the state file holds.
+    fn tick_number(&self) -> u64 {
+        FileStore::read_only(&self.state_path())
+            .load()
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.orchestrator.last_tick.number)
+    }
+
+    /// Starts `damm serve`, lets it run `ticks` ticks (or until `until` holds), stops it
+    /// with SIGTERM and checks for leaks; returns the state.
+    async fn graceful(
+        &mut self,
+        ticks: u64,
+        until: impl Fn(&State) -> bool,
+    ) -> anyhow::Result<(Look, State)> {
+        let start = self.tick_number();
+        let mut child = self.spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(status) = child.try_wait()? {
+                bail!("damm serve exited early with {status}; see its log");
+            }
+            let state = FileStore::read_only(&self.state_path())
+                .load()
+                .ok()
+                .flatten();
+            let done = state
+                .as_ref()
+                .is_some_and(|s| s.orchestrator.last_tick.number >= start + ticks && until(s));
+            if done {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("damm serve made no progress within 90 s");
+            }
+        }
+        Self::sigterm(&mut child)?;
+        let state = self
+            .load_state()?
+            .context("no state after a graceful stop")?;
+        let look = self.look().await?;
+        let leaks = Self::leaks(&look, &state);
+        self.report.leaked += leaks.len();
+        ensure!(leaks.is_empty(), "leaked: {leaks:?}");
+        Ok((look, state))
+    }
+}
+
+/// Runs the soak against a simulator it starts on 127.0.0.1.
+pub async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
+    let started = Instant::now();
+    let config = SimConfig {
+        boot_delay: Duration::from_millis(300),
+        rate_limits: false,
+        ..SimConfig::default()
+    };
+    let sim = damm_sim::start(config, "127.0.0.1:0".parse()?).await?;
+    let policy = Policy::parse(POLICY, "soak policy")?;
+    for (adapter, api) in damm_orchestrator::sim::SIMULATED {
+        if policy.providers.contains_key(*adapter) {
+            sim.set_faults(
+                *api,
+                Faults {
+                    latency_ms: 20,
+                    ..Faults::default()
+                },
+            );
+        }
+    }
+    let observer = damm_orchestrator::sim::providers(&sim, &policy).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("policy.toml"), POLICY)?;
+    let mut soak = Soak {
+        args,
+        sim,
+        policy,
+        observer,
+        dir,
+        report: SoakReport::default(),
+        seen: BTreeSet::new(),
+    };
+    let result = soak_loop(&mut soak, args).await;
+    soak.report.elapsed = started.elapsed();
+    if let Err(e) = result {
+        let log = std::fs::read_to_string(soak.dir.path().join("damm.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        bail!(
+            "{e:#}\n{}\nlast lines of damm's log (newest first):\n{}",
+            soak.report,
+            tail.join("\n")
+        );
+    }
+    Ok(soak.report)
+}
+
+async fn soak_loop(soak: &mut Soak<'_>, args: &SoakArgs) -> anyhow::Result<()> {
+    let mut rng = Rng(args.seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let max_run = args.max_run.as_secs_f64();
+    while soak.report.kills < args.kills {
+        let serial = soak.serial();
+        let mut child = soak.spawn()?;
+        if soak.report.kills.is_multiple_of(2) {
+            // Every other kill waits for an apply to start (its intents durable in the
+            // state file), then strikes within the next 60 ms: inside the adapter calls.
+            let deadline = Instant::now() + Duration::from_secs_f64(max_run * 3.0);
+            while Instant::now() < deadline && !soak.applying(serial) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_secs_f64(rng.unit() * 0.06)).await;
+        } else {
+            let wait = 0.05 + rng.unit() * (max_run - 0.05).max(0.0);
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("damm serve exited on its own with {status}; see its log");
+        }
+        child.kill().context("kill -9")?;
+        child.wait()?;
+        soak.report.kills += 1;
+        if let Some(state) = soak.load_state()?
+            && state.journal.iter().any(|e| e.phase == Phase::Intent)
+        {
+            soak.report.kills_mid_apply += 1;
+        }
+        soak.look().await?;
+        ensure!(soak.report.duplicates == 0, "a key is held twice");
+        ensure!(soak.report.max_over_cap == 0, "a cap was exceeded");
+        if args.check_every > 0 && soak.report.kills.is_multiple_of(args.check_every) {
+            soak.graceful(2, |_| true).await?;
+        }
+    }
+    // The end: outlive the orphan grace, until no orphan is pending and no intent open.
+    let grace = soak.policy.lifecycle.orphan_grace.0.as_secs() + 2;
+    let (look, state) = soak
+        .graceful(grace, |s| {
+            s.orphans.is_empty() && s.journal.iter().all(|e| e.phase != Phase::Intent)
+        })
+        .await?;
+    let in_state: BTreeSet<&str> = state.nodes.keys().map(|k| k.as_str()).collect();
+    let at_sim: BTreeSet<&str> = look.nodes.keys().map(String::as_str).collect();
+    ensure!(
+        in_state == at_sim,
+        "the state and the simulator disagree at the end: state {in_state:?}, simulator {at_sim:?}"
+    );
+    let in_state: BTreeSet<&str> = state.addresses.keys().map(|k| k.as_str()).collect();
+    let at_sim: BTreeSet<&str> = look.addresses.keys().map(String::as_str).collect();
+    ensure!(
+        in_state == at_sim,
+        "addresses disagree at the end: state {in_state:?}, simulator {at_sim:?}"
+    );
+    ensure!(soak.report.duplicates == 0 && soak.report.max_over_cap == 0);
+    Ok(())
+}

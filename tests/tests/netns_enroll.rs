@@ -1,0 +1,509 @@
+//! End to end through the orchestrator, with real tunnels: gateways registered through the
+//! static-host adapter, the engine ticking and publishing the signed catalog, a client enrolled
+//! with `damm_orchestrator::enroll`, gateways configured from the orchestrator's signed
+//! `GET /v1/gateways/{id}/config`, the client's reports posted to `POST /v1/reports`. Then the
+//! active ingress's namespace is torn down and traffic resumes through another ingress with the
+//! same enrollment; the outage is printed.
+//!
+//! Topology (namespaces `dmeNNN-*` on one bridge, 172.30.0.0/24; the test process itself is
+//! plugged in as 172.30.0.1 to probe the hosts' heartbeats):
+//!
+//! ```text
+//! cl .10 ──wg──▶ in1 .11 / in2 .12 / in3 .13 ──backbone wg──▶ eg1 .21 / eg2 .22 ──▶ dst .30
+//! ```
+//!
+//! Needs root and /dev/net/tun; skips loudly otherwise, except under CI (`CI` set) as root.
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use damm_agent::Host;
+use damm_agent::agent::{GatewayAgent, GatewayInterfaces};
+use damm_agent::client::{ClientAgent, ClientSettings};
+use damm_agent::wg::{WgControl, WgTool};
+use damm_catalog::{GatewayRole, Role};
+use damm_fleet::{Mode, Policy};
+use damm_orchestrator::dataplane::{CatalogSource, Orchestrator, VersionFile, fetch_catalog};
+use damm_orchestrator::engine::{Engine, Options, wall_clock};
+use damm_orchestrator::enroll::{self, EnrollmentFile};
+use damm_orchestrator::publish::{Keys, Sink};
+use damm_orchestrator::serve::{self, Shared, Stop};
+use damm_orchestrator::state::FileStore;
+use damm_provider::{IdempotencyKey, Region};
+use damm_tests::netns::{Lab, LineLog as Log, sh, unavailable};
+
+const NET: &str = "172.30.0";
+const REGION: &str = "lab";
+
+const POLICY: &str = r#"
+[fleet]
+id = "lab"
+tick = "1s"
+mode = "apply"
+[limits]
+creates_per_tick = 0
+retires_per_tick = 0
+monthly_spend_cap = 0.0
+[scoring]
+breaker = { failures = 1000, cooldown = "5m" }
+[lifecycle]
+drain_grace = "1h"
+[providers.static-host]
+max_nodes = 10
+creates_per_tick = 0
+regions = ["lab"]
+prices = { small = 0.0 }
+[regions.lab]
+ingress = { min = 2, max = 3 }
+egress = { min = 1, max = 2 }
+min_providers = 1
+rotate_ingress_after = "30d"
+rotate_egress_after = "60d"
+[clients]
+pool = "10.77.0.0/16"
+backbone_pool = "10.78.0.0/16"
+keepalive = "1s"
+"#;
+
+/// Echo lines received after `since`: (arrival, seq, source seen by the destination).
+fn echoes(log: &Log, since: Instant) -> Vec<(Instant, u64, String)> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|(at, _)| *at >= since)
+        .filter_map(|(at, line)| {
+            let (seq, src) = line.split_once(' ')?;
+            Some((*at, seq.parse().ok()?, src.to_owned()))
+        })
+        .collect()
+}
+
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A failover the client made: when, to which path, away from which.
+type Switch = (Instant, String, Vec<String>);
+
+struct Gateway {
+    key: IdempotencyKey,
+    ns: String,
+    agent: GatewayAgent,
+}
+
+#[test]
+fn enrolled_client_fails_over_between_static_host_gateways() {
+    if let Some(why) = unavailable() {
+        let in_ci = std::env::var_os("CI").is_some();
+        assert!(
+            !(in_ci && why != "not root"),
+            "netns_enroll must run in CI as root, but: {why}"
+        );
+        eprintln!(
+            "\n!!! SKIPPING netns_enroll: {why} (needs root, /dev/net/tun, wireguard-go, wg, nft) !!!\n"
+        );
+        return;
+    }
+    let prefix = format!("dme{}", std::process::id() % 1000);
+    let p = prefix.clone();
+    let mut lab = Lab::new(&prefix).expect("lab");
+    lab.uplink(&format!("{NET}.1/24")).expect("uplink");
+    let dst_ip = format!("{NET}.30");
+    let bin = env!("CARGO_BIN_EXE_damm-netns-udp");
+
+    // The internet, the destination, and five hand-provisioned hosts with a heartbeat each.
+    let cl = lab.node("cl", &format!("{NET}.10/24")).unwrap();
+    let dst = lab.node("dst", &format!("{dst_ip}/24")).unwrap();
+    lab.spawn(&dst, bin, &["echo", &format!("{dst_ip}:7777")])
+        .unwrap();
+    let hosts = [
+        ("in1", 11, "ingress"),
+        ("in2", 12, "ingress"),
+        ("in3", 13, "ingress"),
+        ("eg1", 21, "egress"),
+        ("eg2", 22, "egress"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut inventory = String::new();
+    let mut namespaces = std::collections::BTreeMap::new();
+    for (id, host, role) in hosts {
+        let ip = format!("{NET}.{host}");
+        let ns = lab.node(id, &format!("{ip}/24")).unwrap();
+        lab.spawn(&ns, bin, &["http", &format!("{ip}:9100")])
+            .unwrap();
+        inventory.push_str(&format!(
+            "[[host]]\nid = \"{id}\"\nregion = \"{REGION}\"\naddress = \"{ip}\"\nwireguard_port = 51820\nroles = [\"{role}\"]\nheartbeat_url = \"http://{ip}:9100/healthz\"\n\n"
+        ));
+        namespaces.insert(id, ns);
+    }
+    for (_, host, _) in hosts {
+        let addr: SocketAddr = format!("{NET}.{host}:9100").parse().unwrap();
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            }),
+            "heartbeat {addr} unreachable from the test's namespace"
+        );
+    }
+    std::fs::write(dir.path().join("hosts.toml"), inventory).unwrap();
+    std::fs::write(
+        dir.path().join("adapters.toml"),
+        "[static-host]\ninventory = \"hosts.toml\"\n",
+    )
+    .unwrap();
+
+    // The orchestrator: the engine over the static-host adapter, publishing every tick.
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let policy = Policy::parse(POLICY, "policy.toml").unwrap();
+    let providers = rt
+        .block_on(damm_orchestrator::providers::build(
+            &policy,
+            Some(&dir.path().join("adapters.toml")),
+        ))
+        .unwrap();
+    let keys = Arc::new(Keys::generate());
+    let trusted = [keys.signing.public_key()];
+    let mut engine = Engine::new(
+        policy.clone(),
+        providers,
+        Box::new(FileStore::open(&dir.path().join("state.json")).unwrap()),
+        wall_clock(),
+        Options::default(),
+    )
+    .unwrap();
+    engine.set_publisher(
+        Arc::clone(&keys),
+        Sink {
+            path: dir.path().join("catalog.json"),
+        },
+    );
+    let report = rt.block_on(engine.tick(Mode::Apply, true)).unwrap();
+    let catalog = report.catalog.expect("the engine publishes");
+    let paths = catalog.region(REGION).unwrap_or_default();
+    assert_eq!(
+        paths.len(),
+        3,
+        "one path per static-host ingress: {paths:?}; nodes {:?}",
+        engine.state().nodes.keys()
+    );
+    println!(
+        "netns_enroll: catalog v{} with {} paths: {}",
+        catalog.version,
+        paths.len(),
+        paths
+            .iter()
+            .map(|p| p.path_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    // Enrollment, as `damm enroll` does it.
+    let region = Region::new(REGION).unwrap();
+    let enrolled = enroll::enroll(engine.state_mut(), &policy, &region, Utc::now()).unwrap();
+    engine.save().unwrap();
+    let bundle = EnrollmentFile::new(&enrolled, &policy, &catalog).unwrap();
+    let token = bundle.token.clone();
+    println!(
+        "netns_enroll: enrolled {} as {} (best path {})",
+        bundle.client, bundle.address, bundle.path_id
+    );
+
+    // `damm serve`: the loop and the HTTP API on 127.0.0.1.
+    let shared: Shared = Shared::default();
+    let (addr, server) = rt
+        .block_on(serve::http(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::clone(&shared),
+        ))
+        .unwrap();
+    rt.spawn(server);
+    let stop = Arc::new(Stop::default());
+    // The loop's future is not Send (the engine's store is not Sync): it gets a thread.
+    let looping = {
+        let (rt, shared, stop) = (Arc::clone(&rt), Arc::clone(&shared), Arc::clone(&stop));
+        std::thread::spawn(move || rt.block_on(serve::run_loop(engine, shared, stop)))
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || rt
+            .block_on(shared.read())
+            .catalog
+            .is_some()),
+        "the serve loop published nothing"
+    );
+    let base = format!("http://{addr}");
+    let orchestrator = Orchestrator::new(&base).unwrap();
+
+    // Gateways: wireguard-go interfaces, configured from the orchestrator's signed configs.
+    let mut gateways: Vec<Gateway> = Vec::new();
+    for (id, _, role) in hosts {
+        let ns = namespaces[id].clone();
+        let key = IdempotencyKey::new(format!("static-host-{id}")).unwrap();
+        let interfaces = if role == "ingress" {
+            let (main, bb) = (format!("{p}-{id}"), format!("{p}-{id}b"));
+            lab.wireguard(&ns, &main).unwrap();
+            lab.wireguard(&ns, &bb).unwrap();
+            GatewayInterfaces {
+                main,
+                backbone: Some(bb),
+            }
+        } else {
+            let main = format!("{p}-{id}");
+            lab.wireguard(&ns, &main).unwrap();
+            GatewayInterfaces {
+                main,
+                backbone: None,
+            }
+        };
+        let agent = GatewayAgent::new(
+            Host::netns(&ns),
+            Box::new(WgControl::userspace()),
+            keys.gateway(&key).private_key().clone(),
+            interfaces,
+        );
+        gateways.push(Gateway { key, ns, agent });
+    }
+    // Egresses first, as a fleet converges: an ingress whose egress is not configured yet
+    // waits a WireGuard rekey timeout (5 s) before its backbone handshake is retried.
+    gateways.sort_by_key(|g| !g.key.as_str().contains("-eg"));
+    for gw in &gateways {
+        let config = rt
+            .block_on(orchestrator.gateway_config(gw.key.as_str(), &trusted, None, Utc::now()))
+            .unwrap_or_else(|e| panic!("config of {}: {e:#}", gw.key));
+        if config.role == GatewayRole::Ingress {
+            assert!(
+                config.peers.iter().any(|peer| peer.name == bundle.client
+                    && peer.allowed_ips == [bundle.address.clone()]),
+                "{} does not carry the client: {:?}",
+                gw.key,
+                config.peers
+            );
+        }
+        let outcome = gw.agent.apply(&config).unwrap();
+        assert!(outcome.peer_changes >= 1, "{}: {outcome:?}", gw.key);
+    }
+
+    // The client: the catalog from the orchestrator over HTTP, verified, its version kept.
+    let versions = VersionFile(dir.path().join("catalog-version"));
+    let served = rt
+        .block_on(fetch_catalog(
+            &CatalogSource::Url(format!("{base}/v1/catalog.json")),
+            &trusted,
+            &versions,
+            Utc::now(),
+        ))
+        .unwrap();
+    let cl_iface = format!("{p}-cl");
+    lab.wireguard(&cl, &cl_iface).unwrap();
+    let mut settings = ClientSettings::new(&cl_iface, bundle.keepalive_s);
+    settings.routes = vec![format!("{dst_ip}/32")];
+    settings.report_every = Duration::from_secs(1);
+    let mut client = ClientAgent::new(
+        Host::netns(&cl),
+        Box::new(WgTool::new(Host::netns(&cl))),
+        bundle.enrollment().unwrap(),
+        settings,
+        served,
+    );
+    let first = client.connect(Instant::now()).unwrap();
+    let identity_before = client_identity(&cl, &cl_iface);
+
+    let current = Arc::new(Mutex::new(first.clone()));
+    let stop_client = Arc::new(AtomicBool::new(false));
+    let (posted, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let switches: Arc<Mutex<Vec<Switch>>> = Arc::default();
+    let connected_at = Instant::now();
+    let client_thread = {
+        let (current, stop_client) = (current.clone(), stop_client.clone());
+        let switches = switches.clone();
+        let (posted, refused) = (posted.clone(), refused.clone());
+        let handle = rt.handle().clone();
+        let orchestrator = orchestrator.clone();
+        let token = token.clone();
+        std::thread::spawn(move || {
+            while !stop_client.load(Ordering::Relaxed) {
+                match client.tick(Instant::now()) {
+                    Ok(reports) => {
+                        let failed: Vec<String> = reports
+                            .iter()
+                            .filter(|r| r.failures > 0)
+                            .map(|r| r.path_id.clone())
+                            .collect();
+                        if !failed.is_empty() {
+                            let to = client
+                                .current_path()
+                                .map_or(String::new(), |p| p.path_id.clone());
+                            switches.lock().unwrap().push((Instant::now(), to, failed));
+                        }
+                        for r in reports {
+                            match handle.block_on(orchestrator.post_report(&token, &r)) {
+                                Ok(()) => posted.fetch_add(1, Ordering::Relaxed),
+                                Err(e) => {
+                                    eprintln!("report: {e:#}");
+                                    refused.fetch_add(1, Ordering::Relaxed)
+                                }
+                            };
+                        }
+                    }
+                    Err(e) => eprintln!("client tick: {e}"),
+                }
+                if let Some(path) = client.current_path() {
+                    *current.lock().unwrap() = path.clone();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+
+    // Traffic: a probe every 50 ms, echoed with the source the destination saw (an egress).
+    let start = Instant::now();
+    let log = lab
+        .spawn(&cl, bin, &["probe", &format!("{dst_ip}:7777"), "50"])
+        .unwrap();
+    let egress_ips = [format!("{NET}.21"), format!("{NET}.22")];
+    assert!(
+        wait_until(Duration::from_secs(20), || echoes(&log, start)
+            .iter()
+            .any(|(_, _, src)| egress_ips.contains(src))),
+        "no echo through {} → egress; echoes so far: {}",
+        first.path_id,
+        echoes(&log, start).len()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    println!(
+        "netns_enroll: {} echoes in the first {:?} (connected through {}, now on {})",
+        echoes(&log, start).len(),
+        start.elapsed(),
+        first.path_id,
+        current.lock().unwrap().path_id
+    );
+
+    let early = switches.lock().unwrap().clone();
+    for (at, to, failed) in &early {
+        println!(
+            "netns_enroll: before the outage, at +{:.1}s the client left {failed:?} for {to}",
+            (*at - connected_at).as_secs_f64()
+        );
+    }
+
+    // Provider outage: the active ingress's namespace goes away.
+    let active = current.lock().unwrap().clone();
+    let active_ingress = active
+        .composition
+        .iter()
+        .find(|c| c.role == Role::Ingress)
+        .unwrap()
+        .component
+        .clone();
+    let victim = gateways
+        .iter()
+        .find(|g| g.key.as_str() == active_ingress)
+        .unwrap()
+        .ns
+        .clone();
+    let down_at = Instant::now();
+    lab.destroy(&victim);
+    let resumed = wait_until(Duration::from_secs(30), || {
+        echoes(&log, down_at)
+            .iter()
+            .any(|(at, _, _)| *at > down_at + Duration::from_millis(200))
+    });
+    let after = current.lock().unwrap().path_id.clone();
+    assert!(
+        resumed,
+        "traffic did not resume after {active_ingress} went down (client on {after})"
+    );
+    assert_ne!(after, active.path_id, "the client did not switch");
+    let last_old = echoes(&log, start)
+        .iter()
+        .filter(|(at, _, _)| *at <= down_at + Duration::from_millis(100))
+        .map(|(at, seq, _)| (*at, *seq))
+        .next_back()
+        .expect("echoes before the outage");
+    let first_new = echoes(&log, down_at + Duration::from_millis(200))
+        .first()
+        .map(|(at, seq, _)| (*at, *seq))
+        .expect("echoes after the outage");
+    let outage = first_new.0 - last_old.0;
+    println!(
+        "netns_enroll: OUTAGE {} down → {after}: {:.0} ms (last echo seq {} → first echo seq {}, {} probes lost)",
+        active.path_id,
+        outage.as_secs_f64() * 1000.0,
+        last_old.1,
+        first_new.1,
+        first_new.1.saturating_sub(last_old.1 + 1)
+    );
+    assert_eq!(
+        client_identity(&cl, &cl_iface),
+        identity_before,
+        "the client's key and address must not change (no re-enrollment)"
+    );
+
+    // The client's report on the failed path reaches the orchestrator's scores.
+    let scored = wait_until(Duration::from_secs(30), || {
+        rt.block_on(shared.read())
+            .scores
+            .get(&active_ingress)
+            .is_some_and(|s| s.client_quality.is_some_and(|q| q < 1.0))
+    });
+    stop_client.store(true, Ordering::Relaxed);
+    client_thread.join().unwrap();
+    let snap = rt.block_on(shared.read());
+    let reports = &snap.reports;
+    println!(
+        "netns_enroll: reports posted {} (client-side failures {}); orchestrator accepted {}, refused {:?}; {active_ingress} client quality {:?}",
+        posted.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+        reports.accepted,
+        reports.refused,
+        snap.scores
+            .get(&active_ingress)
+            .and_then(|s| s.client_quality)
+    );
+    assert!(
+        scored,
+        "the failure report never lowered {active_ingress}'s client quality below 1"
+    );
+    assert!(
+        reports.accepted >= 2,
+        "reports accepted: {}",
+        reports.accepted
+    );
+    assert_eq!(refused.load(Ordering::Relaxed), 0, "a report was refused");
+    drop(snap);
+    stop.request();
+    looping.join().unwrap().unwrap();
+}
+
+/// The client's public key and tunnel address.
+fn client_identity(ns: &str, iface: &str) -> (String, String) {
+    let key = sh(
+        "ip",
+        &["netns", "exec", ns, "wg", "show", iface, "public-key"],
+    )
+    .unwrap();
+    let addr = sh(
+        "ip",
+        &["-n", ns, "-4", "-o", "address", "show", "dev", iface],
+    )
+    .unwrap();
+    (
+        key.trim().to_owned(),
+        addr.split_whitespace().nth(3).unwrap_or("").to_owned(),
+    )
+}
