@@ -656,21 +656,59 @@ pub fn check_report(
             "unknown client or wrong token",
         ))?;
     let catalog = catalog.ok_or(ReportRefusal::Unavailable("no catalog published yet"))?;
-    let path = catalog
+    let listed = catalog
         .region(client.region.as_str())
         .unwrap_or_default()
         .iter()
-        .find(|p| p.path_id == report.path_id)
-        .ok_or_else(|| ReportRefusal::UnknownPath(report.path_id.chars().take(128).collect()))?;
-    Ok(AcceptedReport {
-        client: client.id.clone(),
-        path_id: path.path_id.clone(),
-        components: path
+        .find(|p| p.path_id == report.path_id);
+    let components = match listed {
+        Some(path) => path
             .composition
             .iter()
             .map(|c| (c.component.clone(), c.role != Role::Egress))
             .collect(),
+        // A client reports on the path it used, which an older catalog may have listed (the
+        // catalog changes every tick its paths change): scored on the nodes state still holds.
+        None => unlisted_path(state, &client.region, &report.path_id).ok_or_else(|| {
+            ReportRefusal::UnknownPath(report.path_id.chars().take(128).collect())
+        })?,
+    };
+    Ok(AcceptedReport {
+        client: client.id.clone(),
+        path_id: report.path_id.clone(),
+        components,
         quality: quality(&report, rtt_reference_ms),
+    })
+}
+
+/// The components of a path the current catalog does not list (`t0:INGRESS>EGRESS`, or
+/// `t3:`/`ov:` with an entry first), when its ingress and egress are still nodes of `region`
+/// in state: `(component, client-facing)`. The entry of a fronted or overlay path is left out,
+/// since state does not hold entries; unknown nodes make the whole path unknown, so a report
+/// can never add a score for a component that does not exist.
+fn unlisted_path(state: &State, region: &Region, path_id: &str) -> Option<Vec<(String, bool)>> {
+    let (transport, rest) = path_id.split_once(':')?;
+    let parts: Vec<&str> = rest.split('>').collect();
+    let (ingress, egress) = match (transport, parts.as_slice()) {
+        ("t0", [ingress, egress]) | ("t3" | "ov", [_, ingress, egress]) => (*ingress, *egress),
+        _ => return None,
+    };
+    let node_of = |key: &str, role: NodeRole| {
+        let key = IdempotencyKey::new(key).ok()?;
+        let node = state.nodes.get(&key)?;
+        (&node.region == region && node.role == role).then(|| key.as_str().to_owned())
+    };
+    let ingress = node_of(ingress, NodeRole::Ingress)?;
+    // A region without a separate egress uses the ingress as its own egress.
+    let egress = if egress == ingress {
+        ingress.clone()
+    } else {
+        node_of(egress, NodeRole::Egress)?
+    };
+    Some(if egress == ingress {
+        vec![(ingress, true)]
+    } else {
+        vec![(ingress, true), (egress, false)]
     })
 }
 
@@ -719,6 +757,56 @@ mod tests {
         assert!(same(&token_hash(a.expose()), &token_hash(a.expose())));
         assert!(!same(&token_hash(a.expose()), &token_hash(b.expose())));
         assert_eq!(format!("{a:?}"), "ReportToken([redacted])");
+    }
+
+    #[test]
+    fn a_path_an_older_catalog_listed_is_scored_on_the_nodes_state_holds() {
+        let mut state = State::new(damm_provider::FleetId::new("f").unwrap());
+        let now = Utc::now();
+        for (key, region, role) in [
+            ("in1", "eu", NodeRole::Ingress),
+            ("eg1", "eu", NodeRole::Egress),
+            ("in9", "us", NodeRole::Ingress),
+        ] {
+            state.nodes.insert(
+                IdempotencyKey::new(key).unwrap(),
+                crate::state::NodeRecord {
+                    provider: "p".into(),
+                    id: key.into(),
+                    region: Region::new(region).unwrap(),
+                    role,
+                    status: Status::Active,
+                    status_since: now,
+                    state: damm_provider::NodeState::Running,
+                    created_at: now,
+                    addresses: vec![],
+                    wireguard_port: None,
+                    last_seen: now,
+                    ready_at: None,
+                },
+            );
+        }
+        let eu = Region::new("eu").unwrap();
+        let both = Some(vec![("in1".to_owned(), true), ("eg1".to_owned(), false)]);
+        assert_eq!(unlisted_path(&state, &eu, "t0:in1>eg1"), both);
+        assert_eq!(unlisted_path(&state, &eu, "t3:front-1>in1>eg1"), both);
+        assert_eq!(
+            unlisted_path(&state, &eu, "t0:in1>in1"),
+            Some(vec![("in1".to_owned(), true)])
+        );
+        // Unknown nodes, another region's node, roles swapped, malformed ids: unknown.
+        for bad in [
+            "t0:nowhere>nothing",
+            "t0:in9>eg1",
+            "t0:eg1>in1",
+            "t0:in1",
+            "t3:in1>eg1",
+            "x9:in1>eg1",
+            "in1>eg1",
+            "",
+        ] {
+            assert_eq!(unlisted_path(&state, &eu, bad), None, "{bad}");
+        }
     }
 
     #[test]
