@@ -71,6 +71,22 @@ fn a_dark_provider_leaves_the_catalog_and_fronts_rank_higher() {
     let victim = ingress.provider.clone();
     world.dark.push(victim.clone());
     world.tick();
+    // One failed tick: the provider is suspect, and already out of the catalog.
+    let scores = world.book.snapshot(world.now, &world.policy.scoring);
+    assert!(scores.suspect.contains(&victim), "{scores:?}");
+    let paths = compose(&world.fleet, &world.policy, &scores, &[], 4);
+    assert!(paths.values().all(|list| !list.is_empty()));
+    for list in paths.values() {
+        for p in list {
+            assert!(!p.providers().contains(victim.as_str()), "{p:?}");
+        }
+    }
+    // Every provider failing at once (the orchestrator's own network, most likely): the
+    // doubtful paths stay, since none would be worse.
+    let mut all = scores.clone();
+    all.suspect = world.policy.providers.keys().cloned().collect();
+    let paths = compose(&world.fleet, &world.policy, &all, &[], 4);
+    assert!(paths.values().all(|list| !list.is_empty()), "{paths:?}");
     world.tick();
     let scores = world.book.snapshot(world.now, &world.policy.scoring);
     assert!(scores.dark.contains(&victim));
