@@ -6,6 +6,10 @@
 //! come from the ranked ingress and egress lists directly, without enumerating the
 //! front × ingress × egress product: `O(I log I + E log E + K·E)` per region.
 //!
+//! A path's egress is one at the ingress's own provider where the region has one, so that the
+//! path depends on a single provider; otherwise the best egress off the providers the best path
+//! uses.
+//!
 //! A provider whose last tick failed (suspect, its breaker not open yet) is left out of a
 //! region's paths as long as the region has other components of the same role.
 //!
@@ -202,9 +206,13 @@ pub fn compose(
         });
         let build = |h: &(f64, Transport, Option<&Entry>, &Scored<'_>), avoid: &BTreeSet<&str>| {
             let (head, transport, entry, i) = *h;
+            // An egress at the ingress's own provider first: the path then fails with one
+            // provider, not with either of two, and its backbone stays inside one network.
+            // Then the best egress off the providers to avoid, then the best.
             let e = egs
                 .iter()
-                .find(|e| !avoid.contains(e.provider) && e.provider != i.provider)
+                .find(|e| e.provider == i.provider)
+                .or_else(|| egs.iter().find(|e| !avoid.contains(e.provider)))
                 .or_else(|| egs.first());
             let (egress, egress_provider, egress_score) = match e {
                 Some(e) => (e.key.clone(), e.provider.to_owned(), e.score),
