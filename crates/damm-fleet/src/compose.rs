@@ -6,6 +6,13 @@
 //! come from the ranked ingress and egress lists directly, without enumerating the
 //! front × ingress × egress product: `O(I log I + E log E + K·E)` per region.
 //!
+//! A path's egress is one at the ingress's own provider where the region has one, so that the
+//! path depends on a single provider; otherwise the best egress off the providers the best path
+//! uses.
+//!
+//! A provider whose last tick failed (suspect, its breaker not open yet) is left out of a
+//! region's paths as long as the region has other components of the same role.
+//!
 //! Provider diversity: after the best path, the next alternates sit on providers the best
 //! path does not use (ingress and egress), as far as the region has them; then the rest by
 //! score.
@@ -133,6 +140,7 @@ pub fn compose(
     };
     let mut ingress: BTreeMap<&Region, Vec<Scored<'_>>> = BTreeMap::new();
     let mut egress: BTreeMap<&Region, Vec<Scored<'_>>> = BTreeMap::new();
+    let suspect = |provider: &str| scores.suspect.contains(provider);
     for n in &fleet.nodes {
         let healthy = n.owned
             && n.status == Status::Active
@@ -159,14 +167,23 @@ pub fn compose(
     };
     let mut by_ingress: BTreeMap<&IdempotencyKey, Vec<&Entry>> = BTreeMap::new();
     for e in entries {
-        if !scores.dark.contains(&e.provider) {
+        if !scores.dark.contains(&e.provider) && !suspect(&e.provider) {
             by_ingress.entry(&e.ingress).or_default().push(e);
         }
     }
+    // Components at a provider whose last tick failed leave the catalog at once, unless
+    // the region has nothing else of that role: a doubtful path beats none.
+    let trusted = |list: &mut Vec<Scored<'_>>| {
+        if list.iter().any(|c| !suspect(c.provider)) {
+            list.retain(|c| !suspect(c.provider));
+        }
+    };
     let mut out = BTreeMap::new();
     for (region, mut ins) in ingress {
+        trusted(&mut ins);
         rank(&mut ins);
         let mut egs = egress.remove(region).unwrap_or_default();
+        trusted(&mut egs);
         rank(&mut egs);
         // Every (transport, ingress) pair, ranked without its egress: the egress factor is
         // chosen per path below.
@@ -189,9 +206,13 @@ pub fn compose(
         });
         let build = |h: &(f64, Transport, Option<&Entry>, &Scored<'_>), avoid: &BTreeSet<&str>| {
             let (head, transport, entry, i) = *h;
+            // An egress at the ingress's own provider first: the path then fails with one
+            // provider, not with either of two, and its backbone stays inside one network.
+            // Then the best egress off the providers to avoid, then the best.
             let e = egs
                 .iter()
-                .find(|e| !avoid.contains(e.provider) && e.provider != i.provider)
+                .find(|e| e.provider == i.provider)
+                .or_else(|| egs.iter().find(|e| !avoid.contains(e.provider)))
                 .or_else(|| egs.first());
             let (egress, egress_provider, egress_score) = match e {
                 Some(e) => (e.key.clone(), e.provider.to_owned(), e.score),

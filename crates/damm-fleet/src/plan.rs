@@ -446,7 +446,12 @@ impl<'a> Planner<'a> {
             if role == NodeRole::Ingress {
                 for (r, need) in &mut want {
                     let p = self.promote(r, *need, "fill live ingress to min");
-                    *promoted.entry(r).or_default() += p;
+                    // Live ingress at a provider whose last tick failed may already be
+                    // gone: spares elsewhere stand in now, in the same tick; replacements
+                    // wait for the breaker.
+                    let stand_in = self.at_suspect(r);
+                    let s = self.promote(r, stand_in, "stand in for a failing provider");
+                    *promoted.entry(r).or_default() += p + s;
                     *need -= p;
                 }
             }
@@ -532,6 +537,16 @@ impl<'a> Planner<'a> {
         view
     }
 
+    /// Live ingress of `region` at providers whose last tick failed.
+    fn at_suspect(&self, region: &Region) -> u32 {
+        let view = self.view(region, NodeRole::Ingress);
+        view.keep
+            .iter()
+            .chain(&view.due)
+            .filter(|&&i| self.providers.suspect(self.provider_of[i]))
+            .count() as u32
+    }
+
     /// Creates this plan already holds for a region and role.
     fn planned(&self, region: &Region, role: NodeRole, spare: bool) -> u32 {
         self.creates
@@ -610,7 +625,11 @@ impl<'a> Planner<'a> {
 
     /// Promotes up to `need` healthy spares of `region`, best first; returns how many.
     fn promote(&mut self, region: &Region, need: u32, reason: &str) -> u32 {
+        if need == 0 {
+            return 0;
+        }
         let mut spares = self.view(region, NodeRole::Ingress).spares;
+        spares.retain(|&i| !self.providers.suspect(self.provider_of[i]));
         spares.sort_by(|&a, &b| {
             self.value(b)
                 .total_cmp(&self.value(a))
@@ -722,6 +741,11 @@ impl<'a> Planner<'a> {
             );
             let reject = if self.providers.dark(px) {
                 Some(("scoring.breaker".to_owned(), format!("{name} is dark")))
+            } else if self.providers.suspect(px) {
+                Some((
+                    "scoring.breaker".to_owned(),
+                    format!("{name} failed its last tick"),
+                ))
             } else if p.creates_per_tick == 0 || created >= p.creates_per_tick {
                 Some((
                     format!("providers.{name}.creates_per_tick"),
@@ -1029,6 +1053,8 @@ struct Providers<'a> {
     index: FastMap<&'a str, u16>,
     /// Per index: the breaker is open.
     dark: Vec<bool>,
+    /// Per index: the last tick failed, the breaker is still closed.
+    suspect: Vec<bool>,
 }
 
 impl<'a> Providers<'a> {
@@ -1052,6 +1078,10 @@ impl<'a> Providers<'a> {
                 .iter()
                 .map(|(name, _)| scores.dark.contains(*name))
                 .collect(),
+            suspect: list
+                .iter()
+                .map(|(name, _)| scores.suspect.contains(*name))
+                .collect(),
             list,
         }
     }
@@ -1070,6 +1100,10 @@ impl<'a> Providers<'a> {
 
     fn dark(&self, index: u16) -> bool {
         self.dark[usize::from(index)]
+    }
+
+    fn suspect(&self, index: u16) -> bool {
+        self.suspect[usize::from(index)]
     }
 }
 

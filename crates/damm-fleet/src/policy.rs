@@ -733,6 +733,10 @@ mod tests {
                 "policy/examples/censored-region.toml",
                 include_str!("../../../policy/examples/censored-region.toml"),
             ),
+            (
+                "policy/examples/resilient.toml",
+                include_str!("../../../policy/examples/resilient.toml"),
+            ),
         ] {
             Policy::parse(text, name).unwrap_or_else(|e| panic!("{e}"));
         }

@@ -227,7 +227,17 @@ impl ScoreBook {
             .filter(|(_, b)| b.is_open())
             .map(|(p, _)| p.clone())
             .collect();
-        Scores { components, dark }
+        let suspect = self
+            .breakers
+            .iter()
+            .filter(|(_, b)| !b.is_open() && b.failures > 0)
+            .map(|(p, _)| p.clone())
+            .collect();
+        Scores {
+            components,
+            dark,
+            suspect,
+        }
     }
 }
 
@@ -301,6 +311,12 @@ pub struct Scores {
     pub components: FastMap<String, Score>,
     /// Providers whose breaker is open.
     pub dark: BTreeSet<String>,
+    /// Providers whose last tick failed while their breaker is still closed. Acting on one
+    /// failed tick is cheap where it cannot hurt: their paths leave the catalog at once
+    /// (unless a region would be left with none), warm spares elsewhere stand in for their
+    /// live ingress, and no create is sent to them. Replacing their nodes waits for the
+    /// breaker, so one lost answer does not churn the fleet.
+    pub suspect: BTreeSet<String>,
 }
 
 impl Scores {
@@ -378,8 +394,12 @@ mod tests {
         let mut book = ScoreBook::default();
         book.provider_tick("p", t(0), Err("503".into()), b);
         assert!(!book.is_dark("p"));
+        let first = book.snapshot(t(0), &scoring);
+        assert!(first.suspect.contains("p") && first.dark.is_empty());
         book.provider_tick("p", t(60), Err("503".into()), b);
         assert!(book.is_dark("p"));
+        let open = book.snapshot(t(60), &scoring);
+        assert!(open.dark.contains("p") && open.suspect.is_empty());
         // A good tick inside the cooldown does not close it.
         book.provider_tick("p", t(120), Ok(()), b);
         assert!(book.is_dark("p"));

@@ -165,12 +165,13 @@ fn arb_case() -> impl Strategy<Value = Case> {
     (
         arb_policy(),
         prop::collection::vec(node, 0..40),
-        prop::collection::vec(any::<bool>(), PROVIDERS.len()),
+        // Per provider: 0 answering, 1 failed its last tick (suspect), 2 dark.
+        prop::collection::vec(0u8..3, PROVIDERS.len()),
     )
         .prop_map(|(policy, nodes, dark)| build(policy, nodes, dark))
 }
 
-fn build(policy: Policy, seeds: Vec<NodeSeed>, dark: Vec<bool>) -> Case {
+fn build(policy: Policy, seeds: Vec<NodeSeed>, dark: Vec<u8>) -> Case {
     let scoring = policy.scoring.clone();
     let mut book = ScoreBook::default();
     let mut fleet = Fleet::default();
@@ -235,8 +236,13 @@ fn build(policy: Policy, seeds: Vec<NodeSeed>, dark: Vec<bool>) -> Case {
     }
     fleet.next_serial = 1000;
     for (i, d) in dark.into_iter().enumerate() {
-        let outcome = if d { Err("down".to_owned()) } else { Ok(()) };
-        for _ in 0..scoring.breaker.failures {
+        let outcome = if d > 0 {
+            Err("down".to_owned())
+        } else {
+            Ok(())
+        };
+        let ticks = if d == 1 { 1 } else { scoring.breaker.failures };
+        for _ in 0..ticks {
             book.provider_tick(PROVIDERS[i], now(), outcome.clone(), &scoring.breaker);
         }
     }
@@ -288,6 +294,12 @@ fn check(case: &Case, plan: &Plan) -> Result<(), TestCaseError> {
             !case.scores.dark.contains(provider),
             "dark provider touched: {action:?}"
         );
+        if matches!(action, Action::Create { .. } | Action::Promote { .. }) {
+            prop_assert!(
+                !case.scores.suspect.contains(provider),
+                "created or promoted at a provider that failed its last tick: {action:?}"
+            );
+        }
         match action {
             Action::Create {
                 key,

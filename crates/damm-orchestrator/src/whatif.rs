@@ -198,7 +198,10 @@ pub struct Refill {
     /// Minutes from the outage until every region is back at its `ingress.min`; `None` when
     /// the caps or the remaining providers cannot get there.
     pub minutes: Option<f64>,
-    /// Minutes until the breaker opens and the orchestrator reacts (worst phase).
+    /// Minutes until the first tick sees the provider fail (worst phase): its paths leave the
+    /// catalog and spares elsewhere stand in for its live ingress.
+    pub notice_minutes: f64,
+    /// Minutes until the breaker opens and replacements are created (worst phase).
     pub detect_minutes: f64,
     /// Spares promoted.
     pub spares_promoted: u32,
@@ -503,7 +506,10 @@ pub fn whatif(
     let mut created = 0;
     let mut full_at = (loss_percent >= 100.0).then_some(0.0);
     const MAX_TICKS: u32 = 240;
-    for k in detect_ticks..=MAX_TICKS {
+    // The first tick that sees the provider fail marks it suspect: spares stand in then.
+    let notice_ticks =
+        u32::from(!(scores.dark.contains(provider) || scores.suspect.contains(provider)));
+    for k in notice_ticks.min(detect_ticks)..=MAX_TICKS {
         if full_at.is_some() {
             break;
         }
@@ -530,7 +536,7 @@ pub fn whatif(
                 (*r, min.saturating_sub(got))
             })
             .collect();
-        if k == detect_ticks {
+        if k == notice_ticks {
             for (r, n) in &mut need {
                 let p = spares.get(r).copied().unwrap_or(0).min(*n);
                 *have.entry(r).or_default() += p;
@@ -539,7 +545,11 @@ pub fn whatif(
             }
         }
         // Creates, round-robin over the regions, as the planner shares the global cap.
-        let mut left_global = policy.limits.creates_per_tick;
+        let mut left_global = if k >= detect_ticks {
+            policy.limits.creates_per_tick
+        } else {
+            0
+        };
         let mut left: BTreeMap<&str, u32> = budget.clone();
         let created_before = created;
         loop {
@@ -580,6 +590,7 @@ pub fn whatif(
             full_at = Some(t);
         }
         if full_at.is_none()
+            && k >= detect_ticks
             && arriving.is_empty()
             && created == created_before
             && (unrouted.is_empty() || egress_back_at.is_none())
@@ -606,6 +617,7 @@ pub fn whatif(
         users,
         refill: Refill {
             minutes: full_at.map(|t| t / 60.0),
+            notice_minutes: f64::from(notice_ticks) * tick / 60.0,
             detect_minutes: f64::from(detect_ticks) * tick / 60.0,
             spares_promoted: promoted,
             creates: created,
@@ -684,11 +696,12 @@ pub fn render(w: &WhatIf) -> String {
     );
     let _ = writeln!(
         out,
-        "refill: {} (breaker opens after {:.0} min; {} spares promoted, {} creates{})",
+        "refill: {} (out of the catalog and spares in after {:.0} min, breaker opens after {:.0} min; {} spares promoted, {} creates{})",
         r.minutes.map_or_else(
             || "not reachable with the remaining providers and caps".to_owned(),
             |m| format!("{m:.0} min")
         ),
+        r.notice_minutes,
         r.detect_minutes,
         r.spares_promoted,
         r.creates,
@@ -824,11 +837,13 @@ mod tests {
         assert!(w.users.basis.contains("regions weighted equally"));
         assert_eq!(w.capacity_now_percent, 100.0);
         assert_eq!(w.capacity_after_loss_percent, 50.0);
-        // Breaker after 2 failed ticks; both spares promote then: full at 2 minutes.
+        // The first failed tick promotes both spares: full at 1 minute, before the breaker
+        // opens after 2 failed ticks.
+        assert_eq!(w.refill.notice_minutes, 1.0);
         assert_eq!(w.refill.detect_minutes, 2.0);
         assert_eq!(w.refill.spares_promoted, 2);
         assert_eq!(w.refill.creates, 0);
-        assert_eq!(w.refill.minutes, Some(2.0));
+        assert_eq!(w.refill.minutes, Some(1.0));
         assert_eq!(w.capacity_at_5_min_percent, 100.0);
         assert!(
             !w.meets_claim(),
