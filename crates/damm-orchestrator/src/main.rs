@@ -509,7 +509,7 @@ fn whatif(
         &policy,
         &paths,
         &scores,
-        &Users::RegionsEqual,
+        &Users::from_state(&state),
         provider,
         now,
     );

@@ -233,7 +233,7 @@ async fn whatif(
         policy,
         &paths,
         &snap.scores,
-        &Users::RegionsEqual,
+        &Users::from_state(state),
         &q.provider,
         at,
     ))

@@ -68,6 +68,20 @@ pub enum Users {
     RegionsEqual,
 }
 
+impl Users {
+    /// The enrolled clients in `state` per region; with none enrolled, regions weigh the same.
+    pub fn from_state(state: &State) -> Users {
+        if state.clients.is_empty() {
+            return Users::RegionsEqual;
+        }
+        let mut per_region: BTreeMap<Region, u64> = BTreeMap::new();
+        for client in state.clients.values() {
+            *per_region.entry(client.region.clone()).or_default() += 1;
+        }
+        Users::PerRegion(per_region)
+    }
+}
+
 /// The paths of a catalog as the what-if needs them: per region, each path's providers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CatalogPaths {
@@ -897,6 +911,22 @@ mod tests {
         assert!(w.refill.boot_basis.contains("upper bound"), "{w:?}");
         assert_eq!(w.refill.minutes, Some(12.0));
         assert_eq!(w.capacity_at_5_min_percent, 50.0);
+    }
+
+    #[test]
+    fn enrolled_clients_weigh_the_user_share() {
+        let policy = policy(1, "10m");
+        let mut state = fleet("b");
+        assert_eq!(Users::from_state(&state), Users::RegionsEqual);
+        let eu = Region::new("eu").unwrap();
+        for _ in 0..3 {
+            crate::enroll::enroll(&mut state, &policy, &eu, t(0)).unwrap();
+        }
+        crate::enroll::enroll(&mut state, &policy, &Region::new("us").unwrap(), t(0)).unwrap();
+        assert_eq!(
+            Users::from_state(&state),
+            Users::PerRegion(BTreeMap::from([(eu, 3), (Region::new("us").unwrap(), 1)]))
+        );
     }
 
     #[test]
