@@ -651,6 +651,11 @@ impl Provider for Digitalocean {
         &self.id
     }
 
+    /// A node probe reads the instance status back, which the listing already holds.
+    fn health_in_listing(&self) -> bool {
+        true
+    }
+
     fn region(&self, region: &Region) -> Option<String> {
         self.regions.get(region.as_str()).cloned()
     }

@@ -916,6 +916,11 @@ impl Provider for Gce {
         &self.id
     }
 
+    /// A node probe reads the instance status back, which the listing already holds.
+    fn health_in_listing(&self) -> bool {
+        true
+    }
+
     fn region(&self, region: &Region) -> Option<String> {
         self.zones
             .get(region.as_str())

@@ -479,6 +479,11 @@ impl Provider for Hetzner {
         &self.id
     }
 
+    /// A node probe reads the instance status back, which the listing already holds.
+    fn health_in_listing(&self) -> bool {
+        true
+    }
+
     fn region(&self, region: &Region) -> Option<String> {
         self.regions.get(region.as_str()).cloned()
     }

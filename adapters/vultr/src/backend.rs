@@ -607,6 +607,11 @@ impl Provider for Vultr {
         &self.id
     }
 
+    /// A node probe reads the instance status back, which the listing already holds.
+    fn health_in_listing(&self) -> bool {
+        true
+    }
+
     fn region(&self, region: &Region) -> Option<String> {
         self.settings.regions.get(region.as_str()).cloned()
     }

@@ -567,23 +567,31 @@ impl Engine {
         summary: &mut TickSummary,
     ) {
         let timeout = self.options.probe_timeout;
-        let targets: Vec<(IdempotencyKey, String, Arc<dyn Provider>, NodeRef)> = self
-            .state
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.state == NodeState::Running)
-            .filter(|(_, n)| matches!(inventories.get(&n.provider), Some(Ok(_))))
-            .filter_map(|(k, n)| {
-                let p = self.providers.get(&n.provider)?;
-                Some((
+        let mut listed = Vec::new();
+        let mut targets: Vec<(IdempotencyKey, String, Arc<dyn Provider>, NodeRef)> = Vec::new();
+        for (k, n) in &self.state.nodes {
+            if n.state != NodeState::Running || !matches!(inventories.get(&n.provider), Some(Ok(_)))
+            {
+                continue;
+            }
+            let Some(p) = self.providers.get(&n.provider) else {
+                continue;
+            };
+            if p.health_in_listing() {
+                // Its probe would read back the status this tick's listing just gave
+                // (reconcile copied it into the record): running, and seen now.
+                let seen = n.last_seen == now;
+                listed.push((k.clone(), n.provider.clone(), Some((seen, None))));
+            } else {
+                targets.push((
                     k.clone(),
                     n.provider.clone(),
                     Arc::clone(p),
                     NodeRef::new(p.id(), n.id.clone()),
-                ))
-            })
-            .collect();
-        let results: Vec<_> = futures::stream::iter(targets)
+                ));
+            }
+        }
+        let mut results: Vec<_> = futures::stream::iter(targets)
             .map(|(key, provider, p, node)| async move {
                 let started = Instant::now();
                 let result =
@@ -603,6 +611,7 @@ impl Engine {
             .buffer_unordered(self.options.probe_concurrency.max(1))
             .collect()
             .await;
+        results.extend(listed);
         let scoring = self.policy.scoring.clone();
         let mut per_provider: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for (key, provider, verdict) in results {

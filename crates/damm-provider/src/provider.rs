@@ -96,6 +96,17 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Whether a node's health, as [`Provider::probe_health`] reports it, is already the
+    /// [`Node::state`](crate::Node) that [`Provider::list_nodes`] returns. True for cloud APIs,
+    /// whose node probe only reads the same status back: the orchestrator then scores their
+    /// nodes from its inventory listing instead of one API call per node and tick, which the
+    /// providers' rate limits could not carry (Hetzner's 3,600 calls an hour allow one probe per
+    /// node per hour at 3,600 nodes). Adapters whose probe reaches the node itself (a heartbeat,
+    /// the WireGuard port) keep the default, `false`.
+    fn health_in_listing(&self) -> bool {
+        false
+    }
+
     /// The fleet's nodes at this provider (never a resource without the fleet label).
     async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>>;
 
