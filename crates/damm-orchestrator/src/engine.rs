@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use damm_fleet::{
-    Action, AddressKind, Fleet, FleetAddress, FleetNode, Mode, Plan, Policy, Scores, Status,
-};
+use damm_fleet::{Action, AddressKind, Fleet, Mode, Plan, Policy, Scores, Status};
 use damm_provider::{
     AddressSpec, EgressIp, EgressIpRef, Frontdoor, FrontdoorRef, HealthStatus, IdempotencyKey,
     Labels, Node, NodeFilter, NodeRef, NodeSpec, NodeState, Provider, Target,
@@ -655,40 +653,7 @@ impl Engine {
 
     /// The fleet as the planner sees it.
     pub fn fleet(&self) -> Fleet {
-        Fleet {
-            nodes: self
-                .state
-                .nodes
-                .iter()
-                .map(|(key, n)| FleetNode {
-                    key: key.clone(),
-                    provider: n.provider.clone(),
-                    id: Some(n.id.clone()),
-                    region: n.region.clone(),
-                    role: n.role,
-                    owned: true,
-                    status: n.status,
-                    status_since: n.status_since,
-                    state: n.state,
-                    created_at: n.created_at,
-                })
-                .collect(),
-            addresses: self
-                .state
-                .addresses
-                .iter()
-                .map(|(key, a)| FleetAddress {
-                    key: key.clone(),
-                    provider: a.provider.clone(),
-                    id: Some(a.id.clone()),
-                    region: a.region.clone(),
-                    kind: a.kind,
-                    node: a.node.clone(),
-                    owned: true,
-                })
-                .collect(),
-            next_serial: self.state.orchestrator.next_serial,
-        }
+        self.state.fleet()
     }
 
     /// Journals every action, makes the intents durable, then calls the adapters phase by

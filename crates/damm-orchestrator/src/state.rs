@@ -189,6 +189,42 @@ pub struct State {
 const JOURNAL_KEEP: usize = 2000;
 
 impl State {
+    /// The fleet as the planner sees it: every record here carries the fleet's label.
+    pub fn fleet(&self) -> damm_fleet::Fleet {
+        damm_fleet::Fleet {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|(key, n)| damm_fleet::FleetNode {
+                    key: key.clone(),
+                    provider: n.provider.clone(),
+                    id: Some(n.id.clone()),
+                    region: n.region.clone(),
+                    role: n.role,
+                    owned: true,
+                    status: n.status,
+                    status_since: n.status_since,
+                    state: n.state,
+                    created_at: n.created_at,
+                })
+                .collect(),
+            addresses: self
+                .addresses
+                .iter()
+                .map(|(key, a)| damm_fleet::FleetAddress {
+                    key: key.clone(),
+                    provider: a.provider.clone(),
+                    id: Some(a.id.clone()),
+                    region: a.region.clone(),
+                    kind: a.kind,
+                    node: a.node.clone(),
+                    owned: true,
+                })
+                .collect(),
+            next_serial: self.orchestrator.next_serial,
+        }
+    }
+
     /// An empty state for `fleet`.
     pub fn new(fleet: FleetId) -> Self {
         State {

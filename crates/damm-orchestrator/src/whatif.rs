@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use damm_catalog::Catalog;
-use damm_fleet::{Fleet, FleetAddress, FleetNode, Policy, Scores, Status};
+use damm_fleet::{Policy, Scores, Status};
 use damm_provider::{NodeRole, NodeState, Region};
 use serde::Serialize;
 
@@ -115,7 +115,7 @@ impl CatalogPaths {
     /// hand: `damm serve` without keys, or no catalog file yet).
     pub fn compose(state: &State, policy: &Policy, scores: &Scores) -> CatalogPaths {
         let paths = damm_fleet::compose(
-            &fleet_of(state),
+            &state.fleet(),
             policy,
             scores,
             &[],
@@ -134,42 +134,6 @@ impl CatalogPaths {
                 .collect(),
             source: "composed from state (no published catalog)".to_owned(),
         }
-    }
-}
-
-/// The fleet as the planner sees it, from state.
-pub fn fleet_of(state: &State) -> Fleet {
-    Fleet {
-        nodes: state
-            .nodes
-            .iter()
-            .map(|(key, n)| FleetNode {
-                key: key.clone(),
-                provider: n.provider.clone(),
-                id: Some(n.id.clone()),
-                region: n.region.clone(),
-                role: n.role,
-                owned: true,
-                status: n.status,
-                status_since: n.status_since,
-                state: n.state,
-                created_at: n.created_at,
-            })
-            .collect(),
-        addresses: state
-            .addresses
-            .iter()
-            .map(|(key, a)| FleetAddress {
-                key: key.clone(),
-                provider: a.provider.clone(),
-                id: Some(a.id.clone()),
-                region: a.region.clone(),
-                kind: a.kind,
-                node: a.node.clone(),
-                owned: true,
-            })
-            .collect(),
-        next_serial: state.orchestrator.next_serial,
     }
 }
 
