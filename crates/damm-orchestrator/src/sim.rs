@@ -12,6 +12,7 @@ use crate::providers::Providers;
 pub const SIMULATED: &[(&str, damm_sim::Provider)] = &[
     ("cloudflare", damm_sim::Provider::Cloudflare),
     ("digitalocean", damm_sim::Provider::DigitalOcean),
+    ("gce", damm_sim::Provider::Gce),
     ("hetzner", damm_sim::Provider::Hetzner),
     ("tailscale", damm_sim::Provider::Tailscale),
     ("vultr", damm_sim::Provider::Vultr),
@@ -28,6 +29,9 @@ pub fn api(adapter: &str) -> Option<damm_sim::Provider> {
 /// The zone the simulator's Cloudflare account holds.
 pub const SIM_ZONE: &str = "damm.example";
 
+/// The project the GCE adapter names on the simulator (any name is served).
+pub const SIM_GCE_PROJECT: &str = "damm-sim";
+
 /// Builds every provider of `policy` against `sim`. Each must be an adapter the
 /// simulator serves and this build holds.
 pub async fn providers(sim: &SimHandle, policy: &Policy) -> anyhow::Result<Providers> {
@@ -37,12 +41,19 @@ pub async fn providers(sim: &SimHandle, policy: &Policy) -> anyhow::Result<Provi
         let api = api(adapter)
             .with_context(|| format!("provider `{name}`: the simulator has no `{adapter}` API"))?;
         let env = damm_provider::config::env_name(adapter);
+        // Google's client takes the service root and adds `compute/v1` itself.
+        let url = match api {
+            damm_sim::Provider::Gce => format!("http://{}/gce", sim.addr()),
+            _ => sim.url(api),
+        };
         let mut vars = vec![
-            (format!("DAMM_{env}_API_URL"), sim.url(api)),
+            (format!("DAMM_{env}_API_URL"), url),
             (format!("DAMM_{env}_TOKEN"), sim.token().to_owned()),
         ];
-        if adapter == "cloudflare" {
-            vars.push(("DAMM_CLOUDFLARE_ZONE".to_owned(), SIM_ZONE.to_owned()));
+        match adapter {
+            "cloudflare" => vars.push(("DAMM_CLOUDFLARE_ZONE".to_owned(), SIM_ZONE.to_owned())),
+            "gce" => vars.push(("DAMM_GCE_PROJECT".to_owned(), SIM_GCE_PROJECT.to_owned())),
+            _ => {}
         }
         let config = AdapterConfig::new(policy.fleet.id.clone(), name.as_str()).with_env(vars);
         let built = damm_registry::get_adapter(adapter, &config)

@@ -341,3 +341,82 @@ async fn apply_publishes_a_signed_catalog_that_verifies_and_tampering_is_caught(
     ));
     assert!(ok, "{err}");
 }
+
+/// The data plane's orchestrator-side verbs through the binary: `enroll` prints a wg-quick
+/// .conf for the region's best path (or writes the bundle, mode 0600, and prints no secret),
+/// `clients` lists what state keeps (no secret), `unenroll` removes a client; a region outside
+/// the policy is refused by name.
+#[tokio::test(flavor = "multi_thread")]
+async fn enroll_clients_and_unenroll_through_the_binary() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("policy.toml"), POLICY).unwrap();
+    assert!(run(damm(&sim, d, &["keygen", "--dir", "keys"])).0);
+    for _ in 0..2 {
+        let (ok, _, err) = run(damm(&sim, d, &["apply", "--yes", "--keys", "keys"]));
+        assert!(ok, "{err}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, conf, err) = run(damm(&sim, d, &["enroll", "--region", "eu-central"]));
+    assert!(ok, "{err}");
+    for part in [
+        "[Interface]",
+        "PrivateKey = ",
+        "Address = ",
+        "[Peer]",
+        "Endpoint = ",
+    ] {
+        assert!(conf.contains(part), "{part} missing: {conf}");
+    }
+    let private = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("PrivateKey = "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let token = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("# report token (shown once, not stored): "))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let (ok, out, err) = run(damm(
+        &sim,
+        d,
+        &["enroll", "--region", "eu-central", "--out", "bob.json"],
+    ));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("bob.json") && !out.contains("PrivateKey"),
+        "{out}"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(d.join("bob.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let (ok, _, err) = run(damm(&sim, d, &["enroll", "--region", "mars"]));
+    assert!(!ok && err.contains("mars"), "{err}");
+
+    let (ok, out, err) = run(damm(&sim, d, &["clients", "--json"]));
+    assert!(ok, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let clients = listed["clients"].as_object().unwrap();
+    assert_eq!(clients.len(), 2, "{out}");
+    let state = std::fs::read_to_string(d.join("state.json")).unwrap();
+    for secret in [&private, &token] {
+        assert!(!out.contains(secret.as_str()) && !state.contains(secret.as_str()));
+    }
+    let first = clients.keys().next().unwrap().clone();
+    let (ok, _, err) = run(damm(&sim, d, &["unenroll", &first]));
+    assert!(ok, "{err}");
+    let (ok, out, _) = run(damm(&sim, d, &["clients", "--json"]));
+    assert!(ok);
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["clients"].as_object().unwrap().len(), 1, "{out}");
+    assert!(!run(damm(&sim, d, &["unenroll", &first])).0, "already gone");
+}
