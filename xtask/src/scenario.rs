@@ -14,6 +14,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
              \x20      cargo xtask scenario converge [--nodes N] [--tick-s S] [--compression C] [--boot-s S] [--json]"
         );
     }
+    release_run(root, args)
+}
+
+/// Builds `damm` and `damm-scenario` in release mode and runs `damm-scenario ARGS` (the
+/// scenarios and the soak).
+pub(crate) fn release_run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     crate::ci::step(
         root,
         "build (release)",
@@ -39,7 +45,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         .status()
         .with_context(|| format!("running {}", exe.display()))?;
     if !status.success() {
-        bail!("scenario failed ({status})");
+        bail!(
+            "`damm-scenario {}` failed ({status})",
+            args.first().map_or("", String::as_str)
+        );
     }
     Ok(())
 }

@@ -4,7 +4,6 @@
 //! caps). The same code runs 50 kills in the test suite (`tests/tests/crash_soak.rs`).
 
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
@@ -27,32 +26,5 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     if !kills {
         pass.extend(["--kills".to_owned(), "500".to_owned()]);
     }
-    crate::ci::step(
-        root,
-        "build (release)",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "damm-orchestrator",
-            "-p",
-            "damm-tests",
-            "--bin",
-            "damm",
-            "--bin",
-            "damm-scenario",
-        ],
-    )?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
-    let exe = target.join("release").join("damm-scenario");
-    let status = Command::new(&exe)
-        .args(&pass)
-        .current_dir(root)
-        .status()
-        .with_context(|| format!("running {}", exe.display()))?;
-    if !status.success() {
-        bail!("the soak failed ({status})");
-    }
-    Ok(())
+    crate::scenario::release_run(root, &pass)
 }
