@@ -179,6 +179,7 @@ pub struct Error {
     provider: String,
     operation: Operation,
     message: String,
+    request_id: Option<String>,
     source: Option<Source>,
 }
 
@@ -191,8 +192,23 @@ impl Error {
             provider: provider.into(),
             operation,
             message: String::new(),
+            request_id: None,
             source: None,
         }
+    }
+
+    /// Keeps the provider's id of the failed request (`x-request-id`, `cf-ray`, ...), which
+    /// its support desk asks for. It is shown in the error's text.
+    #[must_use]
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        let id: String = id.into();
+        self.request_id = (!id.is_empty()).then_some(id);
+        self
+    }
+
+    /// The provider's id of the failed request, when it sent one.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
 
     /// Adds a human message (never a secret: it is logged).
@@ -260,6 +276,9 @@ impl fmt::Display for Error {
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
         }
+        if let Some(id) = &self.request_id {
+            write!(f, " [request {id}]")?;
+        }
         if self.temporary {
             f.write_str(" (temporary)")?;
         }
@@ -275,6 +294,7 @@ impl fmt::Debug for Error {
             .field("provider", &self.provider)
             .field("operation", &self.operation)
             .field("message", &self.message)
+            .field("request_id", &self.request_id)
             .field("source", &self.source.as_ref().map(|s| s.to_string()))
             .finish()
     }
@@ -306,6 +326,21 @@ mod tests {
         let missing = Error::new(ErrorKind::NotFound, "vultr", Operation::RetireNode);
         assert!(!missing.is_temporary());
         assert!(missing.set_temporary(true).is_temporary());
+    }
+
+    #[test]
+    fn the_request_id_is_shown() {
+        let err = Error::new(ErrorKind::Unavailable, "vultr", Operation::ListNodes)
+            .with_message("HTTP 503")
+            .with_request_id("abc-123");
+        assert_eq!(err.request_id(), Some("abc-123"));
+        assert_eq!(
+            err.to_string(),
+            "vultr: list_nodes failed: unavailable: HTTP 503 [request abc-123] (temporary)"
+        );
+        let none =
+            Error::new(ErrorKind::NotFound, "vultr", Operation::ListNodes).with_request_id("");
+        assert_eq!(none.request_id(), None);
     }
 
     #[test]

@@ -23,12 +23,16 @@
 //! With the `testkit` feature, [`testkit`] holds the conformance suite every adapter
 //! runs against a live endpoint.
 
+pub mod api;
 mod capability;
 pub mod config;
 mod error;
 pub mod fs;
+#[cfg(feature = "http")]
+pub mod http;
 mod provider;
 pub mod retry;
+pub mod tables;
 mod types;
 
 #[cfg(feature = "testkit")]

@@ -1,0 +1,126 @@
+//! The region and profile tables every compute adapter carries: a built-in table, with the
+//! operator's entries from config laid over it.
+//!
+//! - Region tables map a DAMM region to the provider's region, zone or location. In TOML
+//!   they are a table; in the environment (one string) they are `damm=provider` pairs
+//!   separated by commas. [`string_table`] reads both.
+//! - Profile tables map a DAMM size profile to the provider's machine type and its price.
+//!   Each adapter keeps its own profile type (its machine-type field is named as the
+//!   provider names it); [`profile_table`] lays the config's profiles over the built-in
+//!   `(name, machine type, monthly cents)` rows.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use damm_provider::tables::{region_table, profile_table};
+//!
+//! let built_in = &[("eu-central", "fra1"), ("uk", "lon1")];
+//! let configured = BTreeMap::from([("uk".to_owned(), "lon2".to_owned())]);
+//! let regions = region_table(built_in, &configured);
+//! assert_eq!(regions["uk"], "lon2");
+//! assert_eq!(regions["eu-central"], "fra1");
+//!
+//! let profiles = profile_table(&[("small", "s-1", 600)], &BTreeMap::new(),
+//!     |size, cents| (size.to_owned(), cents));
+//! assert_eq!(profiles["small"], ("s-1".to_owned(), 600));
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
+
+/// The region table in force: `built_in` with `configured` laid over it.
+pub fn region_table(
+    built_in: &[(&str, &str)],
+    configured: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut table: BTreeMap<String, String> = built_in
+        .iter()
+        .map(|(damm, theirs)| ((*damm).to_owned(), (*theirs).to_owned()))
+        .collect();
+    table.extend(configured.iter().map(|(k, v)| (k.clone(), v.clone())));
+    table
+}
+
+/// The profile table in force: the `built_in` rows `(name, machine type, monthly cents)`,
+/// each made into a `P` by `make`, with `configured` laid over them.
+pub fn profile_table<P: Clone>(
+    built_in: &[(&str, &str, u64)],
+    configured: &BTreeMap<String, P>,
+    make: impl Fn(&str, u64) -> P,
+) -> BTreeMap<String, P> {
+    let mut table: BTreeMap<String, P> = built_in
+        .iter()
+        .map(|(name, machine, cents)| ((*name).to_owned(), make(machine, *cents)))
+        .collect();
+    table.extend(configured.iter().map(|(k, v)| (k.clone(), v.clone())));
+    table
+}
+
+/// Reads a string → string table from a TOML table, or from `a=b,c=d` (the form an
+/// environment variable carries). Use as `#[serde(default, deserialize_with = "string_table")]`.
+pub fn string_table<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Table(BTreeMap<String, String>),
+        Text(String),
+    }
+    match Form::deserialize(d)? {
+        Form::Table(table) => Ok(table),
+        Form::Text(text) => parse_pairs(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+/// `a=b,c=d` as a table; empty pairs are skipped, a pair without `=` or key is an error
+/// naming it.
+pub fn parse_pairs(text: &str) -> Result<BTreeMap<String, String>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+            _ => Err(format!(
+                "`{pair}` is not of the form damm-region=provider-region"
+            )),
+        })
+        .collect()
+}
+
+/// Checks that no entry of a region table maps to an empty name.
+pub fn check_regions(table: &BTreeMap<String, String>) -> Result<(), String> {
+    match table.iter().find(|(_, theirs)| theirs.trim().is_empty()) {
+        Some((damm, _)) => Err(format!("regions: `{damm}` maps to an empty region")),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct S {
+        #[serde(default, deserialize_with = "string_table")]
+        regions: BTreeMap<String, String>,
+    }
+
+    #[test]
+    fn tables_and_pair_strings_both_read() {
+        let s: S = toml::from_str("regions = { uk = \"lon1\" }").unwrap();
+        assert_eq!(s.regions["uk"], "lon1");
+        let s: S = toml::from_str("regions = \"uk=lon1, eu-central = fra1,\"").unwrap();
+        assert_eq!(s.regions.len(), 2);
+        assert_eq!(s.regions["eu-central"], "fra1");
+        let err = toml::from_str::<S>("regions = \"uk\"").unwrap_err();
+        assert!(err.to_string().contains("`uk` is not of the form"), "{err}");
+        let s: S = toml::from_str("").unwrap();
+        assert!(s.regions.is_empty());
+    }
+
+    #[test]
+    fn empty_names_are_refused() {
+        let bad = BTreeMap::from([("uk".to_owned(), " ".to_owned())]);
+        assert!(check_regions(&bad).unwrap_err().contains("`uk`"));
+        assert!(check_regions(&region_table(&[("a", "b")], &BTreeMap::new())).is_ok());
+    }
+}
