@@ -300,12 +300,11 @@ publish.workspace = true
 
 [dependencies]
 chrono.workspace = true
-damm-provider.workspace = true
-reqwest.workspace = true
+damm-provider = {{ workspace = true, features = ["http"] }}
 serde.workspace = true
 
 [dev-dependencies]
-damm-provider = {{ workspace = true, features = ["testkit"] }}
+damm-provider = {{ workspace = true, features = ["http", "testkit"] }}
 tokio.workspace = true
 
 [lints]
@@ -356,13 +355,19 @@ pub const ADAPTER: AdapterDescriptor = AdapterDescriptor {{
 
 fn config_rs(n: &Names) -> String {
     format!(
-        r#"//! Settings: section `[providers.{name}]`, or `DAMM_{env}_<FIELD>` in the environment.
+        r#"//! Settings: section `[providers.{name}]`, or `DAMM_{env}_<FIELD>` in the environment
+//! (`DAMM_{env}_<FIELD>_FILE` reads the value from a file).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use damm_provider::SecretString;
+use damm_provider::tables::{{region_table, string_table}};
 use serde::Deserialize;
+
+/// The built-in region table: DAMM region → the provider's region (fill in).
+pub(crate) const DEFAULT_REGIONS: &[(&str, &str)] = &[];
 
 /// The adapter's settings.
 #[derive(Clone, Deserialize)]
@@ -373,9 +378,29 @@ pub struct {camel}Config {{
     /// API token (`DAMM_{env}_TOKEN` or `DAMM_{env}_TOKEN_FILE`).
     #[serde(default)]
     pub token: Option<SecretString>,
-    /// DAMM region → the provider's region.
-    #[serde(default)]
+    /// DAMM region → the provider's region, over [`DEFAULT_REGIONS`]; in the environment
+    /// `eu-central=fra1,uk=lon1`.
+    #[serde(default, deserialize_with = "string_table")]
     pub regions: BTreeMap<String, String>,
+    /// Timeout of each HTTP request, in milliseconds.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}}
+
+fn default_request_timeout_ms() -> u64 {{
+    10_000
+}}
+
+impl {camel}Config {{
+    /// The region table in force.
+    pub fn region_table(&self) -> BTreeMap<String, String> {{
+        region_table(DEFAULT_REGIONS, &self.regions)
+    }}
+
+    /// The per-request timeout.
+    pub fn request_timeout(&self) -> Duration {{
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }}
 }}
 
 impl fmt::Debug for {camel}Config {{
@@ -384,6 +409,7 @@ impl fmt::Debug for {camel}Config {{
             .field("api_url", &self.api_url)
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
             .field("regions", &self.regions)
+            .field("request_timeout_ms", &self.request_timeout_ms)
             .finish()
     }}
 }}
@@ -396,54 +422,59 @@ impl fmt::Debug for {camel}Config {{
 
 fn core_rs(n: &Names) -> String {
     format!(
-        r#"//! The API client and the one place API failures become [`Error`]s.
+        r#"//! The API client (the shared [`HttpClient`]: auth, rate limits, retries, pagination,
+//! request ids) and the one place API failures become [`Error`]s: [`parse_error`].
 
-use std::time::Duration;
+use damm_provider::http::{{Failure, HttpClient}};
+use damm_provider::retry::RateLimit;
+use damm_provider::{{Error, ErrorKind, Result}};
 
-use damm_provider::{{Error, ErrorKind, Operation}};
+use crate::config::{camel}Config;
 
-/// Maps a failed API answer to the shared error type.
-pub(crate) fn parse_error(
-    provider: &str,
-    operation: Operation,
-    status: u16,
-    retry_after: Option<Duration>,
-    body: &str,
-) -> Error {{
-    let kind = ErrorKind::from_http_status(status, retry_after);
-    // Provider error bodies are short JSON documents; keep the start for the log.
-    let excerpt: String = body.chars().take(200).collect();
-    Error::new(kind, provider, operation).with_message(format!("HTTP {{status}}: {{excerpt}}"))
+/// The client of the API at `settings.api_url`, acting as `provider`.
+pub(crate) fn client(provider: &str, settings: &{camel}Config) -> Result<HttpClient> {{
+    let mut builder = HttpClient::builder(provider, &settings.api_url, parse_error)
+        .user_agent(concat!("{krate}/", env!("CARGO_PKG_VERSION")))
+        .timeout(settings.request_timeout())
+        // The provider's documented rate limit: one bucket per documented limit.
+        .limits(vec![RateLimit::per_second(10)]);
+    if let Some(token) = &settings.token {{
+        builder = builder.bearer(token.clone());
+    }}
+    builder.build()
 }}
 
-/// Reads `Retry-After` (seconds) from a response.
-pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {{
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+/// Maps a failed API answer to the shared error type: the kind from the HTTP status,
+/// refined from the provider's error body once its shape is known.
+pub(crate) fn parse_error(failure: &Failure<'_>) -> Error {{
+    let kind = ErrorKind::from_http_status(failure.status, failure.retry_after_seconds());
+    failure.error(kind).with_message(failure.status_text())
 }}
 
 #[cfg(test)]
 mod tests {{
+    use std::time::Duration;
+
+    use damm_provider::Operation;
+    use damm_provider::http::{{header_map, parse_answer}};
+
     use super::*;
 
     #[test]
     fn statuses_map_to_kinds() {{
-        let err = parse_error("{name}", Operation::ListNodes, 404, None, "{{}}");
+        let none = header_map(&[]);
+        let err = parse_answer(parse_error, "{name}", Operation::ListNodes, 404, &none, b"{{}}");
         assert_eq!(err.kind(), ErrorKind::NotFound);
-        let err = parse_error("{name}", Operation::ListNodes, 429, Some(Duration::from_secs(2)), "");
+        let wait = header_map(&[("retry-after", b"2")]);
+        let err = parse_answer(parse_error, "{name}", Operation::ListNodes, 429, &wait, b"");
         assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
         assert!(err.is_temporary());
     }}
 }}
 "#,
         name = n.name,
+        krate = n.krate,
+        camel = n.camel,
     )
 }
 
@@ -463,10 +494,8 @@ fn backend_rs(n: &Names) -> String {
         "Provider",
         "Region",
         "Result",
-        "SecretString",
         "Target",
         "async_trait",
-        "ExposeSecret",
     ];
     for cap in &n.caps {
         uses.extend(types_of(cap));
@@ -514,16 +543,17 @@ fn backend_rs(n: &Names) -> String {
         r#"//! The [`Provider`] implementation and the capability declaration.
 //!
 //! Each method below still answers `unsupported`: implement it against the provider's
-//! API (see README.md), then run the conformance test against the simulator.
+//! API (see README.md) with `self.api` (`json`, `empty`, `pages`), then run the
+//! conformance test against the simulator.
 
 use std::collections::BTreeMap;
 
 use chrono::Utc;
 use damm_provider::config::AdapterConfig;
+use damm_provider::http::{{HttpClient, Request}};
 use damm_provider::{{{uses}}};
 
 use crate::config::{camel}Config;
-use crate::core::{{parse_error, retry_after}};
 
 /// What this adapter hands out; the conformance suite checks the accessors agree.
 pub const CAPABILITIES: Capabilities = Capabilities::of(&[{caps_const}]);
@@ -533,10 +563,8 @@ pub const CAPABILITIES: Capabilities = Capabilities::of(&[{caps_const}]);
 pub struct {camel} {{
     id: String,
     fleet: FleetId,
-    api_url: String,
-    token: Option<SecretString>,
     regions: BTreeMap<String, String>,
-    http: reqwest::Client,
+    api: HttpClient,
 }}
 
 impl {camel} {{
@@ -544,15 +572,10 @@ impl {camel} {{
     pub fn from_config(config: &AdapterConfig) -> Result<Self> {{
         let id = config.instance().to_owned();
         let settings: {camel}Config = config.load("{name}").map_err(|e| e.into_provider_error(&id))?;
-        let http = reqwest::Client::builder().build().map_err(|e| {{
-            Error::new(ErrorKind::Unexpected, &id, Operation::Configure).with_source(e)
-        }})?;
         Ok({camel} {{
             fleet: config.fleet().clone(),
-            api_url: settings.api_url.trim_end_matches('/').to_owned(),
-            token: settings.token,
-            regions: settings.regions,
-            http,
+            regions: settings.region_table(),
+            api: crate::core::client(&id, &settings)?,
             id,
         }})
     }}
@@ -586,26 +609,19 @@ impl Provider for {camel} {{
         if *target != Target::Api {{
             return Err(self.not_yet(Operation::ProbeHealth));
         }}
-        let mut request = self.http.get(&self.api_url);
-        if let Some(token) = &self.token {{
-            request = request.bearer_auth(token.expose_secret());
-        }}
         let started = std::time::Instant::now();
-        let response = request.send().await.map_err(|e| {{
-            Error::new(ErrorKind::Unavailable, &self.id, Operation::ProbeHealth).with_source(e)
-        }})?;
-        let status = response.status().as_u16();
-        if response.status().is_server_error() || status == 401 || status == 429 {{
-            let wait = retry_after(&response);
-            let body = response.text().await.unwrap_or_default();
-            return Err(parse_error(&self.id, Operation::ProbeHealth, status, wait, &body));
+        match self.api.empty(Operation::ProbeHealth, &Request::get("/")).await {{
+            Ok(()) => {{}}
+            // The API answered: a 404 or 400 at its root still shows that it is up.
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidInput) => {{}}
+            Err(e) => return Err(e),
         }}
         Ok(HealthSignal {{
             target: Target::Api,
             status: HealthStatus::Healthy,
             rtt: Some(started.elapsed()),
             observed_at: Utc::now(),
-            detail: format!("API answered HTTP {{status}}"),
+            detail: "API answered".to_owned(),
         }})
     }}
 
@@ -652,7 +668,8 @@ Section `[providers.{name}]` of the fleet config, or environment variables `DAMM
 |---|---|
 | `api_url` | base URL of the API (tests point it at the simulator on 127.0.0.1) |
 | `token` | API token; never logged |
-| `regions` | table DAMM region → provider region |
+| `regions` | table DAMM region → provider region (over the built-in `DEFAULT_REGIONS`) |
+| `request_timeout_ms` | timeout of each HTTP request (default 10000) |
 
 ## Regions
 

@@ -1,0 +1,340 @@
+//! The journaled apply: every action is journaled and made durable before the adapters are
+//! called, phase by phase, and each answer is recorded.
+
+use super::*;
+
+impl Engine {
+    /// Journals every action, makes the intents durable, then calls the adapters phase by
+    /// phase (releases, drains and promotions, retires, creates, allocations), recording
+    /// each answer, and persists again.
+    pub(super) async fn apply(
+        &mut self,
+        actions: Vec<Action>,
+        now: DateTime<Utc>,
+        summary: &mut TickSummary,
+    ) -> anyhow::Result<()> {
+        if actions.is_empty() {
+            return Ok(());
+        }
+        let mut entries: Vec<(u64, Action)> = actions
+            .into_iter()
+            .map(|a| (self.state.intend(a.clone(), now), a))
+            .collect();
+        self.store
+            .save(&mut self.state)
+            .context("persisting the apply intents")?;
+        if let Some(hook) = &self.crash_hook {
+            hook(Stage::IntentsDurable, &self.state)?;
+        }
+        entries.sort_by_key(|(seq, a)| (phase_of(a), *seq));
+        let mut start = 0;
+        while start < entries.len() {
+            let phase = phase_of(&entries[start].1);
+            let end = entries[start..]
+                .iter()
+                .position(|(_, a)| phase_of(a) != phase)
+                .map_or(entries.len(), |p| start + p);
+            let calls: Vec<_> = entries[start..end]
+                .iter()
+                .map(|(seq, action)| {
+                    let call = self.call(action);
+                    let seq = *seq;
+                    async move { (seq, call.await) }
+                })
+                .collect();
+            let results: Vec<(u64, Result<Outcome, String>)> = futures::stream::iter(calls)
+                .buffer_unordered(self.options.apply_concurrency.max(1))
+                .collect()
+                .await;
+            if let Some(hook) = &self.crash_hook {
+                hook(Stage::CallsReturned, &self.state)?;
+            }
+            for (seq, result) in results {
+                let action = entries
+                    .iter()
+                    .find(|(s, _)| *s == seq)
+                    .map(|(_, a)| a.clone())
+                    .expect("every result has its entry");
+                match result {
+                    Ok(outcome) => {
+                        info!("applied: {}", action.describe());
+                        self.record(&action, outcome, now);
+                        self.state.settle(seq, Phase::Done);
+                        summary.applied += 1;
+                        if matches!(&action, Action::Retire { reason, .. } if reason.starts_with("orphan"))
+                        {
+                            summary.collected += 1;
+                        }
+                    }
+                    Err(error) => {
+                        warn!("failed: {}: {error}", action.describe());
+                        self.state.settle(seq, Phase::Failed { error });
+                        summary.failed += 1;
+                    }
+                }
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// The adapter call for one action, as a future that owns what it needs.
+    fn call(
+        &self,
+        action: &Action,
+    ) -> impl std::future::Future<Output = Result<Outcome, String>> + Send + 'static {
+        let provider = self.providers.get(action.provider()).cloned();
+        let timeout = self.options.call_timeout;
+        let fleet = self.state.fleet.clone();
+        let action = action.clone();
+        let node_ref = |key: &IdempotencyKey| {
+            let p = self.providers.get(action.provider())?;
+            self.state
+                .nodes
+                .get(key)
+                .map(|n| NodeRef::new(p.id(), n.id.clone()))
+        };
+        let target = match &action {
+            // An orphan is not in state: `execute` finds it by its key.
+            Action::Drain { key, .. } | Action::Retire { key, .. } => node_ref(key),
+            Action::Allocate { node, .. } => node_ref(node),
+            _ => None,
+        };
+        let address = match &action {
+            Action::Release { key, .. } => self.state.addresses.get(key).map(|a| a.id.clone()),
+            _ => None,
+        };
+        let user_data = match (&action, &self.publisher) {
+            (Action::Create { key, .. }, Some((keys, _))) => Some(gateway_user_data(keys, key)),
+            _ => None,
+        };
+        async move {
+            let Some(p) = provider else {
+                return Err(format!("no adapter for provider `{}`", action.provider()));
+            };
+            let work = execute(p, fleet, action, target, address, user_data);
+            tokio::time::timeout(timeout, work)
+                .await
+                .unwrap_or_else(|_| Err(format!("timed out after {timeout:?}")))
+        }
+    }
+
+    fn record(&mut self, action: &Action, outcome: Outcome, now: DateTime<Utc>) {
+        match (action, outcome) {
+            (
+                Action::Create {
+                    key,
+                    provider,
+                    region,
+                    role,
+                    spare,
+                    ..
+                },
+                Outcome::Created(node),
+            ) => {
+                self.state.nodes.insert(
+                    key.clone(),
+                    NodeRecord {
+                        provider: provider.clone(),
+                        id: node.reference.id.clone(),
+                        region: region.clone(),
+                        role: *role,
+                        status: if *spare {
+                            Status::Spare
+                        } else {
+                            Status::Active
+                        },
+                        status_since: now,
+                        state: node.state,
+                        created_at: now,
+                        addresses: node.addresses.clone(),
+                        wireguard_port: node.wireguard_port,
+                        last_seen: now,
+                        ready_at: None,
+                    },
+                );
+            }
+            (Action::Promote { key, .. }, _) => self.set_status(key, Status::Active, now),
+            (Action::Drain { key, .. }, _) => self.set_status(key, Status::Draining, now),
+            (Action::Retire { key, provider, .. }, _) => {
+                self.state.nodes.remove(key);
+                self.state.scores.forget(key.as_str());
+                self.state.orphans.remove(&format!("{provider}/{key}"));
+            }
+            (
+                Action::Allocate {
+                    key,
+                    kind,
+                    node,
+                    provider,
+                    region,
+                },
+                Outcome::Allocated(id, address),
+            ) => {
+                self.state.addresses.insert(
+                    key.clone(),
+                    AddressRecord {
+                        provider: provider.clone(),
+                        id,
+                        region: region.clone(),
+                        kind: *kind,
+                        node: Some(node.clone()),
+                        address: Some(address),
+                    },
+                );
+            }
+            (Action::Release { key, .. }, _) => {
+                self.state.addresses.remove(key);
+            }
+            _ => {}
+        }
+    }
+
+    fn set_status(&mut self, key: &IdempotencyKey, status: Status, now: DateTime<Utc>) {
+        if let Some(n) = self.state.nodes.get_mut(key) {
+            n.status = status;
+            n.status_since = now;
+        }
+    }
+}
+
+/// What an adapter call gave back.
+#[derive(Debug)]
+enum Outcome {
+    Created(Node),
+    Allocated(String, std::net::IpAddr),
+    Done,
+}
+
+fn phase_of(action: &Action) -> u8 {
+    match action {
+        Action::Release { .. } => 0,
+        Action::Drain { .. } | Action::Promote { .. } => 1,
+        Action::Retire { .. } => 2,
+        Action::Create { .. } => 3,
+        Action::Allocate { .. } => 4,
+    }
+}
+
+async fn execute(
+    p: Arc<dyn Provider>,
+    fleet: damm_provider::FleetId,
+    action: Action,
+    target: Option<NodeRef>,
+    address: Option<String>,
+    user_data: Option<damm_provider::UserData>,
+) -> Result<Outcome, String> {
+    let err = |e: damm_provider::Error| e.to_string();
+    match action {
+        Action::Create {
+            key,
+            region,
+            role,
+            profile,
+            ..
+        } => {
+            let compute = p
+                .compute()
+                .ok_or("the provider has no compute capability")?;
+            let mut spec = NodeSpec::new(&fleet, key, region, role, profile);
+            spec.user_data = user_data;
+            compute
+                .create_node(&spec)
+                .await
+                .map(Outcome::Created)
+                .map_err(err)
+        }
+        Action::Promote { .. } => Ok(Outcome::Done),
+        Action::Drain { key, .. } => {
+            let node = match target {
+                Some(node) => node,
+                None => find_by_key(p.as_ref(), &key).await?,
+            };
+            match p.compute() {
+                Some(compute) => compute
+                    .drain_node(&node)
+                    .await
+                    .map(|()| Outcome::Done)
+                    .map_err(err),
+                None => Ok(Outcome::Done),
+            }
+        }
+        Action::Retire { key, .. } => {
+            let node = match target {
+                Some(node) => node,
+                None => find_by_key(p.as_ref(), &key).await?,
+            };
+            let compute = p
+                .compute()
+                .ok_or("the provider has no compute capability")?;
+            compute
+                .retire_node(&node)
+                .await
+                .map(|()| Outcome::Done)
+                .map_err(err)
+        }
+        Action::Allocate {
+            key, kind, region, ..
+        } => {
+            let node = target.ok_or("the node is not in state")?;
+            let spec = AddressSpec {
+                labels: Labels::owned(&fleet, &key),
+                key,
+                region,
+                node: Some(node),
+            };
+            match kind {
+                AddressKind::Frontdoor => {
+                    let ingress = p
+                        .ingress()
+                        .ok_or("the provider has no ingress capability")?;
+                    let fd = ingress
+                        .allocate_ingress_frontdoor(&spec)
+                        .await
+                        .map_err(err)?;
+                    Ok(Outcome::Allocated(fd.reference.id, fd.address))
+                }
+                AddressKind::EgressIp => {
+                    let egress = p.egress().ok_or("the provider has no egress capability")?;
+                    let ip = egress.allocate_egress_ip(&spec).await.map_err(err)?;
+                    Ok(Outcome::Allocated(ip.reference.id, ip.address))
+                }
+            }
+        }
+        Action::Release { kind, .. } => {
+            let id = address.ok_or("the address is not in state")?;
+            match kind {
+                AddressKind::Frontdoor => {
+                    let ingress = p
+                        .ingress()
+                        .ok_or("the provider has no ingress capability")?;
+                    ingress
+                        .release_ingress_frontdoor(&FrontdoorRef::new(p.id(), id))
+                        .await
+                        .map(|()| Outcome::Done)
+                        .map_err(err)
+                }
+                AddressKind::EgressIp => {
+                    let egress = p.egress().ok_or("the provider has no egress capability")?;
+                    egress
+                        .release_egress_ip(&EgressIpRef::new(p.id(), id))
+                        .await
+                        .map(|()| Outcome::Done)
+                        .map_err(err)
+                }
+            }
+        }
+    }
+}
+
+async fn find_by_key(p: &dyn Provider, key: &IdempotencyKey) -> Result<NodeRef, String> {
+    let nodes = p
+        .list_nodes(&NodeFilter::all())
+        .await
+        .map_err(|e| e.to_string())?;
+    nodes
+        .into_iter()
+        .find(|n| n.key().as_ref() == Some(key))
+        .map(|n| n.reference)
+        .ok_or_else(|| format!("no node with key {key}"))
+}

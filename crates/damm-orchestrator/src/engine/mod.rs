@@ -1,0 +1,467 @@
+//! The tick: inventory and probes → reconcile with state → score → plan → journaled apply →
+//! persist. The thin shell around `damm-fleet`'s pure planner.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use damm_fleet::{Action, AddressKind, Fleet, Mode, Plan, Policy, Scores, Status};
+use damm_provider::{
+    AddressSpec, EgressIp, EgressIpRef, Frontdoor, FrontdoorRef, HealthStatus, IdempotencyKey,
+    Labels, Node, NodeFilter, NodeRef, NodeSpec, NodeState, Provider, Target,
+};
+use futures::StreamExt as _;
+use futures::future::join_all;
+use tracing::{info, warn};
+
+use crate::publish::{Keys, Sink, build_catalog, write_catalog};
+use crate::state::{AddressRecord, NodeRecord, Phase, State, StateStore, TickSummary};
+
+mod apply;
+mod reconcile;
+
+/// Where the time comes from (tests and the demo compress it).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The wall clock.
+pub fn wall_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// Where in an apply a [`CrashHook`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The intents are durable; no adapter has been called.
+    IntentsDurable,
+    /// A phase's adapter calls returned; nothing of their answers is recorded yet.
+    CallsReturned,
+}
+
+/// Crash injection for tests: return an error to stop the tick right there, with nothing
+/// more written, as a `kill -9` would.
+pub type CrashHook = Arc<dyn Fn(Stage, &State) -> anyhow::Result<()> + Send + Sync>;
+
+/// Tunables of the shell.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Timeout of each health probe.
+    pub probe_timeout: Duration,
+    /// Probes in flight at once.
+    pub probe_concurrency: usize,
+    /// Timeout of each inventory listing and mutating call.
+    pub call_timeout: Duration,
+    /// Mutating calls in flight at once.
+    pub apply_concurrency: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            probe_timeout: Duration::from_secs(5),
+            probe_concurrency: 256,
+            call_timeout: Duration::from_secs(60),
+            apply_concurrency: 16,
+        }
+    }
+}
+
+/// One provider's inventory.
+#[derive(Debug, Default)]
+struct Inventory {
+    nodes: Vec<Node>,
+    frontdoors: Option<Vec<Frontdoor>>,
+    egress_ips: Option<Vec<EgressIp>>,
+}
+
+/// What one tick did.
+#[derive(Debug, Clone)]
+pub struct TickReport {
+    /// The plan it made.
+    pub plan: Plan,
+    /// The numbers.
+    pub summary: TickSummary,
+    /// The scores at the end of the tick.
+    pub scores: Scores,
+    /// The catalog it published, if it publishes.
+    pub catalog: Option<damm_catalog::Catalog>,
+}
+
+/// The orchestrator: policy, providers, state.
+pub struct Engine {
+    policy: Policy,
+    providers: BTreeMap<String, Arc<dyn Provider>>,
+    store: Box<dyn StateStore>,
+    state: State,
+    clock: Clock,
+    options: Options,
+    crash_hook: Option<CrashHook>,
+    publisher: Option<(Arc<Keys>, Sink)>,
+    /// The proven-failover record behind the catalog's `validated_for`.
+    validated: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("fleet", &self.state.fleet)
+            .field("providers", &self.providers.keys().collect::<Vec<_>>())
+            .field("store", &self.store.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `providers` (keyed by policy provider name), with state from `store`.
+    pub fn new(
+        policy: Policy,
+        providers: BTreeMap<String, Arc<dyn Provider>>,
+        mut store: Box<dyn StateStore>,
+        clock: Clock,
+        options: Options,
+    ) -> anyhow::Result<Engine> {
+        let state = match store.load()? {
+            Some(state) if state.fleet != policy.fleet.id => anyhow::bail!(
+                "{} holds fleet `{}`, but the policy's [fleet] id is `{}`",
+                store.describe(),
+                state.fleet,
+                policy.fleet.id
+            ),
+            Some(state) => state,
+            None => State::new(policy.fleet.id.clone()),
+        };
+        Ok(Engine {
+            policy,
+            providers,
+            store,
+            state,
+            clock,
+            options,
+            crash_hook: None,
+            publisher: None,
+            validated: None,
+        })
+    }
+
+    /// Installs the crash-injection hook.
+    pub fn set_crash_hook(&mut self, hook: CrashHook) {
+        self.crash_hook = Some(hook);
+    }
+
+    /// Publishes the signed catalog to `sink` after every persisted tick, and bootstraps new
+    /// gateways with their derived WireGuard keys.
+    pub fn set_publisher(&mut self, keys: Arc<Keys>, sink: Sink) {
+        self.publisher = Some((keys, sink));
+    }
+
+    /// Reads the proven-failover record from `path` (see [`crate::validated`]) every time
+    /// a catalog is published; without it, `validated_for` is empty.
+    pub fn set_validated(&mut self, path: std::path::PathBuf) {
+        self.validated = Some(path);
+    }
+
+    /// The state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The state, to change between ticks (enrollment, client reports); persisted by the
+    /// next tick or [`Engine::save`].
+    pub fn state_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+
+    /// Persists the state now.
+    pub fn save(&mut self) -> anyhow::Result<()> {
+        self.store.save(&mut self.state)
+    }
+
+    /// The catalog signing keys, when the engine publishes.
+    pub fn keys(&self) -> Option<&Arc<Keys>> {
+        self.publisher.as_ref().map(|(keys, _)| keys)
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The providers.
+    pub fn providers(&self) -> &BTreeMap<String, Arc<dyn Provider>> {
+        &self.providers
+    }
+
+    /// The current time on the engine's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// One tick. `Mode::Plan` never calls a mutating adapter method; `persist` false keeps
+    /// the state file untouched (`damm plan`).
+    pub async fn tick(&mut self, mode: Mode, persist: bool) -> anyhow::Result<TickReport> {
+        let now = self.now();
+        let mut summary = TickSummary {
+            at: Some(now),
+            number: self.state.orchestrator.last_tick.number + 1,
+            ..TickSummary::default()
+        };
+        let started = Instant::now();
+        let inventories = self.inventory().await;
+        summary.inventory_ms = started.elapsed().as_millis() as u64;
+        let gc = self.reconcile(&inventories, now, &mut summary);
+        self.probe(&inventories, now, &mut summary).await;
+        summary.probe_ms = started.elapsed().as_millis() as u64;
+        let scores = self.state.scores.snapshot(now, &self.policy.scoring);
+        let plan = damm_fleet::plan(&self.fleet(), &self.policy, &scores, now);
+        summary.planned = plan.actions.len() as u64;
+        for refusal in &plan.refused {
+            info!(rule = %refusal.rule, "refused: {} ({})", refusal.wanted, refusal.detail);
+        }
+        if mode == Mode::Apply {
+            let mut actions = plan.actions.clone();
+            actions.extend(gc);
+            self.state.orchestrator.next_serial = plan.next_serial;
+            self.apply(actions, now, &mut summary).await?;
+        }
+        self.state.orchestrator.desired_fleet = plan.desired.clone();
+        self.state.orchestrator.last_plan = Some(plan.clone());
+        // Score what the tick left behind: the catalog lists what is healthy now.
+        let scores = self.state.scores.snapshot(now, &self.policy.scoring);
+        let catalog = match (&self.publisher, persist) {
+            (Some((keys, _)), true) => {
+                let paths = damm_fleet::compose(
+                    &self.fleet(),
+                    &self.policy,
+                    &scores,
+                    &[],
+                    self.policy.paths.top_k as usize,
+                );
+                // A broken record claims nothing; it does not stop the tick.
+                let proven = match self.validated.as_deref().map(crate::validated::load) {
+                    Some(Ok(record)) => record,
+                    Some(Err(e)) => {
+                        warn!("validated_for left empty: {e:#}");
+                        crate::validated::Record::new()
+                    }
+                    None => crate::validated::Record::new(),
+                };
+                // The version is persisted before the catalog is written: a crash in
+                // between skips a number, it never reuses one.
+                self.state.orchestrator.catalog_version += 1;
+                Some(build_catalog(
+                    &self.state,
+                    &self.policy,
+                    keys,
+                    &paths,
+                    crate::validated::validated_for(&proven, &self.state),
+                    self.state.orchestrator.catalog_version,
+                    now,
+                ))
+            }
+            _ => None,
+        };
+        self.state.orchestrator.last_tick = summary.clone();
+        crate::enroll::assign_backbone(&mut self.state, &self.policy);
+        if persist {
+            self.store.save(&mut self.state)?;
+        }
+        if let (Some(catalog), Some((keys, sink))) = (&catalog, &self.publisher) {
+            write_catalog(catalog, keys, sink)?;
+        }
+        Ok(TickReport {
+            plan,
+            summary,
+            scores,
+            catalog,
+        })
+    }
+
+    /// Lists every provider's fleet resources, concurrently, each under the call timeout.
+    async fn inventory(&self) -> BTreeMap<String, Result<Inventory, String>> {
+        let timeout = self.options.call_timeout;
+        let calls = self.providers.iter().map(|(name, p)| {
+            let p = Arc::clone(p);
+            async move {
+                let result = tokio::time::timeout(timeout, list_all(p.as_ref()))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("inventory timed out after {timeout:?}")));
+                (name.clone(), result)
+            }
+        });
+        join_all(calls).await.into_iter().collect()
+    }
+
+    /// Probes every running node at providers whose inventory answered; feeds the scores
+    /// and each provider's breaker.
+    async fn probe(
+        &mut self,
+        inventories: &BTreeMap<String, Result<Inventory, String>>,
+        now: DateTime<Utc>,
+        summary: &mut TickSummary,
+    ) {
+        let timeout = self.options.probe_timeout;
+        let mut listed = Vec::new();
+        let mut targets: Vec<(IdempotencyKey, String, Arc<dyn Provider>, NodeRef)> = Vec::new();
+        for (k, n) in &self.state.nodes {
+            if n.state != NodeState::Running || !matches!(inventories.get(&n.provider), Some(Ok(_)))
+            {
+                continue;
+            }
+            let Some(p) = self.providers.get(&n.provider) else {
+                continue;
+            };
+            if p.health_in_listing() {
+                // Its probe would read back the status this tick's listing just gave
+                // (reconcile copied it into the record): running, and seen now.
+                let seen = n.last_seen == now;
+                listed.push((k.clone(), n.provider.clone(), Some((seen, None))));
+            } else {
+                targets.push((
+                    k.clone(),
+                    n.provider.clone(),
+                    Arc::clone(p),
+                    NodeRef::new(p.id(), n.id.clone()),
+                ));
+            }
+        }
+        let mut results: Vec<_> = futures::stream::iter(targets)
+            .map(|(key, provider, p, node)| async move {
+                let started = Instant::now();
+                let result =
+                    tokio::time::timeout(timeout, p.probe_health(&Target::Node(node))).await;
+                let verdict = match result {
+                    Ok(Ok(signal)) => match signal.status {
+                        HealthStatus::Healthy | HealthStatus::Degraded => {
+                            Some((true, signal.rtt.or(Some(started.elapsed()))))
+                        }
+                        HealthStatus::Down => Some((false, None)),
+                        HealthStatus::Unknown => None,
+                    },
+                    Ok(Err(_)) | Err(_) => Some((false, None)),
+                };
+                (key, provider, verdict)
+            })
+            .buffer_unordered(self.options.probe_concurrency.max(1))
+            .collect()
+            .await;
+        results.extend(listed);
+        let scoring = self.policy.scoring.clone();
+        let mut per_provider: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for (key, provider, verdict) in results {
+            let Some((ok, rtt)) = verdict else { continue };
+            summary.probes += 1;
+            let e = per_provider.entry(provider).or_default();
+            e.0 += 1;
+            if !ok {
+                summary.probe_failures += 1;
+                e.1 += 1;
+            }
+            self.state
+                .scores
+                .probe(key.as_str(), now, ok, rtt, &scoring);
+            if ok
+                && let Some(node) = self.state.nodes.get_mut(&key)
+                && node.ready_at.is_none()
+            {
+                node.ready_at = Some(now);
+            }
+        }
+        for provider in self.policy.providers.keys() {
+            let outcome = match inventories.get(provider) {
+                None => continue,
+                Some(Err(e)) => Err(e.clone()),
+                Some(Ok(_)) => match per_provider.get(provider) {
+                    Some(&(n, failed)) if n >= 2 && failed == n => {
+                        Err(format!("every probe failed ({n} nodes)"))
+                    }
+                    _ => Ok(()),
+                },
+            };
+            if let Err(e) = &outcome {
+                warn!(%provider, "provider tick failed: {e}");
+            }
+            self.state
+                .scores
+                .provider_tick(provider, now, outcome, &scoring.breaker);
+        }
+    }
+
+    /// The fleet as the planner sees it.
+    pub fn fleet(&self) -> Fleet {
+        self.state.fleet()
+    }
+}
+
+async fn list_all(p: &dyn Provider) -> Result<Inventory, String> {
+    let nodes = p
+        .list_nodes(&NodeFilter::all())
+        .await
+        .map_err(|e| e.to_string())?;
+    let frontdoors = match p.ingress() {
+        Some(i) if p.compute().is_some() => {
+            Some(i.list_frontdoors().await.map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    let egress_ips = match p.egress() {
+        Some(e) if p.compute().is_some() => {
+            Some(e.list_egress_ips().await.map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    Ok(Inventory {
+        nodes,
+        frontdoors,
+        egress_ips,
+    })
+}
+
+/// A clock that moves only when told: the demo and scenario runs compress time with it.
+#[derive(Debug)]
+pub struct ManualClock {
+    base: DateTime<Utc>,
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl ManualClock {
+    /// Starts at `base`.
+    pub fn new(base: DateTime<Utc>) -> Arc<ManualClock> {
+        Arc::new(ManualClock {
+            base,
+            offset_ms: std::sync::atomic::AtomicI64::new(0),
+        })
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.base
+            + chrono::TimeDelta::milliseconds(
+                self.offset_ms.load(std::sync::atomic::Ordering::SeqCst),
+            )
+    }
+
+    /// As an engine clock.
+    pub fn clock(self: &Arc<Self>) -> Clock {
+        let me = Arc::clone(self);
+        Arc::new(move || me.now())
+    }
+}
+
+/// Cloud-init for a new gateway: its WireGuard private key (derived, never stored) and the
+/// agent that pulls its signed configuration. User-data is redacted in Debug output and
+/// never serialised.
+fn gateway_user_data(keys: &Keys, key: &IdempotencyKey) -> damm_provider::UserData {
+    let pair = keys.gateway(key);
+    damm_provider::UserData::new(format!(
+        "#cloud-config\nwrite_files:\n  - path: /etc/damm/wg.key\n    permissions: '0600'\n    content: {}\n  - path: /etc/damm/gateway\n    content: {key}\nruncmd:\n  - [systemctl, enable, --now, damm-agent]\n",
+        pair.private_key().expose_base64()
+    ))
+}

@@ -1,0 +1,273 @@
+//! Reconciling inventories with state: what is known is updated, what the journal explains
+//! is adopted, what vanished is forgotten, and orphans are collected after their grace.
+
+use super::*;
+
+impl Engine {
+    /// Merges inventories into state: updates what is known, adopts what the journal
+    /// explains, forgets what vanished, and returns the orphans due for collection.
+    pub(super) fn reconcile(
+        &mut self,
+        inventories: &BTreeMap<String, Result<Inventory, String>>,
+        now: DateTime<Utc>,
+        summary: &mut TickSummary,
+    ) -> Vec<Action> {
+        let fleet = self.state.fleet.clone();
+        let grace = self.policy.lifecycle.orphan_grace.chrono();
+        let mut gc = Vec::new();
+        let mut seen_orphans = BTreeSet::new();
+        // Intents still open at the start of a tick are leftovers of a crash.
+        let open: Vec<u64> = self
+            .state
+            .journal
+            .iter()
+            .filter(|e| e.phase == Phase::Intent)
+            .map(|e| e.seq)
+            .collect();
+        for (provider, result) in inventories {
+            let inventory = match result {
+                Ok(inventory) => inventory,
+                Err(error) => {
+                    summary
+                        .provider_errors
+                        .insert(provider.clone(), error.clone());
+                    continue;
+                }
+            };
+            let mut seen = BTreeSet::new();
+            for node in &inventory.nodes {
+                if !node.labels.is_owned_by(&fleet) {
+                    continue; // Unlabelled: never ours to touch.
+                }
+                // Hand-provisioned hosts (a provider without compute, such as static-host)
+                // carry the fleet label but no key: DAMM never created them. They are
+                // adopted live under a key made of the provider and the host id.
+                let hand_provisioned = node.key().is_none()
+                    && self
+                        .providers
+                        .get(provider)
+                        .is_some_and(|p| p.compute().is_none());
+                let key = match node.key() {
+                    Some(key) => key,
+                    None if hand_provisioned => {
+                        match IdempotencyKey::new(format!("{provider}-{}", node.reference.id)) {
+                            Ok(key) => key,
+                            Err(e) => {
+                                warn!(%provider, "cannot adopt a hand-provisioned host: {e}");
+                                continue;
+                            }
+                        }
+                    }
+                    None => continue,
+                };
+                seen.insert(key.clone());
+                if hand_provisioned && !self.state.nodes.contains_key(&key) {
+                    info!(%provider, %key, "adopting a hand-provisioned host");
+                    self.state.nodes.insert(
+                        key.clone(),
+                        NodeRecord {
+                            provider: provider.clone(),
+                            id: node.reference.id.clone(),
+                            region: node.region.clone(),
+                            role: node
+                                .roles
+                                .first()
+                                .copied()
+                                .unwrap_or(damm_provider::NodeRole::Ingress),
+                            status: Status::Active,
+                            status_since: now,
+                            state: node.state,
+                            created_at: now,
+                            addresses: node.addresses.clone(),
+                            wireguard_port: node.wireguard_port,
+                            last_seen: now,
+                            ready_at: None,
+                        },
+                    );
+                    continue;
+                }
+                if let Some(record) = self.state.nodes.get_mut(&key) {
+                    if &record.provider == provider {
+                        record.id = node.reference.id.clone();
+                        record.state = node.state;
+                        record.addresses = node.addresses.clone();
+                        record.wireguard_port = node.wireguard_port;
+                        record.last_seen = now;
+                    }
+                    continue;
+                }
+                if let Some((seq, region, role, spare)) = self.journaled_create(provider, &key) {
+                    info!(%provider, %key, "adopting a node the journal created");
+                    self.state.nodes.insert(
+                        key.clone(),
+                        NodeRecord {
+                            provider: provider.clone(),
+                            id: node.reference.id.clone(),
+                            region,
+                            role,
+                            status: if spare { Status::Spare } else { Status::Active },
+                            status_since: now,
+                            state: node.state,
+                            created_at: now,
+                            addresses: node.addresses.clone(),
+                            wireguard_port: node.wireguard_port,
+                            last_seen: now,
+                            ready_at: None,
+                        },
+                    );
+                    self.state.settle(seq, Phase::Done);
+                    summary.adopted += 1;
+                    continue;
+                }
+                let orphan = format!("{provider}/{key}");
+                let first = *self.state.orphans.entry(orphan.clone()).or_insert(now);
+                seen_orphans.insert(orphan);
+                if now - first >= grace {
+                    let role = node
+                        .roles
+                        .first()
+                        .copied()
+                        .unwrap_or(damm_provider::NodeRole::Ingress);
+                    gc.push(Action::Retire {
+                        key,
+                        provider: provider.clone(),
+                        region: node.region.clone(),
+                        role,
+                        reason: format!(
+                            "orphan: labelled for this fleet, no journal entry, seen since {first}"
+                        ),
+                    });
+                }
+            }
+            let vanished: Vec<IdempotencyKey> = self
+                .state
+                .nodes
+                .iter()
+                .filter(|(k, r)| &r.provider == provider && !seen.contains(*k))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in vanished {
+                warn!(%provider, %key, "node vanished from the inventory; forgetting it");
+                self.state.nodes.remove(&key);
+                self.state.scores.forget(key.as_str());
+            }
+            self.reconcile_addresses(provider, inventory, &fleet);
+        }
+        // Orphans that disappeared on their own, at providers that answered.
+        self.state.orphans.retain(|k, _| {
+            seen_orphans.contains(k)
+                || k.split('/')
+                    .next()
+                    .is_some_and(|p| !matches!(inventories.get(p), Some(Ok(_))))
+        });
+        // Crash leftovers that inventory did not explain: abandoned; adopted if they appear.
+        for seq in open {
+            if let Some(e) = self.state.journal.iter_mut().find(|e| e.seq == seq)
+                && e.phase == Phase::Intent
+            {
+                let explained = match &e.action {
+                    Action::Retire { key, .. } => !self.state.nodes.contains_key(key),
+                    Action::Release { key, .. } => !self.state.addresses.contains_key(key),
+                    _ => false,
+                };
+                e.phase = if explained {
+                    Phase::Done
+                } else {
+                    Phase::Abandoned
+                };
+            }
+        }
+        gc
+    }
+
+    /// The newest create journaled for `key` at `provider`: its sequence number, region,
+    /// role and whether it was a spare.
+    fn journaled_create(
+        &self,
+        provider: &str,
+        key: &IdempotencyKey,
+    ) -> Option<(u64, damm_provider::Region, damm_provider::NodeRole, bool)> {
+        self.state
+            .journal
+            .iter()
+            .rev()
+            .find_map(|e| match &e.action {
+                Action::Create {
+                    key: k,
+                    provider: p,
+                    region,
+                    role,
+                    spare,
+                    ..
+                } if k == key && p == provider => Some((e.seq, region.clone(), *role, *spare)),
+                _ => None,
+            })
+    }
+
+    fn reconcile_addresses(
+        &mut self,
+        provider: &str,
+        inventory: &Inventory,
+        fleet: &damm_provider::FleetId,
+    ) {
+        let node_key = |r: &Option<NodeRef>, nodes: &BTreeMap<IdempotencyKey, NodeRecord>| {
+            r.as_ref().and_then(|r| {
+                nodes
+                    .iter()
+                    .find(|(_, n)| n.provider == provider && n.id == r.id)
+                    .map(|(k, _)| k.clone())
+            })
+        };
+        let mut listed: Vec<(IdempotencyKey, AddressRecord)> = Vec::new();
+        let mut kinds = Vec::new();
+        if let Some(fds) = &inventory.frontdoors {
+            kinds.push(AddressKind::Frontdoor);
+            for fd in fds.iter().filter(|f| f.labels.is_owned_by(fleet)) {
+                if let Some(key) = fd.labels.key() {
+                    listed.push((
+                        key,
+                        AddressRecord {
+                            provider: provider.to_owned(),
+                            id: fd.reference.id.clone(),
+                            region: fd.region.clone(),
+                            kind: AddressKind::Frontdoor,
+                            node: node_key(&fd.node, &self.state.nodes),
+                            address: Some(fd.address),
+                        },
+                    ));
+                }
+            }
+        }
+        if let Some(ips) = &inventory.egress_ips {
+            kinds.push(AddressKind::EgressIp);
+            for ip in ips.iter().filter(|f| f.labels.is_owned_by(fleet)) {
+                if let Some(key) = ip.labels.key() {
+                    listed.push((
+                        key,
+                        AddressRecord {
+                            provider: provider.to_owned(),
+                            id: ip.reference.id.clone(),
+                            region: ip.region.clone(),
+                            kind: AddressKind::EgressIp,
+                            node: node_key(&ip.node, &self.state.nodes),
+                            address: Some(ip.address),
+                        },
+                    ));
+                }
+            }
+        }
+        let listed_keys: BTreeSet<IdempotencyKey> = listed.iter().map(|(k, _)| k.clone()).collect();
+        self.state.addresses.retain(|k, a| {
+            a.provider != provider || !kinds.contains(&a.kind) || listed_keys.contains(k)
+        });
+        for (key, mut record) in listed {
+            // The inventory may not say which node (or say it by id only): keep what we knew.
+            if record.node.is_none()
+                && let Some(old) = self.state.addresses.get(&key)
+            {
+                record.node = old.node.clone();
+            }
+            self.state.addresses.insert(key, record);
+        }
+    }
+}
