@@ -329,23 +329,7 @@ mod core;
 pub use backend::{{{camel}, CAPABILITIES}};
 pub use config::{camel}Config;
 
-use std::sync::Arc;
-
-use damm_provider::config::AdapterConfig;
-use damm_provider::{{AdapterDescriptor, Provider}};
-
-/// The registry's entry for this adapter.
-pub const ADAPTER: AdapterDescriptor = AdapterDescriptor {{
-    name: "{name}",
-    summary: "{name} ({caps})",
-    capabilities: CAPABILITIES,
-    build: |config: AdapterConfig| {{
-        Box::pin(async move {{
-            let provider: Arc<dyn Provider> = Arc::new({camel}::from_config(&config)?);
-            Ok(provider)
-        }})
-    }},
-}};
+damm_provider::adapter!("{name}", "{name} ({caps})", CAPABILITIES, {camel}::from_config);
 "#,
         name = n.name,
         caps = n.caps.join(", "),

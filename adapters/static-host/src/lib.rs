@@ -11,20 +11,9 @@ mod core;
 pub use backend::{CAPABILITIES, StaticHost};
 pub use config::{Host, Inventory, StaticHostConfig};
 
-use std::sync::Arc;
-
-use damm_provider::config::AdapterConfig;
-use damm_provider::{AdapterDescriptor, Provider};
-
-/// The registry's entry for this adapter.
-pub const ADAPTER: AdapterDescriptor = AdapterDescriptor {
-    name: "static-host",
-    summary: "hand-provisioned hosts from an inventory file (include/exclude only)",
-    capabilities: CAPABILITIES,
-    build: |config: AdapterConfig| {
-        Box::pin(async move {
-            let provider: Arc<dyn Provider> = Arc::new(StaticHost::from_config(&config)?);
-            Ok(provider)
-        })
-    },
-};
+damm_provider::adapter!(
+    "static-host",
+    "hand-provisioned hosts from an inventory file (include/exclude only)",
+    CAPABILITIES,
+    StaticHost::from_config
+);

@@ -52,6 +52,34 @@ pub struct NodeRecord {
     pub ready_at: Option<DateTime<Utc>>,
 }
 
+impl NodeRecord {
+    /// The record of `node`, first seen now at `provider` (created or adopted), in `region`
+    /// as `role` with `status`.
+    pub fn first_seen(
+        node: &damm_provider::Node,
+        provider: &str,
+        region: &Region,
+        role: NodeRole,
+        status: Status,
+        now: DateTime<Utc>,
+    ) -> NodeRecord {
+        NodeRecord {
+            provider: provider.to_owned(),
+            id: node.reference.id.clone(),
+            region: region.clone(),
+            role,
+            status,
+            status_since: now,
+            state: node.state,
+            created_at: now,
+            addresses: node.addresses.clone(),
+            wireguard_port: node.wireguard_port,
+            last_seen: now,
+            ready_at: None,
+        }
+    }
+}
+
 /// A static address DAMM owns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -712,6 +712,20 @@ pub fn render(w: &WhatIf) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What-if of `dark` at `at` seconds, users spread evenly over the regions.
+    fn even(state: &State, policy: &Policy, catalog: &CatalogPaths, dark: &str, at: i64) -> WhatIf {
+        let scores = state.scores.snapshot(t(at), &policy.scoring);
+        whatif(
+            state,
+            policy,
+            catalog,
+            &scores,
+            &Users::RegionsEqual,
+            dark,
+            t(at),
+        )
+    }
     use crate::state::NodeRecord;
     use chrono::TimeDelta;
     use damm_provider::{FleetId, IdempotencyKey};
@@ -790,7 +804,6 @@ mod tests {
     fn counts_alternate_paths_users_and_a_spare_backed_recovery() {
         let policy = policy(1, "10m");
         let state = fleet("b");
-        let scores = state.scores.snapshot(t(0), &policy.scoring);
         let catalog = paths(&[
             ("eu", &["a"]),
             ("eu", &["b"]),
@@ -798,15 +811,7 @@ mod tests {
             ("us", &["a"]),
             ("us", &["c"]),
         ]);
-        let w = whatif(
-            &state,
-            &policy,
-            &catalog,
-            &scores,
-            &Users::RegionsEqual,
-            "a",
-            t(0),
-        );
+        let w = even(&state, &policy, &catalog, "a", 0);
         assert_eq!(w.regions["eu"].alternate_paths, 1);
         assert_eq!(w.regions["us"].alternate_paths, 1);
         assert_eq!(w.alternate_paths, 2);
@@ -834,16 +839,7 @@ mod tests {
         let policy = policy(0, "10m");
         let mut state = fleet("b");
         state.nodes.retain(|k, _| !k.as_str().starts_with('s'));
-        let scores = state.scores.snapshot(t(0), &policy.scoring);
-        let w = whatif(
-            &state,
-            &policy,
-            &paths(&[]),
-            &scores,
-            &Users::RegionsEqual,
-            "a",
-            t(0),
-        );
+        let w = even(&state, &policy, &paths(&[]), "a", 0);
         assert!(w.refill.boot_basis.starts_with("measured"));
         assert_eq!(w.refill.boot_seconds["b"], 40.0);
         // Created at minute 2, booted in 40 s, counted at the next tick: minute 3.
@@ -862,16 +858,7 @@ mod tests {
         for n in state.nodes.values_mut() {
             n.ready_at = None;
         }
-        let scores = state.scores.snapshot(t(0), &policy.scoring);
-        let w = whatif(
-            &state,
-            &policy,
-            &paths(&[]),
-            &scores,
-            &Users::RegionsEqual,
-            "a",
-            t(0),
-        );
+        let w = even(&state, &policy, &paths(&[]), "a", 0);
         assert!(w.refill.boot_basis.contains("upper bound"), "{w:?}");
         assert_eq!(w.refill.minutes, Some(12.0));
         assert_eq!(w.capacity_at_5_min_percent, 50.0);
@@ -927,26 +914,9 @@ mod tests {
                 .scores
                 .provider_tick("c", t(i), Err("down".into()), &breaker);
         }
-        let scores = state.scores.snapshot(t(2), &policy.scoring);
-        let w = whatif(
-            &state,
-            &policy,
-            &paths(&[]),
-            &scores,
-            &Users::RegionsEqual,
-            "c",
-            t(2),
-        );
+        let w = even(&state, &policy, &paths(&[]), "c", 2);
         assert_eq!(w.refill.detect_minutes, 0.0);
-        let w = whatif(
-            &state,
-            &policy,
-            &paths(&[]),
-            &scores,
-            &Users::RegionsEqual,
-            "nobody",
-            t(2),
-        );
+        let w = even(&state, &policy, &paths(&[]), "nobody", 2);
         assert!(!w.in_policy);
         assert_eq!(w.capacity_after_loss_percent, w.capacity_now_percent);
         assert_eq!(w.refill.creates, 0);

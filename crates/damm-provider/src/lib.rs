@@ -42,7 +42,7 @@ pub use capability::{Capabilities, Capability, ParseCapabilityError};
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use provider::{
     AdapterDescriptor, BuildFuture, CdnFront, Compute, Egress, Ingress, Overlay, Provider,
-    TunnelTerm,
+    TunnelTerm, build_future,
 };
 pub use types::*;
 

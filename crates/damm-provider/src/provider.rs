@@ -217,6 +217,50 @@ pub trait TunnelTerm: Send + Sync {
 /// The future [`AdapterDescriptor::build`] returns.
 pub type BuildFuture = Pin<Box<dyn Future<Output = Result<Arc<dyn Provider>>> + Send>>;
 
+/// A [`BuildFuture`] of a constructor's future (what [`adapter!`](crate::adapter) expands to).
+pub fn build_future<P: Provider + 'static>(
+    provider: impl Future<Output = Result<P>> + Send + 'static,
+) -> BuildFuture {
+    Box::pin(async move {
+        let provider: Arc<dyn Provider> = Arc::new(provider.await?);
+        Ok(provider)
+    })
+}
+
+/// Declares an adapter crate's registry entry, `pub const ADAPTER`, from its name, its
+/// one-line summary, its capability constant and its constructor (`Type::from_config`,
+/// taking `&AdapterConfig`; `async Type::from_config` when the constructor is async).
+///
+/// ```ignore
+/// damm_provider::adapter!("vultr", "Vultr instances (compute, ingress, egress)", CAPABILITIES, Vultr::from_config);
+/// damm_provider::adapter!("gce", "Google Compute Engine", CAPABILITIES, async Gce::from_config);
+/// ```
+#[macro_export]
+macro_rules! adapter {
+    ($name:literal, $summary:expr, $capabilities:expr, async $constructor:path) => {
+        /// The registry's entry for this adapter.
+        pub const ADAPTER: $crate::AdapterDescriptor = $crate::AdapterDescriptor {
+            name: $name,
+            summary: $summary,
+            capabilities: $capabilities,
+            build: |config: $crate::config::AdapterConfig| {
+                $crate::build_future(async move { $constructor(&config).await })
+            },
+        };
+    };
+    ($name:literal, $summary:expr, $capabilities:expr, $constructor:path) => {
+        /// The registry's entry for this adapter.
+        pub const ADAPTER: $crate::AdapterDescriptor = $crate::AdapterDescriptor {
+            name: $name,
+            summary: $summary,
+            capabilities: $capabilities,
+            build: |config: $crate::config::AdapterConfig| {
+                $crate::build_future(async move { $constructor(&config) })
+            },
+        };
+    };
+}
+
 /// What an adapter crate exports for the registry: its name, the capabilities it
 /// declares (shown before anything is built) and how to build an instance.
 #[derive(Clone, Copy)]

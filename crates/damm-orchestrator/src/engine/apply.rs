@@ -134,24 +134,18 @@ impl Engine {
             ) => {
                 self.state.nodes.insert(
                     key.clone(),
-                    NodeRecord {
-                        provider: provider.clone(),
-                        id: node.reference.id.clone(),
-                        region: region.clone(),
-                        role: *role,
-                        status: if *spare {
+                    NodeRecord::first_seen(
+                        &node,
+                        provider,
+                        region,
+                        *role,
+                        if *spare {
                             Status::Spare
                         } else {
                             Status::Active
                         },
-                        status_since: now,
-                        state: node.state,
-                        created_at: now,
-                        addresses: node.addresses.clone(),
-                        wireguard_port: node.wireguard_port,
-                        last_seen: now,
-                        ready_at: None,
-                    },
+                        now,
+                    ),
                 );
             }
             (Action::Promote { key, .. }, _) => self.set_status(key, Status::Active, now),

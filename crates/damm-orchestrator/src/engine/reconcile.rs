@@ -65,24 +65,17 @@ impl Engine {
                     info!(%provider, %key, "adopting a hand-provisioned host");
                     self.state.nodes.insert(
                         key.clone(),
-                        NodeRecord {
-                            provider: provider.clone(),
-                            id: node.reference.id.clone(),
-                            region: node.region.clone(),
-                            role: node
-                                .roles
+                        NodeRecord::first_seen(
+                            node,
+                            provider,
+                            &node.region,
+                            node.roles
                                 .first()
                                 .copied()
                                 .unwrap_or(damm_provider::NodeRole::Ingress),
-                            status: Status::Active,
-                            status_since: now,
-                            state: node.state,
-                            created_at: now,
-                            addresses: node.addresses.clone(),
-                            wireguard_port: node.wireguard_port,
-                            last_seen: now,
-                            ready_at: None,
-                        },
+                            Status::Active,
+                            now,
+                        ),
                     );
                     continue;
                 }
@@ -218,44 +211,38 @@ impl Engine {
                     .map(|(k, _)| k.clone())
             })
         };
-        let mut listed: Vec<(IdempotencyKey, AddressRecord)> = Vec::new();
+        // Front doors and egress addresses, as (kind, labels, id, region, node, address).
         let mut kinds = Vec::new();
+        let mut found = Vec::new();
         if let Some(fds) = &inventory.frontdoors {
             kinds.push(AddressKind::Frontdoor);
-            for fd in fds.iter().filter(|f| f.labels.is_owned_by(fleet)) {
-                if let Some(key) = fd.labels.key() {
-                    listed.push((
-                        key,
-                        AddressRecord {
-                            provider: provider.to_owned(),
-                            id: fd.reference.id.clone(),
-                            region: fd.region.clone(),
-                            kind: AddressKind::Frontdoor,
-                            node: node_key(&fd.node, &self.state.nodes),
-                            address: Some(fd.address),
-                        },
-                    ));
-                }
-            }
+            found.extend(fds.iter().map(|f| {
+                let at = (&f.reference.id, &f.region, &f.node, f.address);
+                (AddressKind::Frontdoor, &f.labels, at)
+            }));
         }
         if let Some(ips) = &inventory.egress_ips {
             kinds.push(AddressKind::EgressIp);
-            for ip in ips.iter().filter(|f| f.labels.is_owned_by(fleet)) {
-                if let Some(key) = ip.labels.key() {
-                    listed.push((
-                        key,
-                        AddressRecord {
-                            provider: provider.to_owned(),
-                            id: ip.reference.id.clone(),
-                            region: ip.region.clone(),
-                            kind: AddressKind::EgressIp,
-                            node: node_key(&ip.node, &self.state.nodes),
-                            address: Some(ip.address),
-                        },
-                    ));
-                }
-            }
+            found.extend(ips.iter().map(|e| {
+                let at = (&e.reference.id, &e.region, &e.node, e.address);
+                (AddressKind::EgressIp, &e.labels, at)
+            }));
         }
+        let listed: Vec<(IdempotencyKey, AddressRecord)> = found
+            .into_iter()
+            .filter(|(_, labels, _)| labels.is_owned_by(fleet))
+            .filter_map(|(kind, labels, (id, region, node, address))| {
+                let record = AddressRecord {
+                    provider: provider.to_owned(),
+                    id: id.clone(),
+                    region: region.clone(),
+                    kind,
+                    node: node_key(node, &self.state.nodes),
+                    address: Some(address),
+                };
+                Some((labels.key()?, record))
+            })
+            .collect();
         let listed_keys: BTreeSet<IdempotencyKey> = listed.iter().map(|(k, _)| k.clone()).collect();
         self.state.addresses.retain(|k, a| {
             a.provider != provider || !kinds.contains(&a.kind) || listed_keys.contains(k)
