@@ -767,7 +767,7 @@ impl Compute for Digitalocean {
             body["user_data"] = json!(user_data.expose());
         }
         // Tags named at create are created with the droplet; no POST /tags needed.
-        let droplet = self.client.create_droplet(op, &body).await?;
+        let droplet = self.client.create_droplet(op, body).await?;
         self.node(&droplet).ok_or_else(unexpected)
     }
 

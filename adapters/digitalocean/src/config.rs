@@ -13,9 +13,10 @@ use std::fmt;
 use std::time::Duration;
 
 use damm_provider::config::env_name;
+use damm_provider::http::check_base_url;
+use damm_provider::tables::{check_regions, profile_table, region_table, string_table};
 use damm_provider::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 /// The adapter's name: its config section and its environment prefix.
 pub(crate) const ADAPTER: &str = "digitalocean";
@@ -52,7 +53,7 @@ pub struct DigitaloceanConfig {
     pub token: Option<SecretString>,
     /// DAMM region → DigitalOcean region, added to (or overriding) [`DEFAULT_REGIONS`].
     /// A table, or in the environment a list such as `eu-central=fra1,uk=lon1`.
-    #[serde(default, deserialize_with = "region_table")]
+    #[serde(default, deserialize_with = "string_table")]
     pub regions: BTreeMap<String, String>,
     /// Size profiles, added to (or overriding) [`DEFAULT_PROFILES`].
     #[serde(default)]
@@ -114,11 +115,7 @@ impl DigitaloceanConfig {
                 ));
             }
         }
-        let url = reqwest::Url::parse(&self.api_url)
-            .map_err(|e| format!("api_url `{}` is not a URL: {e}", self.api_url))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(format!("api_url `{}` must be an http(s) URL", self.api_url));
-        }
+        check_base_url(&self.api_url)?;
         if !(1..=200).contains(&self.page_size) {
             return Err(format!(
                 "page_size {} is out of range (1-200)",
@@ -131,11 +128,7 @@ impl DigitaloceanConfig {
         if self.image.trim().is_empty() {
             return Err("image must not be empty".to_owned());
         }
-        for (damm, slug) in &self.regions {
-            if slug.trim().is_empty() {
-                return Err(format!("regions: `{damm}` maps to an empty region"));
-            }
-        }
+        check_regions(&self.regions)?;
         for (name, profile) in &self.profiles {
             if profile.size.trim().is_empty() {
                 return Err(format!("profiles.{name}: size must not be empty"));
@@ -146,31 +139,16 @@ impl DigitaloceanConfig {
 
     /// The region table in force: the built-in one with this config's entries over it.
     pub fn region_table(&self) -> BTreeMap<String, String> {
-        let mut table: BTreeMap<String, String> = DEFAULT_REGIONS
-            .iter()
-            .map(|(d, s)| ((*d).to_owned(), (*s).to_owned()))
-            .collect();
-        table.extend(self.regions.clone());
-        table
+        region_table(DEFAULT_REGIONS, &self.regions)
     }
 
     /// The profiles in force: the built-in ones with this config's entries over them.
     pub fn profile_table(&self) -> BTreeMap<String, Profile> {
-        let mut table: BTreeMap<String, Profile> = DEFAULT_PROFILES
-            .iter()
-            .map(|(name, size, cents)| {
-                (
-                    (*name).to_owned(),
-                    Profile {
-                        size: (*size).to_owned(),
-                        monthly_cents: *cents,
-                        currency: default_currency(),
-                    },
-                )
-            })
-            .collect();
-        table.extend(self.profiles.clone());
-        table
+        profile_table(DEFAULT_PROFILES, &self.profiles, |size, cents| Profile {
+            size: size.to_owned(),
+            monthly_cents: cents,
+            currency: default_currency(),
+        })
     }
 
     /// The per-request timeout.
@@ -191,43 +169,6 @@ impl fmt::Debug for DigitaloceanConfig {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .finish()
     }
-}
-
-/// Reads the region table from a TOML table, or from a string `damm=slug,damm=slug` (the
-/// form an environment variable can carry).
-fn region_table<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    struct Table;
-
-    impl<'de> Visitor<'de> for Table {
-        type Value = BTreeMap<String, String>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(
-                "a table of DAMM region = DigitalOcean region, or `eu-central=fra1,uk=lon1`",
-            )
-        }
-
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-            let mut table = BTreeMap::new();
-            for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let (damm, slug) = pair.split_once('=').ok_or_else(|| {
-                    E::custom(format!("`{pair}` is not of the form damm-region=do-region"))
-                })?;
-                table.insert(damm.trim().to_owned(), slug.trim().to_owned());
-            }
-            Ok(table)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut table = BTreeMap::new();
-            while let Some((damm, slug)) = map.next_entry::<String, String>()? {
-                table.insert(damm, slug);
-            }
-            Ok(table)
-        }
-    }
-
-    d.deserialize_any(Table)
 }
 
 #[cfg(test)]
@@ -290,7 +231,10 @@ mod tests {
             ("DAMM_DIGITALOCEAN_REGIONS", "fra1"),
         ])
         .unwrap_err();
-        assert!(err.contains("damm-region=do-region"), "{err}");
+        assert!(
+            err.contains("`fra1` is not of the form damm-region="),
+            "{err}"
+        );
     }
 
     #[test]

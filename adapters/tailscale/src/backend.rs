@@ -324,7 +324,7 @@ impl Overlay for Tailscale {
             "expirySeconds": self.key_expiry_seconds,
             "description": description,
         });
-        let key = self.client.create_key(op, &body).await?;
+        let key = self.client.create_key(op, body).await?;
         let Some(secret) = key.secret.clone() else {
             return Err(self
                 .error(

@@ -46,8 +46,6 @@ pub struct Vultr {
     fleet: FleetId,
     settings: VultrConfig,
     api: Client,
-    /// The same client without retries: a probe reports one answer and its RTT.
-    probe_api: Client,
 }
 
 /// What a reserved IP is for, as its label says.
@@ -192,7 +190,6 @@ impl Vultr {
         )?;
         Ok(Vultr {
             fleet: config.fleet().clone(),
-            probe_api: api.single_attempt(),
             api,
             settings,
             id,
@@ -336,12 +333,11 @@ impl Vultr {
     /// gone; `InvalidInput` when it belongs to someone else.
     async fn owned_instance(
         &self,
-        api: &Client,
         node: &NodeRef,
         operation: Operation,
     ) -> Result<Option<Instance>> {
         self.check_provider(&node.provider, operation)?;
-        let Some(instance) = api.get_instance(operation, &node.id).await? else {
+        let Some(instance) = self.api.get_instance(operation, &node.id).await? else {
             return Ok(None);
         };
         if !tags_to_labels(instance.tags()).is_owned_by(&self.fleet) {
@@ -428,16 +424,13 @@ impl Vultr {
         let instance = match &spec.node {
             None => None,
             Some(node) => {
-                let instance = self
-                    .owned_instance(&self.api, node, operation)
-                    .await?
-                    .ok_or_else(|| {
-                        self.error(
-                            ErrorKind::NotFound,
-                            operation,
-                            format!("node {node} to attach to does not exist"),
-                        )
-                    })?;
+                let instance = self.owned_instance(node, operation).await?.ok_or_else(|| {
+                    self.error(
+                        ErrorKind::NotFound,
+                        operation,
+                        format!("node {node} to attach to does not exist"),
+                    )
+                })?;
                 if instance.region != vultr_region {
                     return Err(self.error(
                         ErrorKind::InvalidInput,
@@ -514,16 +507,17 @@ impl Vultr {
         self.api.delete_reserved_ip(operation, id).await.map(|_| ())
     }
 
-    /// One probe of `target` (one attempt, no retries): the verdict and a detail line.
+    /// One probe of `target` (one attempt, no retries: the shared client makes one for
+    /// probes and metrics): the verdict and a detail line.
     async fn probe(&self, target: &Target, operation: Operation) -> Result<(HealthStatus, String)> {
         let not_found = |what: String| self.error(ErrorKind::NotFound, operation, what);
         match target {
             Target::Api => {
-                self.probe_api.ping(operation, &self.fleet_tag()).await?;
+                self.api.ping(operation, &self.fleet_tag()).await?;
                 Ok((HealthStatus::Healthy, "API answered".to_owned()))
             }
             Target::Node(node) => {
-                let instance = match self.owned_instance(&self.probe_api, node, operation).await {
+                let instance = match self.owned_instance(node, operation).await {
                     Ok(Some(instance)) => instance,
                     Ok(None) => return Err(not_found(format!("node {node} does not exist"))),
                     Err(e) if e.kind() == ErrorKind::InvalidInput => {
@@ -576,7 +570,7 @@ impl Vultr {
     ) -> Result<(HealthStatus, String)> {
         self.check_provider(provider, operation)?;
         let ip = self
-            .probe_api
+            .api
             .get_reserved_ip(operation, id)
             .await?
             .filter(|ip| {
@@ -731,16 +725,13 @@ impl Compute for Vultr {
 
     async fn drain_node(&self, node: &NodeRef) -> Result<()> {
         let operation = Operation::DrainNode;
-        let instance = self
-            .owned_instance(&self.api, node, operation)
-            .await?
-            .ok_or_else(|| {
-                self.error(
-                    ErrorKind::NotFound,
-                    operation,
-                    format!("node {node} does not exist"),
-                )
-            })?;
+        let instance = self.owned_instance(node, operation).await?.ok_or_else(|| {
+            self.error(
+                ErrorKind::NotFound,
+                operation,
+                format!("node {node} does not exist"),
+            )
+        })?;
         let mut tags = instance.tags().to_vec();
         if tags.iter().any(|t| t == LABEL_DRAINING) {
             return Ok(());
@@ -754,11 +745,7 @@ impl Compute for Vultr {
 
     async fn retire_node(&self, node: &NodeRef) -> Result<()> {
         let operation = Operation::RetireNode;
-        if self
-            .owned_instance(&self.api, node, operation)
-            .await?
-            .is_none()
-        {
+        if self.owned_instance(node, operation).await?.is_none() {
             return Ok(());
         }
         self.api

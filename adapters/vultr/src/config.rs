@@ -14,6 +14,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use damm_provider::http::check_base_url;
+use damm_provider::tables::{check_regions, profile_table, region_table, string_table};
 use damm_provider::{ExposeSecret, Region, SecretString};
 use serde::{Deserialize, Deserializer};
 
@@ -110,14 +112,7 @@ impl VultrConfig {
 
     /// Checks the values serde cannot: the URL, the ranges, the region and profile tables.
     pub fn validate(&self) -> Result<(), String> {
-        let url = reqwest::Url::parse(&self.api_url)
-            .map_err(|e| format!("`api_url` `{}` is not a URL: {e}", self.api_url))?;
-        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-            return Err(format!(
-                "`api_url` `{}` must be an http(s) URL",
-                self.api_url
-            ));
-        }
+        check_base_url(&self.api_url)?;
         if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
             return Err(format!(
                 "`page_size` must be 1 to {MAX_PAGE_SIZE}, not {}",
@@ -127,12 +122,10 @@ impl VultrConfig {
         if self.request_timeout_ms == 0 {
             return Err("`request_timeout_ms` must be at least 1".to_owned());
         }
-        for (damm, vultr) in &self.regions {
+        for damm in self.regions.keys() {
             Region::new(damm.as_str()).map_err(|e| format!("`regions`: {e}"))?;
-            if vultr.trim().is_empty() {
-                return Err(format!("`regions`: `{damm}` maps to an empty Vultr region"));
-            }
         }
+        check_regions(&self.regions)?;
         for (name, profile) in &self.profiles {
             if profile.plan.trim().is_empty() {
                 return Err(format!("`profiles.{name}`: `plan` is empty"));
@@ -167,26 +160,19 @@ fn default_api_url() -> String {
 }
 
 fn default_regions() -> BTreeMap<String, String> {
-    DEFAULT_REGIONS
-        .iter()
-        .map(|(d, v)| ((*d).to_owned(), (*v).to_owned()))
-        .collect()
+    region_table(DEFAULT_REGIONS, &BTreeMap::new())
 }
 
 fn default_profiles() -> BTreeMap<String, Profile> {
-    DEFAULT_PROFILES
-        .iter()
-        .map(|(name, plan, cents)| {
-            (
-                (*name).to_owned(),
-                Profile {
-                    plan: (*plan).to_owned(),
-                    monthly_cents: *cents,
-                    currency: default_currency(),
-                },
-            )
-        })
-        .collect()
+    profile_table(DEFAULT_PROFILES, &BTreeMap::new(), built_in_profile)
+}
+
+fn built_in_profile(plan: &str, monthly_cents: u64) -> Profile {
+    Profile {
+        plan: plan.to_owned(),
+        monthly_cents,
+        currency: default_currency(),
+    }
 }
 
 fn default_currency() -> String {
@@ -205,41 +191,16 @@ fn default_request_timeout_ms() -> u64 {
     10_000
 }
 
-/// A table, or `damm=vultr` pairs separated by commas (the environment form).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RegionTable {
-    Table(BTreeMap<String, String>),
-    Pairs(String),
-}
-
+/// The built-in table with the configured entries (a table, or `damm=vultr` pairs
+/// separated by commas, the environment form) over it.
 fn regions<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    let given = match RegionTable::deserialize(d)? {
-        RegionTable::Table(table) => table,
-        RegionTable::Pairs(text) => text
-            .split(',')
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                pair.split_once('=')
-                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                    .ok_or_else(|| {
-                        serde::de::Error::custom(format!(
-                            "`regions`: `{pair}` is not `damm-region=vultr-region`"
-                        ))
-                    })
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    let mut all = default_regions();
-    all.extend(given);
-    Ok(all)
+    Ok(region_table(DEFAULT_REGIONS, &string_table(d)?))
 }
 
+/// The built-in profiles with the configured ones over them.
 fn profiles<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Profile>, D::Error> {
-    let mut all = default_profiles();
-    all.extend(BTreeMap::<String, Profile>::deserialize(d)?);
-    Ok(all)
+    let given = BTreeMap::<String, Profile>::deserialize(d)?;
+    Ok(profile_table(DEFAULT_PROFILES, &given, built_in_profile))
 }
 
 #[cfg(test)]

@@ -144,6 +144,40 @@ pub fn gone_is_fine<T>(answer: Result<T>) -> Result<bool> {
     found(answer).map(|done| done.is_some())
 }
 
+/// Checks an `api_url` setting the way [`HttpClientBuilder::build`] does: an http(s) URL
+/// with a host. The error names the setting and the value (for a config's `validate`,
+/// which runs before any client is built).
+///
+/// ```
+/// use damm_provider::http::check_base_url;
+/// assert!(check_base_url("https://api.vultr.com/v2").is_ok());
+/// assert!(check_base_url("ftp://x/").unwrap_err().contains("http(s)"));
+/// ```
+pub fn check_base_url(base: &str) -> std::result::Result<Url, String> {
+    let url = Url::parse(base.trim()).map_err(|e| format!("api_url `{base}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("api_url `{base}` must be an http(s) URL"));
+    }
+    Ok(url)
+}
+
+/// A request path of `segments`, each percent-encoded as one path segment: an id that
+/// holds `/`, `?`, `#` or `%` cannot reach another endpoint. `.` and `..` segments are
+/// dropped (as [`Url`] drops them), never resolved against the path.
+///
+/// ```
+/// use damm_provider::http::path_of;
+/// assert_eq!(path_of(&["instances", "a/b?c"]), "/instances/a%2Fb%3Fc");
+/// ```
+pub fn path_of(segments: &[&str]) -> String {
+    let mut url = Url::parse("http://localhost/").expect("a valid URL");
+    url.path_segments_mut()
+        .expect("an http URL is a base")
+        .clear()
+        .extend(segments);
+    url.path().to_owned()
+}
+
 /// A header map of the pairs that are valid HTTP headers (for fuzz targets and tests that
 /// feed a `parse_error` arbitrary answers).
 pub fn header_map(pairs: &[(&str, &[u8])]) -> HeaderMap {
@@ -178,6 +212,29 @@ pub fn parse_answer(
         headers,
         body,
     })
+}
+
+/// A JSON list that the provider may send as `null`, read as empty. Use as
+/// `#[serde(default, deserialize_with = "null_as_empty")]`.
+pub fn null_as_empty<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Ok(<Option<Vec<T>> as serde::Deserialize>::deserialize(d)?.unwrap_or_default())
+}
+
+/// [`parse_answer`] on an answer to a [`Operation::ListNodes`] of provider `fuzz`, with the
+/// pairs that are valid HTTP headers ([`header_map`]): the whole of an adapter's
+/// `fuzzing::parse_error(status, pairs, body)` entry point.
+pub fn parse_fuzzed_answer(
+    parse: ParseError,
+    status: u16,
+    pairs: &[(&str, &[u8])],
+    body: &[u8],
+) -> Error {
+    let headers = header_map(pairs);
+    parse_answer(parse, "fuzz", Operation::ListNodes, status, &headers, body)
 }
 
 /// How a request is authorized: a bearer token, or a signature over the request (OVH's
@@ -328,18 +385,8 @@ impl HttpClientBuilder {
         let configure = |kind: ErrorKind, message: String| {
             Error::new(kind, &self.provider, Operation::Configure).with_message(message)
         };
-        let mut base = Url::parse(self.base.trim()).map_err(|e| {
-            configure(
-                ErrorKind::InvalidInput,
-                format!("api_url `{}` is not a URL: {e}", self.base),
-            )
-        })?;
-        if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
-            return Err(configure(
-                ErrorKind::InvalidInput,
-                format!("api_url `{}` must be an http(s) URL", self.base),
-            ));
-        }
+        let mut base = check_base_url(&self.base)
+            .map_err(|message| configure(ErrorKind::InvalidInput, message))?;
         base.set_query(None);
         base.set_fragment(None);
         let trimmed = base.path().trim_end_matches('/').to_owned();
@@ -981,6 +1028,51 @@ mod tests {
     }
 
     #[test]
+    fn null_lists_read_as_empty() {
+        #[derive(serde::Deserialize)]
+        struct L {
+            #[serde(default, deserialize_with = "null_as_empty")]
+            items: Vec<u32>,
+        }
+        for (text, len) in [
+            (r#"{"items":null}"#, 0),
+            ("{}", 0),
+            (r#"{"items":[1,2]}"#, 2),
+        ] {
+            let l: L = serde_json::from_str(text).unwrap();
+            assert_eq!(l.items.len(), len, "{text}");
+        }
+    }
+
+    #[test]
+    fn paths_keep_each_segment_whole_and_base_urls_are_checked() {
+        assert_eq!(path_of(&["instances", "a/b"]), "/instances/a%2Fb");
+        assert_eq!(path_of(&["x", "..", "100%"]), "/x/100%25");
+        assert_eq!(path_of(&["tags", "damm-fleet:f"]), "/tags/damm-fleet:f");
+        assert!(check_base_url("http://127.0.0.1:9/v2").is_ok());
+        assert!(
+            check_base_url("not a url")
+                .unwrap_err()
+                .contains("`not a url` is not a URL")
+        );
+        assert!(check_base_url("ftp://x/").unwrap_err().contains("http(s)"));
+    }
+
+    #[tokio::test]
+    async fn an_encoded_segment_reaches_the_server_encoded() {
+        let (url, seen, _) = serve(vec![answer("200 OK", "", "{}")]).await;
+        let _: Value = client(&url)
+            .json(
+                Operation::ListNodes,
+                &Request::get(path_of(&["instances", "a/b"])),
+            )
+            .await
+            .unwrap();
+        let head = seen.lock().unwrap()[0].clone();
+        assert!(head.starts_with("GET /v2/instances/a%2Fb "), "{head}");
+    }
+
+    #[test]
     fn rate_limit_headers_and_request_ids() {
         let map = header_map(&[
             ("retry-after", b"7"),
@@ -994,6 +1086,12 @@ mod tests {
             "a reset in the past waits a second"
         );
         assert_eq!(request_id(&map).as_deref(), Some("8a-AMS"));
+        let err = parse_fuzzed_answer(parse, 429, &[("retry-after", b"3"), ("bad\n", b"x")], b"");
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(
+            (err.provider(), err.operation()),
+            ("fuzz", Operation::ListNodes)
+        );
         assert_eq!(excerpt("a\nb", 10), "a b");
         assert_eq!(
             reset_at(
