@@ -12,20 +12,23 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
 use aws_sdk_ec2::types::{
-    Address, DomainType, Filter, Instance, InstanceStateName, InstanceType, ResourceType, Tag,
-    TagSpecification,
+    Address, DomainType, Filter, Instance, InstanceStateName, InstanceType, Reservation,
+    ResourceType, Tag, TagSpecification,
 };
 use chrono::{DateTime, Utc};
+use damm_provider::api::{
+    AddressParts, Calls, NextPage, Page, Paging, collect_pages, create_operation, create_or_adopt,
+    node_verdict, probe_metrics, probe_signal, require_owned,
+};
 use damm_provider::config::AdapterConfig;
-use damm_provider::retry::{RateLimit, RetryPolicy};
+use damm_provider::retry::RateLimit;
+use damm_provider::tables::damm_region;
 use damm_provider::{
     AddressSpec, Capabilities, Capability, Compute, Egress, EgressIp, EgressIpRef, Error,
     ErrorKind, FleetId, Frontdoor, FrontdoorRef, HealthSignal, HealthStatus, IdempotencyKey,
     Ingress, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels, Metrics, Node, NodeFilter,
-    NodeRef, NodeRole, NodeSpec, NodeState, Operation, Price, Provider, Region, Result, Target,
-    async_trait,
+    NodeRef, NodeSpec, NodeState, Operation, Price, Provider, Region, Result, Target, async_trait,
 };
 use tokio::sync::OnceCell;
 
@@ -57,8 +60,7 @@ pub struct Aws {
     /// Loaded on first use: the standard credential chain is asynchronous.
     sdk: OnceCell<aws_config::SdkConfig>,
     clients: Mutex<BTreeMap<String, aws_sdk_ec2::Client>>,
-    limits: [RateLimit; 1],
-    retry: RetryPolicy,
+    calls: Calls,
 }
 
 impl std::fmt::Debug for Aws {
@@ -91,8 +93,10 @@ impl Aws {
             clients: Mutex::new(BTreeMap::new()),
             // EC2 throttles per account and region with token buckets; the smallest
             // documented refill (mutating calls) is a few per second, so stay below it.
-            limits: [RateLimit::new(100, std::time::Duration::from_secs(20))],
-            retry: RetryPolicy::default(),
+            calls: Calls::new(
+                &id,
+                vec![RateLimit::new(100, std::time::Duration::from_secs(20))],
+            ),
             settings,
             id,
         })
@@ -124,15 +128,8 @@ impl Aws {
         Fut: Future<Output = std::result::Result<T, SdkError<E>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        self.retry
-            .run(&self.limits, idempotent, || {
-                let answer = call();
-                async move {
-                    answer
-                        .await
-                        .map_err(|e| parse_error(&self.id, operation, e))
-                }
-            })
+        self.calls
+            .run_mapped(operation, idempotent, parse_error, call)
             .await
     }
 
@@ -160,17 +157,8 @@ impl Aws {
 
     /// The DAMM region of a resource: its tag, else the AWS region's entry in the table.
     fn damm_region(&self, labels: &Labels, aws_region: &str) -> Region {
-        labels
-            .get(LABEL_REGION)
-            .and_then(|r| Region::new(r).ok())
-            .or_else(|| {
-                self.regions
-                    .iter()
-                    .find(|(_, a)| *a == aws_region)
-                    .and_then(|(r, _)| Region::new(r.as_str()).ok())
-            })
-            .or_else(|| Region::new(aws_region).ok())
-            .unwrap_or_else(|| Region::new("unknown").expect("valid"))
+        let label = labels.get(LABEL_REGION);
+        damm_region(&self.regions, label, aws_region, |a| a == aws_region)
     }
 
     /// `<aws region>/<resource id>` → its parts; anything else names nothing of ours.
@@ -186,21 +174,8 @@ impl Aws {
             })
     }
 
-    fn require_owned(
-        &self,
-        labels: &Labels,
-        key: &IdempotencyKey,
-        operation: Operation,
-    ) -> Result<()> {
-        if labels.is_owned_by(&self.fleet) && labels.key().as_ref() == Some(key) {
-            Ok(())
-        } else {
-            Err(self.error(
-                ErrorKind::InvalidInput,
-                operation,
-                format!("spec {key} must carry the fleet label and its key"),
-            ))
-        }
+    fn require_owned(&self, labels: &Labels, key: &IdempotencyKey, op: Operation) -> Result<()> {
+        require_owned(&self.id, &self.fleet, labels, key, op)
     }
 
     /// Tag filters: the fleet's, plus `extra`.
@@ -211,7 +186,8 @@ impl Aws {
             .collect()
     }
 
-    /// The live instances of one region matching `filters`, every page.
+    /// The live instances of one region matching `filters`, every page (a call, with
+    /// its own rate-limit token and retries, per page).
     async fn instances(
         &self,
         aws_region: &str,
@@ -228,46 +204,64 @@ impl Aws {
             .describe_instances()
             .set_filters(Some(filters))
             .max_results(self.settings.page_size as i32);
-        // The whole listing is one retried unit: a failed page starts it over.
-        self.call(operation, true, || {
-            let request = request.clone();
-            async move {
-                let mut pages = request.into_paginator().send();
-                let mut all = Vec::new();
-                while let Some(page) = pages.next().await {
-                    all.extend(
-                        page?
-                            .reservations
-                            .unwrap_or_default()
-                            .into_iter()
-                            .flat_map(|r| r.instances.unwrap_or_default()),
-                    );
-                }
-                Ok::<_, SdkError<DescribeInstancesError>>(all)
-            }
-        })
+        let request = &request;
+        let what = format!("DescribeInstances in {aws_region}");
+        collect_pages(
+            &self.id,
+            operation,
+            &what,
+            Paging::default(),
+            |at| async move {
+                let token = match at {
+                    NextPage::Token(token) => Some(token),
+                    NextPage::First | NextPage::Number(_) => None,
+                };
+                let send = || request.clone().set_next_token(token.clone()).send();
+                let page = self.call(operation, true, send).await?;
+                Ok(Page {
+                    next: page
+                        .next_token
+                        .filter(|t| !t.is_empty())
+                        .map(NextPage::Token),
+                    items: instances_of(page.reservations).collect(),
+                    total: None,
+                })
+            },
+        )
         .await
     }
 
-    /// The live instances of every region matching `filters`, as nodes.
-    async fn nodes_everywhere(
+    /// The live instances of one region matching `extra` tags, as nodes.
+    async fn nodes_in(
         &self,
+        aws_region: &str,
         extra: &[(&str, &str)],
         operation: Operation,
     ) -> Result<Vec<Node>> {
-        let per_region = self.aws_regions().into_iter().map(|aws_region| async move {
-            let found = self
-                .instances(&aws_region, self.filters(extra), operation)
-                .await?;
-            Ok::<_, Error>(
-                found
-                    .iter()
-                    .map(|i| self.node(i, &aws_region))
-                    .collect::<Vec<_>>(),
-            )
-        });
-        let nodes = futures::future::try_join_all(per_region).await?;
-        Ok(nodes.into_iter().flatten().collect())
+        let found = self
+            .instances(aws_region, self.filters(extra), operation)
+            .await?;
+        Ok(found.iter().map(|i| self.node(i, aws_region)).collect())
+    }
+
+    /// `per_region` of every AWS region of the table, side by side, in one list.
+    async fn everywhere<T, F, Fut>(&self, per_region: F) -> Result<Vec<T>>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<Vec<T>>>,
+    {
+        let regions = self.aws_regions().into_iter().map(per_region);
+        let all = futures::future::try_join_all(regions).await?;
+        Ok(all.into_iter().flatten().collect())
+    }
+
+    /// The resource of `what` at `aws_region/id` is none of this fleet's.
+    fn not_in_fleet(&self, what: &str, (aws_region, id): (&str, &str), op: Operation) -> Error {
+        self.error(
+            ErrorKind::NotFound,
+            op,
+            format!("no {what} {aws_region}/{id} in fleet {}", self.fleet),
+        )
     }
 
     /// An instance of this fleet (in any state), or NotFound.
@@ -285,22 +279,9 @@ impl Aws {
         let answer = self
             .call(operation, true, || request.clone().send())
             .await?;
-        answer
-            .reservations
-            .unwrap_or_default()
-            .into_iter()
-            .flat_map(|r| r.instances.unwrap_or_default())
+        instances_of(answer.reservations)
             .find(|i| i.instance_id() == Some(instance_id))
-            .ok_or_else(|| {
-                self.error(
-                    ErrorKind::NotFound,
-                    operation,
-                    format!(
-                        "no instance {aws_region}/{instance_id} in fleet {}",
-                        self.fleet
-                    ),
-                )
-            })
+            .ok_or_else(|| self.not_in_fleet("instance", (aws_region, instance_id), operation))
     }
 
     fn node(&self, instance: &Instance, aws_region: &str) -> Node {
@@ -341,41 +322,24 @@ impl Aws {
         }
     }
 
-    /// The Elastic IPs of one region matching `filters`.
+    /// The Elastic IPs of one region matching `filters` (and, when given, of one
+    /// allocation id).
     async fn addresses(
         &self,
-        aws_region: &str,
+        (aws_region, allocation_id): (&str, Option<&str>),
         filters: Vec<Filter>,
         operation: Operation,
     ) -> Result<Vec<Address>> {
         let client = self.client(aws_region).await;
         // DescribeAddresses is not paginated: it answers with every match.
-        let request = client.describe_addresses().set_filters(Some(filters));
+        let request = client
+            .describe_addresses()
+            .set_allocation_ids(allocation_id.map(|id| vec![id.to_owned()]))
+            .set_filters(Some(filters));
         let answer = self
             .call(operation, true, || request.clone().send())
             .await?;
         Ok(answer.addresses.unwrap_or_default())
-    }
-
-    /// The fleet's Elastic IPs of `role` in every region, as (region, address).
-    async fn addresses_everywhere(
-        &self,
-        role: &str,
-        operation: Operation,
-    ) -> Result<Vec<(String, Address)>> {
-        let per_region = self.aws_regions().into_iter().map(|aws_region| async move {
-            let found = self
-                .addresses(&aws_region, self.filters(&[(LABEL_ROLE, role)]), operation)
-                .await?;
-            Ok::<_, Error>(
-                found
-                    .into_iter()
-                    .map(|a| (aws_region.clone(), a))
-                    .collect::<Vec<_>>(),
-            )
-        });
-        let all = futures::future::try_join_all(per_region).await?;
-        Ok(all.into_iter().flatten().collect())
     }
 
     /// An Elastic IP of this fleet, or NotFound.
@@ -385,29 +349,12 @@ impl Aws {
         allocation_id: &str,
         operation: Operation,
     ) -> Result<Address> {
-        let client = self.client(aws_region).await;
-        let request = client
-            .describe_addresses()
-            .allocation_ids(allocation_id)
-            .set_filters(Some(self.filters(&[])));
-        let answer = self
-            .call(operation, true, || request.clone().send())
-            .await?;
-        answer
-            .addresses
-            .unwrap_or_default()
+        let at = (aws_region, Some(allocation_id));
+        let found = self.addresses(at, self.filters(&[]), operation).await?;
+        found
             .into_iter()
             .find(|a| a.allocation_id() == Some(allocation_id))
-            .ok_or_else(|| {
-                self.error(
-                    ErrorKind::NotFound,
-                    operation,
-                    format!(
-                        "no Elastic IP {aws_region}/{allocation_id} in fleet {}",
-                        self.fleet
-                    ),
-                )
-            })
+            .ok_or_else(|| self.not_in_fleet("Elastic IP", (aws_region, allocation_id), operation))
     }
 
     /// The parts of an Elastic IP a front door or egress IP is made of.
@@ -444,7 +391,7 @@ impl Aws {
         };
         let by_key = self.filters(&[(LABEL_KEY, spec.key.as_str()), (LABEL_ROLE, role)]);
         let existing = self
-            .addresses(&aws_region, by_key.clone(), operation)
+            .addresses((&aws_region, None), by_key.clone(), operation)
             .await?
             .into_iter()
             .next();
@@ -462,13 +409,7 @@ impl Aws {
                     self.owned_instance(&aws_region, instance_id, operation)
                         .await?;
                 }
-                let mut tags: Vec<(String, String)> = spec
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect();
-                tags.push((LABEL_ROLE.to_owned(), role.to_owned()));
-                tags.push((LABEL_REGION.to_owned(), spec.region.to_string()));
+                let tags = new_tags(&spec.labels, &spec.region, &[(LABEL_ROLE, role)]);
                 let client = self.client(&aws_region).await;
                 let request = client
                     .allocate_address()
@@ -476,26 +417,21 @@ impl Aws {
                     .tag_specifications(tag_specification(ResourceType::ElasticIp, &tags));
                 // AllocateAddress has no client token: never retried blindly, and a
                 // lost answer is found by its key.
-                match self.call(operation, false, || request.clone().send()).await {
-                    Ok(allocated) => {
-                        let allocation_id = allocated.allocation_id.unwrap_or_default();
-                        Address::builder()
-                            .allocation_id(allocation_id)
-                            .set_public_ip(allocated.public_ip)
-                            .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
-                            .build()
-                    }
-                    Err(e) if e.is_temporary() || e.kind() == ErrorKind::Conflict => match self
-                        .addresses(&aws_region, by_key, operation)
-                        .await?
-                        .into_iter()
-                        .next()
-                    {
-                        Some(found) => found,
-                        None => return Err(e),
-                    },
-                    Err(e) => return Err(e),
-                }
+                let allocated = self.call(operation, false, || request.clone().send()).await;
+                let allocated = allocated.map(|allocated| {
+                    Address::builder()
+                        .allocation_id(allocated.allocation_id.unwrap_or_default())
+                        .set_public_ip(allocated.public_ip)
+                        .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+                        .build()
+                });
+                create_or_adopt(allocated, || async {
+                    let found = self
+                        .addresses((&aws_region, None), by_key, operation)
+                        .await?;
+                    Ok(found.into_iter().next())
+                })
+                .await?
             }
         };
         let mut parts = self.address_parts(&address, &aws_region).ok_or_else(|| {
@@ -557,12 +493,17 @@ impl Aws {
 
     /// The fleet's Elastic IPs of `role`, in every region.
     async fn list_addresses(&self, role: &str, operation: Operation) -> Result<Vec<AddressParts>> {
-        Ok(self
-            .addresses_everywhere(role, operation)
-            .await?
-            .iter()
-            .filter_map(|(aws_region, a)| self.address_parts(a, aws_region))
-            .collect())
+        self.everywhere(|aws_region| async move {
+            let filters = self.filters(&[(LABEL_ROLE, role)]);
+            let found = self
+                .addresses((&aws_region, None), filters, operation)
+                .await?;
+            Ok(found
+                .iter()
+                .filter_map(|a| self.address_parts(a, &aws_region))
+                .collect())
+        })
+        .await
     }
 
     /// Health of an Elastic IP: associated → healthy, unassociated → degraded.
@@ -592,13 +533,22 @@ impl Aws {
     }
 }
 
-/// What front doors and egress IPs share.
-struct AddressParts {
-    id: String,
-    region: Region,
-    address: IpAddr,
-    node: Option<NodeRef>,
-    labels: Labels,
+/// Tags for a new resource: the spec's ownership labels, its region and `extra`.
+fn new_tags(labels: &Labels, region: &Region, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    labels
+        .iter()
+        .chain(extra.iter().copied())
+        .chain([(LABEL_REGION, region.as_str())])
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The instances of DescribeInstances' reservations.
+fn instances_of(reservations: Option<Vec<Reservation>>) -> impl Iterator<Item = Instance> {
+    reservations
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|r| r.instances.unwrap_or_default())
 }
 
 fn labels_of(tags: &[Tag]) -> Labels {
@@ -667,18 +617,19 @@ impl Provider for Aws {
     }
 
     async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>> {
+        let operation = Operation::ListNodes;
         let nodes = match &filter.region {
             // One region asked for: ask only its AWS region.
             Some(region) => match self.regions.get(region.as_str()) {
-                Some(aws_region) => self
-                    .instances(aws_region, self.filters(&[]), Operation::ListNodes)
-                    .await?
-                    .iter()
-                    .map(|i| self.node(i, aws_region))
-                    .collect(),
+                Some(aws_region) => self.nodes_in(aws_region, &[], operation).await?,
                 None => Vec::new(),
             },
-            None => self.nodes_everywhere(&[], Operation::ListNodes).await?,
+            None => {
+                let in_region = |aws_region: String| async move {
+                    self.nodes_in(&aws_region, &[], operation).await
+                };
+                self.everywhere(in_region).await?
+            }
         };
         Ok(nodes.into_iter().filter(|n| filter.matches(n)).collect())
     }
@@ -686,7 +637,7 @@ impl Provider for Aws {
     async fn probe_health(&self, target: &Target) -> Result<HealthSignal> {
         let started = Instant::now();
         let operation = Operation::ProbeHealth;
-        let (status, detail) = match target {
+        let verdict = match target {
             Target::Api => {
                 // A cheap, authenticated read: one page of at most five fleet instances.
                 let aws_region = self.aws_regions().into_iter().next().ok_or_else(|| {
@@ -713,18 +664,7 @@ impl Provider for Aws {
                 let instance = self
                     .owned_instance(aws_region, instance_id, operation)
                     .await?;
-                match self.node(&instance, aws_region).state {
-                    NodeState::Running | NodeState::Draining => {
-                        (HealthStatus::Healthy, "instance running".to_owned())
-                    }
-                    NodeState::Provisioning => {
-                        (HealthStatus::Unknown, "instance pending".to_owned())
-                    }
-                    other => (
-                        HealthStatus::Down,
-                        format!("instance {other:?}").to_lowercase(),
-                    ),
-                }
+                node_verdict(self.node(&instance, aws_region).state, "instance")
             }
             Target::Frontdoor(r) => self.probe_address(&r.id).await?,
             Target::EgressIp(r) => self.probe_address(&r.id).await?,
@@ -736,45 +676,34 @@ impl Provider for Aws {
                 ));
             }
         };
-        Ok(HealthSignal {
-            target: target.clone(),
-            status,
-            rtt: Some(started.elapsed()),
-            observed_at: Utc::now(),
-            detail,
-        })
+        Ok(probe_signal(target, started, verdict))
     }
 
     async fn get_metrics(&self, target: &Target) -> Result<Metrics> {
-        let signal = self.probe_health(target).await?;
-        let mut metrics = Metrics::empty(target.clone(), signal.observed_at);
-        metrics.rtt = signal.rtt;
-        Ok(metrics)
+        Ok(probe_metrics(self.probe_health(target).await?))
     }
 }
 
 #[async_trait]
 impl Compute for Aws {
     async fn create_node(&self, spec: &NodeSpec) -> Result<Node> {
-        let operation = match spec.role {
-            NodeRole::Ingress => Operation::CreateIngressNode,
-            NodeRole::Egress => Operation::CreateEgressNode,
-        };
+        let operation = create_operation(spec.role);
         self.require_owned(&spec.labels, &spec.key, operation)?;
         let aws_region = self.aws_region(&spec.region, operation)?;
         let by_key = [(LABEL_KEY, spec.key.as_str())];
         // A replayed create adopts what the first attempt made.
         if let Some(existing) = self
-            .instances(&aws_region, self.filters(&by_key), operation)
+            .nodes_in(&aws_region, &by_key, operation)
             .await?
-            .first()
+            .into_iter()
+            .next()
         {
             tracing::debug!(
                 provider = %self.id,
                 key = %spec.key,
                 "create adopts the instance of its key"
             );
-            return Ok(self.node(existing, &aws_region));
+            return Ok(existing);
         }
         let profile = self.profiles.get(&spec.profile).ok_or_else(|| {
             self.error(
@@ -795,12 +724,7 @@ impl Compute for Aws {
                     format!("no AMI for {aws_region}: set `ami` or `amis` (DAMM_AWS_AMI)"),
                 )
             })?;
-        let mut tags: Vec<(String, String)> = spec
-            .labels
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        tags.push((LABEL_REGION.to_owned(), spec.region.to_string()));
+        let tags = new_tags(&spec.labels, &spec.region, &[]);
         let client = self.client(&aws_region).await;
         let request = client
             .run_instances()
@@ -818,45 +742,38 @@ impl Compute for Aws {
             .tag_specifications(tag_specification(ResourceType::Instance, &tags));
         // The client token makes RunInstances idempotent at AWS: a retry after a lost
         // answer returns the same instance, so the shared retry may repeat it.
-        match self.call(operation, true, || request.clone().send()).await {
-            Ok(created) => {
-                let instance = created
-                    .instances
-                    .unwrap_or_default()
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| {
-                        self.error(
-                            ErrorKind::Unexpected,
-                            operation,
-                            "RunInstances returned no instance",
-                        )
-                    })?;
-                let mut node = self.node(&instance, &aws_region);
-                // The answer may omit the tags just set; they are known.
-                for (k, v) in &tags {
-                    if node.labels.get(k).is_none() {
-                        let _ = node.labels.insert(k.as_str(), v.as_str());
-                    }
-                }
-                node.region = spec.region.clone();
-                if node.roles.is_empty() {
-                    node.roles.push(spec.role);
-                }
-                Ok(node)
+        let created = match self.call(operation, true, || request.clone().send()).await {
+            Ok(created) => created.instances.unwrap_or_default().into_iter().next(),
+            Err(e) => {
+                let adopt = || async {
+                    Ok(self
+                        .nodes_in(&aws_region, &by_key, operation)
+                        .await?
+                        .into_iter()
+                        .next())
+                };
+                return create_or_adopt(Err(e), adopt).await;
             }
-            Err(e) if e.kind() == ErrorKind::Conflict || e.is_temporary() => {
-                match self
-                    .instances(&aws_region, self.filters(&by_key), operation)
-                    .await?
-                    .first()
-                {
-                    Some(existing) => Ok(self.node(existing, &aws_region)),
-                    None => Err(e),
-                }
+        };
+        let instance = created.ok_or_else(|| {
+            self.error(
+                ErrorKind::Unexpected,
+                operation,
+                "RunInstances returned no instance",
+            )
+        })?;
+        let mut node = self.node(&instance, &aws_region);
+        // The answer may omit the tags just set; they are known.
+        for (k, v) in &tags {
+            if node.labels.get(k).is_none() {
+                let _ = node.labels.insert(k.as_str(), v.as_str());
             }
-            Err(e) => Err(e),
         }
+        node.region = spec.region.clone();
+        if node.roles.is_empty() {
+            node.roles.push(spec.role);
+        }
+        Ok(node)
     }
 
     async fn drain_node(&self, node: &NodeRef) -> Result<()> {
@@ -925,14 +842,7 @@ impl Ingress for Aws {
         let parts = self
             .allocate(spec, ROLE_FRONTDOOR, Operation::AllocateIngressFrontdoor)
             .await?;
-        Ok(Frontdoor {
-            reference: FrontdoorRef::new(&self.id, parts.id),
-            region: parts.region,
-            address: parts.address,
-            port: None,
-            node: parts.node,
-            labels: parts.labels,
-        })
+        Ok(parts.frontdoor(&self.id))
     }
 
     async fn release_ingress_frontdoor(&self, frontdoor: &FrontdoorRef) -> Result<()> {
@@ -944,17 +854,7 @@ impl Ingress for Aws {
         let parts = self
             .list_addresses(ROLE_FRONTDOOR, Operation::ListFrontdoors)
             .await?;
-        Ok(parts
-            .into_iter()
-            .map(|p| Frontdoor {
-                reference: FrontdoorRef::new(&self.id, p.id),
-                region: p.region,
-                address: p.address,
-                port: None,
-                node: p.node,
-                labels: p.labels,
-            })
-            .collect())
+        Ok(parts.into_iter().map(|p| p.frontdoor(&self.id)).collect())
     }
 }
 
@@ -964,13 +864,7 @@ impl Egress for Aws {
         let parts = self
             .allocate(spec, ROLE_EGRESS, Operation::AllocateEgressIp)
             .await?;
-        Ok(EgressIp {
-            reference: EgressIpRef::new(&self.id, parts.id),
-            region: parts.region,
-            address: parts.address,
-            node: parts.node,
-            labels: parts.labels,
-        })
+        Ok(parts.egress_ip(&self.id))
     }
 
     async fn release_egress_ip(&self, ip: &EgressIpRef) -> Result<()> {
@@ -981,16 +875,7 @@ impl Egress for Aws {
         let parts = self
             .list_addresses(ROLE_EGRESS, Operation::ListEgressIps)
             .await?;
-        Ok(parts
-            .into_iter()
-            .map(|p| EgressIp {
-                reference: EgressIpRef::new(&self.id, p.id),
-                region: p.region,
-                address: p.address,
-                node: p.node,
-                labels: p.labels,
-            })
-            .collect())
+        Ok(parts.into_iter().map(|p| p.egress_ip(&self.id)).collect())
     }
 }
 

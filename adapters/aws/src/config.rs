@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use damm_provider::tables::{check_regions, profile_table, region_table, string_table};
 use damm_provider::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// A size profile: the EC2 instance type and what it costs.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -155,11 +156,7 @@ impl AwsConfig {
         if self.request_timeout_ms == 0 {
             return Err("request_timeout_ms must be at least 1".to_owned());
         }
-        for (damm, aws) in &self.regions {
-            if aws.trim().is_empty() {
-                return Err(format!("regions: `{damm}` maps to an empty AWS region"));
-            }
-        }
+        check_regions(&self.regions)?;
         for (name, profile) in &self.profiles {
             if profile.instance_type.trim().is_empty() {
                 return Err(format!("profiles.{name}: instance_type must not be empty"));
@@ -173,61 +170,23 @@ impl AwsConfig {
 
     /// The region table in force: the built-in one, with the configured entries on top.
     pub fn region_table(&self) -> BTreeMap<String, String> {
-        let mut table: BTreeMap<String, String> = REGIONS
-            .iter()
-            .map(|(d, a)| ((*d).to_owned(), (*a).to_owned()))
-            .collect();
-        table.extend(self.regions.clone());
-        table
+        region_table(REGIONS, &self.regions)
     }
 
     /// The profile table in force: the built-in one, with the configured entries on top.
     pub fn profile_table(&self) -> BTreeMap<String, Profile> {
-        let mut table: BTreeMap<String, Profile> = PROFILES
-            .iter()
-            .map(|(name, instance_type, cents)| {
-                let profile = Profile {
-                    instance_type: (*instance_type).to_owned(),
-                    monthly_cents: *cents,
-                    currency: usd(),
-                };
-                ((*name).to_owned(), profile)
-            })
-            .collect();
-        table.extend(self.profiles.clone());
-        table
+        profile_table(PROFILES, &self.profiles, |instance_type, monthly_cents| {
+            Profile {
+                instance_type: instance_type.to_owned(),
+                monthly_cents,
+                currency: usd(),
+            }
+        })
     }
 
     /// The timeout of one request.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms.max(1))
-    }
-}
-
-/// A string → string table, from a TOML table or from `a=b,c=d` (the form an environment
-/// variable carries).
-fn string_table<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Form {
-        Table(BTreeMap<String, String>),
-        Text(String),
-    }
-    match Form::deserialize(d)? {
-        Form::Table(table) => Ok(table),
-        Form::Text(text) => text
-            .split(',')
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| match pair.split_once('=') {
-                Some((k, v)) if !k.trim().is_empty() => {
-                    Ok((k.trim().to_owned(), v.trim().to_owned()))
-                }
-                _ => Err(serde::de::Error::custom(format!(
-                    "`{pair}` is not `key=value`"
-                ))),
-            })
-            .collect(),
     }
 }
 
@@ -266,6 +225,8 @@ mod tests {
         let err = load(&[("DAMM_AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")]).unwrap_err();
         assert!(err.contains("DAMM_AWS_SECRET_ACCESS_KEY"), "{err}");
         assert!(load(&[("DAMM_AWS_REGIONS", "nonsense")]).is_err());
+        let err = load(&[("DAMM_AWS_REGIONS", "uk=")]).unwrap_err();
+        assert!(err.contains("`uk` maps to an empty region"), "{err}");
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use chrono::Utc;
 use cloudflare::framework::endpoint::Method;
+use damm_provider::api::{probe_metrics, probe_signal};
 use damm_provider::config::AdapterConfig;
 use damm_provider::{
     Capabilities, Capability, CdnFront, Error, ErrorKind, FleetId, Front, FrontRef, FrontSpec,
@@ -184,17 +184,35 @@ impl Cloudflare {
         })
     }
 
+    /// The zone's records matching one query `filter`, every page.
+    async fn records(
+        &self,
+        scope: &Scope,
+        operation: Operation,
+        filter: (&str, String),
+    ) -> Result<Vec<DnsRecord>> {
+        let path = format!("zones/{}/dns_records", scope.zone_id);
+        self.api
+            .all_pages(operation, &path, &[filter], PER_PAGE)
+            .await
+    }
+
+    /// The account's live tunnels matching one query `filter`, every page.
+    async fn tunnels(
+        &self,
+        scope: &Scope,
+        operation: Operation,
+        filter: (&str, String),
+    ) -> Result<Vec<CfdTunnel>> {
+        let path = format!("accounts/{}/cfd_tunnel", scope.account_id);
+        let query = [filter, ("is_deleted", "false".to_owned())];
+        self.api.all_pages(operation, &path, &query, PER_PAGE).await
+    }
+
     /// The fleet's records: under the subdomain, comment naming the fleet, every page.
     async fn fleet_records(&self, scope: &Scope, operation: Operation) -> Result<Vec<DnsRecord>> {
-        let records: Vec<DnsRecord> = self
-            .api
-            .all_pages(
-                operation,
-                &format!("zones/{}/dns_records", scope.zone_id),
-                &[("comment.startswith", self.fleet_comment_prefix())],
-                PER_PAGE,
-            )
-            .await?;
+        let filter = ("comment.startswith", self.fleet_comment_prefix());
+        let records = self.records(scope, operation, filter).await?;
         Ok(records
             .into_iter()
             .filter(|r| self.front_of(scope, r.clone()).is_some())
@@ -247,15 +265,8 @@ impl Cloudflare {
     }
 
     async fn find_record(&self, scope: &Scope, key: &IdempotencyKey) -> Result<Option<Front>> {
-        let records: Vec<DnsRecord> = self
-            .api
-            .all_pages(
-                Operation::PublishFront,
-                &format!("zones/{}/dns_records", scope.zone_id),
-                &[("comment", self.comment(key))],
-                PER_PAGE,
-            )
-            .await?;
+        let filter = ("comment", self.comment(key));
+        let records = self.records(scope, Operation::PublishFront, filter).await?;
         Ok(records.into_iter().find_map(|r| self.front_of(scope, r)))
     }
 
@@ -265,18 +276,7 @@ impl Cloudflare {
         name: &str,
         op: Operation,
     ) -> Result<Option<CfdTunnel>> {
-        let tunnels: Vec<CfdTunnel> = self
-            .api
-            .all_pages(
-                op,
-                &format!("accounts/{}/cfd_tunnel", scope.account_id),
-                &[
-                    ("name", name.to_owned()),
-                    ("is_deleted", "false".to_owned()),
-                ],
-                PER_PAGE,
-            )
-            .await?;
+        let tunnels = self.tunnels(scope, op, ("name", name.to_owned())).await?;
         Ok(tunnels
             .into_iter()
             .find(|t| t.name == name && t.deleted_at.is_none()))
@@ -330,6 +330,14 @@ impl Cloudflare {
     }
 }
 
+/// A removal's answer: done, or gone already.
+fn gone_is_fine<T>(answer: Result<T>) -> Result<()> {
+    match answer {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        other => other.map(drop),
+    }
+}
+
 /// Parses `damm-fleet=<fleet>;damm-key=<key>` back into labels.
 fn labels_from_comment(comment: &str) -> Option<Labels> {
     let mut map = BTreeMap::new();
@@ -375,7 +383,7 @@ impl Provider for Cloudflare {
     async fn probe_health(&self, target: &Target) -> Result<HealthSignal> {
         let op = Operation::ProbeHealth;
         let started = Instant::now();
-        let (status, detail) = match target {
+        let verdict = match target {
             Target::Api => {
                 let name = self.zone.clone().unwrap_or_default();
                 let query: Vec<(&str, String)> = if name.is_empty() {
@@ -428,13 +436,7 @@ impl Provider for Cloudflare {
                 ));
             }
         };
-        Ok(HealthSignal {
-            target: target.clone(),
-            status,
-            rtt: Some(started.elapsed()),
-            observed_at: Utc::now(),
-            detail,
-        })
+        Ok(probe_signal(target, started, verdict))
     }
 
     async fn get_metrics(&self, target: &Target) -> Result<Metrics> {
@@ -443,9 +445,7 @@ impl Provider for Cloudflare {
                 .with_message(e.message().to_owned())
                 .set_temporary(e.is_temporary())
         })?;
-        let mut metrics = Metrics::empty(target.clone(), signal.observed_at);
-        metrics.rtt = signal.rtt;
-        Ok(metrics)
+        Ok(probe_metrics(signal))
     }
 }
 
@@ -509,15 +509,11 @@ impl CdnFront for Cloudflare {
             return Ok(());
         }
         let path = format!("zones/{}/dns_records/{}", scope.zone_id, front.id);
-        match self
-            .api
-            .result::<Deleted>(op, Call::new(Method::DELETE, &path))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
+        gone_is_fine(
+            self.api
+                .result::<Deleted>(op, Call::new(Method::DELETE, &path))
+                .await,
+        )
     }
 
     async fn list_fronts(&self) -> Result<Vec<Front>> {
@@ -611,34 +607,15 @@ impl TunnelTerm for Cloudflare {
                 format!("tunnel {} is not one of fleet {}", tunnel.id, self.fleet),
             ));
         }
-        match self
-            .api
-            .result::<CfdTunnel>(
-                op,
-                Call::new(Method::DELETE, &path).query(&[("cascade", "true".to_owned())]),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
+        let delete = Call::new(Method::DELETE, &path).query(&[("cascade", "true".to_owned())]);
+        gone_is_fine(self.api.result::<CfdTunnel>(op, delete).await)
     }
 
     async fn list_tunnels(&self) -> Result<Vec<Tunnel>> {
         let op = Operation::ListTunnels;
         let scope = self.scope(op).await?;
-        let tunnels: Vec<CfdTunnel> = self
-            .api
-            .all_pages(
-                op,
-                &format!("accounts/{}/cfd_tunnel", scope.account_id),
-                &[
-                    ("include_prefix", self.tunnel_prefix()),
-                    ("is_deleted", "false".to_owned()),
-                ],
-                PER_PAGE,
-            )
+        let tunnels = self
+            .tunnels(&scope, op, ("include_prefix", self.tunnel_prefix()))
             .await?;
         let mut out = Vec::new();
         for tunnel in tunnels {

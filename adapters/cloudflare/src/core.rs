@@ -13,7 +13,8 @@ use cloudflare::framework::client::async_api::Client as CfClient;
 use cloudflare::framework::endpoint::spec::EndpointSpec;
 use cloudflare::framework::endpoint::{Method, RequestBody};
 use cloudflare::framework::response::{ApiFailure, ApiResult, ApiSuccess};
-use damm_provider::retry::{RateLimit, RetryPolicy};
+use damm_provider::api::{Calls, NextPage, Page, Paging, collect_pages};
+use damm_provider::retry::RateLimit;
 use damm_provider::{Error, ErrorKind, ExposeSecret, Operation, Result};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -137,21 +138,21 @@ impl<T: DeserializeOwned + fmt::Debug> EndpointSpec for Call<T> {
     }
 }
 
+/// Pages of one listing at most (a guard against a server that never ends one).
+const MAX_PAGES: u64 = 1000;
+
 /// The Cloudflare client: the crate's async client under Cloudflare's documented limit
 /// (1200 requests per 5 minutes) and the shared retry policy.
 pub(crate) struct Api {
-    provider: String,
     client: CfClient,
-    limits: [RateLimit; 1],
-    retry: RetryPolicy,
-    once: RetryPolicy,
+    calls: Calls,
 }
 
 impl fmt::Debug for Api {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The crate's client holds the credentials: never printed.
         f.debug_struct("Api")
-            .field("provider", &self.provider)
+            .field("provider", &self.calls.provider())
             .finish_non_exhaustive()
     }
 }
@@ -189,36 +190,27 @@ impl Api {
                 .with_message(format!("building the HTTP client: {e}"))
         })?;
         Ok(Api {
-            provider: provider.to_owned(),
             client,
-            limits: [RateLimit::new(1200, Duration::from_secs(300))],
-            retry: RetryPolicy::default(),
-            once: RetryPolicy::none(),
+            calls: Calls::new(
+                provider,
+                vec![RateLimit::new(1200, Duration::from_secs(300))],
+            ),
         })
     }
 
     /// Sends `call`, retrying temporary failures when it is idempotent (everything but
-    /// POST).
+    /// POST, which creates: never retried blindly).
     pub(crate) async fn send<T: DeserializeOwned + fmt::Debug>(
         &self,
         operation: Operation,
         call: Call<T>,
     ) -> Result<ApiSuccess<Res<T>>> {
-        let policy = if call.method == Method::POST {
-            &self.once
-        } else {
-            &self.retry
+        let parse = |provider: &str, operation, failure: ApiFailure| {
+            parse_error(provider, operation, &failure)
         };
-        policy
-            .run(&self.limits, call.method != Method::POST, || {
-                let call = &call;
-                async move {
-                    self.client
-                        .request(call)
-                        .await
-                        .map_err(|e| parse_error(&self.provider, operation, &e))
-                }
-            })
+        let idempotent = call.method != Method::POST;
+        self.calls
+            .run_mapped(operation, idempotent, parse, || self.client.request(&call))
             .await
     }
 
@@ -231,7 +223,9 @@ impl Api {
         Ok(self.send(operation, call).await?.result.0)
     }
 
-    /// Every page of a paginated listing (`page`/`per_page` and `result_info`).
+    /// Every page of a paginated listing (`page`/`per_page` and `result_info`). One that
+    /// ends short of its `total_count` (a page lost mid-pagination) fails: a truncated
+    /// listing would make its missing records look deleted.
     pub(crate) async fn all_pages<T: DeserializeOwned + fmt::Debug>(
         &self,
         operation: Operation,
@@ -239,45 +233,59 @@ impl Api {
         query: &[(&str, String)],
         per_page: u32,
     ) -> Result<Vec<T>> {
-        let mut out = Vec::new();
-        for page in 1u32.. {
+        let paging = Paging {
+            max_pages: MAX_PAGES,
+            ..Paging::default()
+        };
+        let what = format!("GET {path}");
+        collect_pages(self.calls.provider(), operation, &what, paging, |at| {
+            let page = match at {
+                NextPage::Number(n) => n,
+                NextPage::First | NextPage::Token(_) => 1,
+            };
             let mut pairs = query.to_vec();
             pairs.push(("page", page.to_string()));
             pairs.push(("per_page", per_page.to_string()));
-            let answer = self
-                .send(
-                    operation,
-                    Call::<Vec<T>>::new(Method::GET, path).query(&pairs),
-                )
-                .await?;
-            let got = answer.result.0.len();
-            out.extend(answer.result.0);
-            let total = answer
-                .result_info
-                .as_ref()
-                .and_then(|i| i.get("total_count"))
-                .and_then(serde_json::Value::as_u64);
-            let done = match total {
-                Some(total) => out.len() as u64 >= total,
-                None => got < per_page as usize,
-            };
-            if done {
-                break;
+            let call = Call::<Vec<T>>::new(Method::GET, path).query(&pairs);
+            async move {
+                let answer = self.send(operation, call).await?;
+                let info = answer.result_info.as_ref();
+                let items = answer.result.0;
+                Ok(Page {
+                    next: next_page(info, page, items.len(), per_page),
+                    total: info_number(info, "total_count"),
+                    items,
+                })
             }
-            // An empty page short of the total (a page lost mid-pagination) fails the
-            // listing: a truncated one would make its missing records look deleted.
-            if got == 0 || page >= 1000 {
-                return Err(Error::new(ErrorKind::Unexpected, &self.provider, operation)
-                    .with_message(format!(
-                        "GET {path}: the listing ended at page {page} with {} of its {} items",
-                        out.len(),
-                        total.map_or_else(|| "?".to_owned(), |t| t.to_string())
-                    ))
-                    .set_temporary(true));
-            }
-        }
-        Ok(out)
+        })
+        .await
     }
+}
+
+/// A number of Cloudflare's `result_info`.
+fn info_number(info: Option<&serde_json::Value>, field: &str) -> Option<u64> {
+    info?.get(field)?.as_u64()
+}
+
+/// The page after `page`, which held `got` items, when the listing goes on: by
+/// `result_info.total_pages`, else by `total_count` over the answered `per_page`, else
+/// (no `result_info`) while pages come back full.
+fn next_page(
+    info: Option<&serde_json::Value>,
+    page: u64,
+    got: usize,
+    per_page: u32,
+) -> Option<NextPage> {
+    let answered_per_page = info_number(info, "per_page").unwrap_or(u64::from(per_page));
+    let more = match (
+        info_number(info, "total_pages"),
+        info_number(info, "total_count"),
+    ) {
+        (Some(pages), _) => page < pages,
+        (None, Some(total)) => page.saturating_mul(answered_per_page) < total,
+        (None, None) => got as u64 >= u64::from(per_page),
+    };
+    more.then_some(NextPage::Number(page + 1))
 }
 
 /// Maps a failed call to the shared error type: the HTTP status through
@@ -413,6 +421,22 @@ mod tests {
             parse_error("cloudflare", op, &failure(400, 1004)).kind(),
             ErrorKind::InvalidInput
         );
+    }
+
+    #[test]
+    fn result_info_says_whether_a_next_page_follows() {
+        let next = |i: Option<&serde_json::Value>, page, got| next_page(i, page, got, 100);
+        // total_pages decides when present.
+        let paged = serde_json::json!({"page": 1, "total_pages": 2, "total_count": 150});
+        assert_eq!(next(Some(&paged), 1, 100), Some(NextPage::Number(2)));
+        assert_eq!(next(Some(&paged), 2, 50), None);
+        // Else total_count over the per_page the server answered with (it may cap it).
+        let capped = serde_json::json!({"page": 1, "per_page": 2, "total_count": 5});
+        assert_eq!(next(Some(&capped), 2, 2), Some(NextPage::Number(3)));
+        assert_eq!(next(Some(&capped), 3, 1), None);
+        // Without result_info, while pages come back full.
+        assert_eq!(next(None, 1, 100), Some(NextPage::Number(2)));
+        assert_eq!(next(None, 2, 99), None);
     }
 
     #[test]

@@ -15,9 +15,7 @@ const ZONE: &str = "damm.example";
 const ACCOUNT_ID: &str = "0123456789abcdef0123456789abcdef";
 
 async fn sim() -> SimHandle {
-    damm_sim::start(SimConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    damm_sim::testing::start(SimConfig::default()).await
 }
 
 fn adapter(sim: &SimHandle, fleet: &str, token: &str) -> Cloudflare {

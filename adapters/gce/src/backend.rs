@@ -1,36 +1,43 @@
 //! The [`Provider`] implementation on `google-cloud-compute-v1`: zonal instances as
-//! nodes, regional static external addresses as front doors and egress addresses, all
-//! carrying the fleet and key labels; every mutation waits for its zone or region
-//! operation to be `DONE`.
+//! nodes, regional static external addresses as front doors and egress addresses
+//! ([`addresses`]), all carrying the fleet and key labels; every mutation waits for its
+//! zone or region operation to be `DONE`.
 //!
 //! References: a node is `ZONE/NAME`, an address `REGION/NAME`. Names are derived from
 //! the idempotency key, so a create replayed after a lost answer meets `409
 //! alreadyExists` and adopts what the first attempt made.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod addresses;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use damm_provider::api::{
+    Calls, NextPage, Page, Paging, collect_pages, create_operation, create_or_adopt, node_verdict,
+    probe_metrics, probe_signal, require_owned,
+};
 use damm_provider::config::AdapterConfig;
-use damm_provider::retry::{RateLimit, RetryPolicy};
+use damm_provider::retry::RateLimit;
+use damm_provider::tables::damm_region;
 use damm_provider::{
-    AddressSpec, Capabilities, Capability, Compute, Egress, EgressIp, EgressIpRef, Error,
-    ErrorKind, FleetId, Frontdoor, FrontdoorRef, HealthSignal, HealthStatus, IdempotencyKey,
-    Ingress, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels, Metrics, Node, NodeFilter,
-    NodeRef, NodeRole, NodeSpec, NodeState, Operation, Price, Provider, Region, Result, Target,
-    async_trait,
+    Capabilities, Capability, Compute, Egress, Error, ErrorKind, FleetId, HealthSignal,
+    HealthStatus, IdempotencyKey, Ingress, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE,
+    Labels, Metrics, Node, NodeFilter, NodeRef, NodeSpec, NodeState, Operation, Price, Provider,
+    Region, Result, Target, async_trait,
 };
 use google_cloud_compute_v1::model::{
-    self, AccessConfig, Address, AttachedDisk, AttachedDiskInitializeParams, Instance,
+    self, AccessConfig, AttachedDisk, AttachedDiskInitializeParams, Instance,
     InstancesSetLabelsRequest, Metadata, NetworkInterface,
 };
 use google_cloud_gax::options::RequestOptionsBuilder as _;
+use google_cloud_gax::paginator::internal::PageableResponse;
 use tokio::time::Instant;
 
 use crate::config::{ADAPTER, GceConfig, Profile, region_of_zone};
-use crate::core::{Clients, clients, parse_error};
+use crate::core::{Clients, clients, parse_error, request};
 
 /// What Compute Engine hands out.
 pub const CAPABILITIES: Capabilities =
@@ -38,9 +45,6 @@ pub const CAPABILITIES: Capabilities =
 
 /// Label naming the DAMM region a resource was created for.
 const LABEL_REGION: &str = "damm-region";
-/// `damm-role` values of addresses.
-const ROLE_FRONTDOOR: &str = "frontdoor";
-const ROLE_EGRESS: &str = "egress";
 /// The access config name Google uses by default.
 const EXTERNAL_NAT: &str = "External NAT";
 /// `operations.wait` blocks for up to two minutes at Google.
@@ -60,8 +64,7 @@ pub struct Gce {
     page_size: u32,
     request_timeout: Duration,
     operation_timeout: Duration,
-    limits: [RateLimit; 1],
-    retry: RetryPolicy,
+    calls: Calls,
 }
 
 impl std::fmt::Debug for Gce {
@@ -77,27 +80,28 @@ impl std::fmt::Debug for Gce {
     }
 }
 
-/// Where an address's role shows: front doors and egress addresses are the same kind of
-/// resource at Google.
+/// Where a resource lives: instances in a zone, addresses in a region. It names the
+/// operations client that waits for the resource's mutations.
 #[derive(Debug, Clone, Copy)]
-enum Role {
-    Frontdoor,
-    Egress,
+enum Place<'a> {
+    Zone(&'a str),
+    Region(&'a str),
 }
 
-impl Role {
-    fn label(self) -> &'static str {
-        match self {
-            Role::Frontdoor => ROLE_FRONTDOOR,
-            Role::Egress => ROLE_EGRESS,
-        }
-    }
+/// A resource whose labels tell whose it is.
+trait Labelled {
+    fn labels(&self) -> &HashMap<String, String>;
+}
 
-    fn name_prefix(self) -> &'static str {
-        match self {
-            Role::Frontdoor => "damm-fd",
-            Role::Egress => "damm-eg",
-        }
+impl Labelled for Instance {
+    fn labels(&self) -> &HashMap<String, String> {
+        &self.labels
+    }
+}
+
+impl Labelled for model::Address {
+    fn labels(&self) -> &HashMap<String, String> {
+        &self.labels
     }
 }
 
@@ -127,8 +131,7 @@ impl Gce {
             request_timeout: settings.request_timeout(),
             operation_timeout: settings.operation_timeout(),
             // Compute Engine's API quotas are per project and minute.
-            limits: [RateLimit::per_minute(1500)],
-            retry: RetryPolicy::default(),
+            calls: Calls::new(&id, vec![RateLimit::per_minute(1500)]),
             id,
         })
     }
@@ -142,57 +145,51 @@ impl Gce {
         Error::new(kind, &self.id, operation).with_message(message)
     }
 
-    /// One API call under the shared rate limit and retry policy.
+    /// One API call under the instance's rate limit and retry policy.
     async fn call<T, F, Fut>(&self, operation: Operation, idempotent: bool, call: F) -> Result<T>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = google_cloud_compute_v1::Result<T>>,
     {
-        self.retry
-            .run(&self.limits, idempotent, || {
-                let answer = call();
-                async move {
-                    answer
-                        .await
-                        .map_err(|e| parse_error(&self.id, operation, e))
-                }
-            })
+        self.calls
+            .run_mapped(operation, idempotent, parse_error, call)
             .await
     }
 
-    /// Every item of a listing, read through the client's paginator. A failed page
-    /// restarts the listing (it is idempotent) under the retry policy; each page after
-    /// the first takes its own rate-limit token.
-    async fn all_pages<P, T, Page, Build>(
+    /// Every item of a listing, a call (with its own rate-limit token and retries) per
+    /// page: `list` answers the page of a `pageToken` (empty for the first).
+    async fn all_pages<P, F, Fut>(
         &self,
         operation: Operation,
-        build: Build,
-        items: fn(Page) -> Vec<T>,
-    ) -> Result<Vec<T>>
+        what: &str,
+        list: F,
+    ) -> Result<Vec<P::PageItem>>
     where
-        Build: Fn() -> P,
-        P: google_cloud_gax::paginator::Paginator<Page, google_cloud_compute_v1::Error>,
-        Page: google_cloud_gax::paginator::internal::PageableResponse,
+        P: PageableResponse,
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = google_cloud_compute_v1::Result<P>>,
     {
-        self.retry
-            .run(&self.limits, true, || {
-                let mut pages = build();
-                async move {
-                    let mut all = Vec::new();
-                    while let Some(page) = pages.next().await {
-                        let page = page.map_err(|e| parse_error(&self.id, operation, e))?;
-                        let more = !page.next_page_token().is_empty();
-                        all.extend(items(page));
-                        if more {
-                            for limit in &self.limits {
-                                limit.acquire().await;
-                            }
-                        }
-                    }
-                    Ok(all)
-                }
-            })
-            .await
+        let list = &list;
+        collect_pages(
+            &self.id,
+            operation,
+            what,
+            Paging::default(),
+            |at| async move {
+                let token = match at {
+                    NextPage::Token(token) => token,
+                    NextPage::First | NextPage::Number(_) => String::new(),
+                };
+                let page = self.call(operation, true, || list(token.clone())).await?;
+                let next = page.next_page_token();
+                Ok(Page {
+                    next: (!next.is_empty()).then_some(NextPage::Token(next)),
+                    items: page.items(),
+                    total: None,
+                })
+            },
+        )
+        .await
     }
 
     /// A filter selecting this fleet's resources and `extra` labels.
@@ -204,50 +201,28 @@ impl Gce {
             .join(" ")
     }
 
+    /// One page of a zone's instances matching `filter`.
+    fn instance_page(
+        &self,
+        zone: &str,
+        filter: &str,
+        max: u32,
+        token: String,
+    ) -> impl Future<Output = google_cloud_compute_v1::Result<model::InstanceList>> {
+        request!(self, instances.list().set_zone(zone).set_filter(filter))
+            .set_max_results(max)
+            .set_page_token(token)
+            .send()
+    }
+
     async fn instances_in(
         &self,
         zone: &str,
         filter: String,
         operation: Operation,
     ) -> Result<Vec<Instance>> {
-        self.all_pages(
-            operation,
-            || {
-                self.clients
-                    .instances
-                    .list()
-                    .set_project(&self.project)
-                    .set_zone(zone)
-                    .set_filter(filter.clone())
-                    .set_max_results(self.page_size)
-                    .by_page()
-            },
-            |page: model::InstanceList| page.items,
-        )
-        .await
-    }
-
-    async fn addresses_in(
-        &self,
-        region: &str,
-        filter: String,
-        operation: Operation,
-    ) -> Result<Vec<Address>> {
-        self.all_pages(
-            operation,
-            || {
-                self.clients
-                    .addresses
-                    .list()
-                    .set_project(&self.project)
-                    .set_region(region)
-                    .set_filter(filter.clone())
-                    .set_max_results(self.page_size)
-                    .by_page()
-            },
-            |page: model::AddressList| page.items,
-        )
-        .await
+        let list = |token| self.instance_page(zone, &filter, self.page_size, token);
+        self.all_pages(operation, "instances.list", list).await
     }
 
     /// The zones the region table names, each once.
@@ -276,33 +251,182 @@ impl Gce {
     /// The DAMM region of a resource: its label, else the table's entry for its zone or
     /// region.
     fn damm_region(&self, labels: &Labels, location: &str) -> Region {
-        labels
-            .get(LABEL_REGION)
-            .and_then(|r| Region::new(r).ok())
-            .or_else(|| {
-                self.zones
-                    .iter()
-                    .find(|(_, z)| *z == location || region_of_zone(z) == location)
-                    .and_then(|(r, _)| Region::new(r.as_str()).ok())
-            })
-            .or_else(|| Region::new(location).ok())
-            .unwrap_or_else(|| Region::new("unknown").expect("valid"))
+        let is_at = |zone: &str| zone == location || region_of_zone(zone) == location;
+        damm_region(&self.zones, labels.get(LABEL_REGION), location, is_at)
     }
 
     fn require_owned(&self, labels: &Labels, key: &IdempotencyKey, op: Operation) -> Result<()> {
-        if labels.is_owned_by(&self.fleet) && labels.key().as_ref() == Some(key) {
-            Ok(())
+        require_owned(&self.id, &self.fleet, labels, key, op)
+    }
+
+    /// Whether `resource` carries this fleet's label.
+    fn is_fleets(&self, resource: &impl Labelled) -> bool {
+        resource.labels().get(LABEL_FLEET).map(String::as_str) == Some(self.fleet.as_str())
+    }
+
+    /// `resource` (the `what` at `place/name`) when it is this fleet's, else NotFound:
+    /// the adapter never touches another fleet's resource.
+    fn owned<T: Labelled>(
+        &self,
+        resource: T,
+        (what, place, name): (&str, &str, &str),
+        operation: Operation,
+    ) -> Result<T> {
+        if self.is_fleets(&resource) {
+            Ok(resource)
         } else {
             Err(self.error(
-                ErrorKind::InvalidInput,
-                op,
-                format!("spec {key} must carry the fleet label and its key"),
+                ErrorKind::NotFound,
+                operation,
+                format!("no {what} {place}/{name} in fleet {}", self.fleet),
             ))
         }
     }
 
-    fn owned(&self, labels: &std::collections::HashMap<String, String>) -> bool {
-        labels.get(LABEL_FLEET).map(String::as_str) == Some(self.fleet.as_str())
+    async fn get_instance(&self, zone: &str, name: &str, operation: Operation) -> Result<Instance> {
+        let get = || {
+            request!(self, instances.get().set_zone(zone))
+                .set_instance(name)
+                .send()
+        };
+        self.call(operation, true, get).await
+    }
+
+    /// An instance of this fleet, or NotFound.
+    async fn owned_instance(&self, zone: &str, name: &str, op: Operation) -> Result<Instance> {
+        let instance = self.get_instance(zone, name, op).await?;
+        self.owned(instance, ("instance", zone, name), op)
+    }
+
+    /// The instance a replayed create meets under its name: this fleet's is adopted,
+    /// another fleet's is a conflict.
+    async fn instance_named(
+        &self,
+        zone: &str,
+        name: &str,
+        op: Operation,
+    ) -> Result<Option<Instance>> {
+        match found(self.get_instance(zone, name, op).await)? {
+            Some(instance) if !self.is_fleets(&instance) => Err(self.error(
+                ErrorKind::Conflict,
+                op,
+                format!("instance {zone}/{name} exists outside fleet {}", self.fleet),
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// A mutation in `place`: `send` (retried when `idempotent`), then its operation
+    /// waited for.
+    async fn mutate<F, Fut>(
+        &self,
+        place: Place<'_>,
+        operation: Operation,
+        idempotent: bool,
+        send: F,
+    ) -> Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = google_cloud_compute_v1::Result<model::Operation>>,
+    {
+        let op = self.call(operation, idempotent, send).await?;
+        self.wait(place, op, operation).await
+    }
+
+    /// Calls Google's `operations.wait` of `place` (which answers when the operation is
+    /// done or after a while) until the operation is `DONE`, for at most the operation
+    /// timeout, and reports its outcome.
+    async fn wait(
+        &self,
+        place: Place<'_>,
+        mut op: model::Operation,
+        operation: Operation,
+    ) -> Result<()> {
+        let deadline = Instant::now() + self.operation_timeout;
+        let timeout = self.request_timeout + WAIT_CALL;
+        loop {
+            if op.status == Some(model::operation::Status::Done) {
+                return self.outcome(&op, operation);
+            }
+            let name = op.name.clone().unwrap_or_default();
+            if name.is_empty() {
+                return Err(self.error(
+                    ErrorKind::Unexpected,
+                    operation,
+                    "an operation without a name cannot be waited for",
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(self
+                    .error(
+                        ErrorKind::Unavailable,
+                        operation,
+                        format!(
+                            "operation {name} is not done after {:?}",
+                            self.operation_timeout
+                        ),
+                    )
+                    .set_temporary(true));
+            }
+            let name = name.as_str();
+            op = match place {
+                Place::Zone(zone) => {
+                    let wait = || {
+                        request!(self, zone_operations.wait().set_zone(zone))
+                            .set_operation(name)
+                            .with_attempt_timeout(timeout)
+                            .send()
+                    };
+                    self.call(operation, true, wait).await?
+                }
+                Place::Region(region) => {
+                    let wait = || {
+                        request!(self, region_operations.wait().set_region(region))
+                            .set_operation(name)
+                            .with_attempt_timeout(timeout)
+                            .send()
+                    };
+                    self.call(operation, true, wait).await?
+                }
+            };
+        }
+    }
+
+    /// A finished operation's error, as an [`Error`].
+    fn outcome(&self, op: &model::Operation, operation: Operation) -> Result<()> {
+        let first = op.error.as_ref().and_then(|e| e.errors.first());
+        let status = op.http_error_status_code.filter(|s| *s >= 400);
+        if first.is_none() && status.is_none() {
+            return Ok(());
+        }
+        let code = first.and_then(|e| e.code.clone()).unwrap_or_default();
+        let message = first
+            .and_then(|e| e.message.clone())
+            .or_else(|| op.http_error_message.clone())
+            .unwrap_or_default();
+        let kind = match code.as_str() {
+            "QUOTA_EXCEEDED" => ErrorKind::QuotaExceeded,
+            "RESOURCE_ALREADY_EXISTS" | "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE" => {
+                ErrorKind::Conflict
+            }
+            "RESOURCE_NOT_FOUND" => ErrorKind::NotFound,
+            "ZONE_RESOURCE_POOL_EXHAUSTED" | "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS" => {
+                ErrorKind::Unavailable
+            }
+            _ => status
+                .and_then(|s| u16::try_from(s).ok())
+                .map_or(ErrorKind::Unexpected, |s| {
+                    ErrorKind::from_http_status(s, None)
+                }),
+        };
+        Err(self.error(
+            kind,
+            operation,
+            format!(
+                "operation {} failed: {code} {message}",
+                op.name.as_deref().unwrap_or("?")
+            ),
+        ))
     }
 
     fn node(&self, i: &Instance) -> Node {
@@ -354,51 +478,6 @@ impl Gce {
         }
     }
 
-    /// An address as DAMM sees it: reference, region, IP and the node holding it.
-    fn address_parts(
-        &self,
-        a: &Address,
-    ) -> Option<(String, Region, IpAddr, Option<NodeRef>, Labels)> {
-        let labels = labels_of(&a.labels);
-        let region = last_segment(a.region.as_deref().unwrap_or_default()).to_owned();
-        let ip = a.address.as_deref()?.parse().ok()?;
-        let node = a
-            .users
-            .iter()
-            .find_map(|u| instance_of_link(u))
-            .map(|(zone, name)| NodeRef::new(&self.id, format!("{zone}/{name}")));
-        Some((
-            format!("{region}/{}", a.name.as_deref().unwrap_or_default()),
-            self.damm_region(&labels, &region),
-            ip,
-            node,
-            labels,
-        ))
-    }
-
-    fn frontdoor(&self, a: &Address) -> Option<Frontdoor> {
-        let (id, region, address, node, labels) = self.address_parts(a)?;
-        Some(Frontdoor {
-            reference: FrontdoorRef::new(&self.id, id),
-            region,
-            address,
-            port: None,
-            node,
-            labels,
-        })
-    }
-
-    fn egress_ip(&self, a: &Address) -> Option<EgressIp> {
-        let (id, region, address, node, labels) = self.address_parts(a)?;
-        Some(EgressIp {
-            reference: EgressIpRef::new(&self.id, id),
-            region,
-            address,
-            node,
-            labels,
-        })
-    }
-
     /// `ZONE/NAME` or `REGION/NAME`.
     fn split_ref<'a>(&self, id: &'a str, operation: Operation) -> Result<(&'a str, &'a str)> {
         id.split_once('/')
@@ -411,466 +490,25 @@ impl Gce {
                 )
             })
     }
-
-    async fn get_instance(&self, zone: &str, name: &str, operation: Operation) -> Result<Instance> {
-        self.call(operation, true, || {
-            self.clients
-                .instances
-                .get()
-                .set_project(&self.project)
-                .set_zone(zone)
-                .set_instance(name)
-                .send()
-        })
-        .await
-    }
-
-    /// An instance of this fleet, or NotFound.
-    async fn owned_instance(
-        &self,
-        zone: &str,
-        name: &str,
-        operation: Operation,
-    ) -> Result<Instance> {
-        let instance = self.get_instance(zone, name, operation).await?;
-        if self.owned(&instance.labels) {
-            Ok(instance)
-        } else {
-            Err(self.error(
-                ErrorKind::NotFound,
-                operation,
-                format!("no instance {zone}/{name} in fleet {}", self.fleet),
-            ))
-        }
-    }
-
-    async fn get_address(&self, region: &str, name: &str, operation: Operation) -> Result<Address> {
-        self.call(operation, true, || {
-            self.clients
-                .addresses
-                .get()
-                .set_project(&self.project)
-                .set_region(region)
-                .set_address(name)
-                .send()
-        })
-        .await
-    }
-
-    async fn owned_address(
-        &self,
-        region: &str,
-        name: &str,
-        operation: Operation,
-    ) -> Result<Address> {
-        let address = self.get_address(region, name, operation).await?;
-        if self.owned(&address.labels) {
-            Ok(address)
-        } else {
-            Err(self.error(
-                ErrorKind::NotFound,
-                operation,
-                format!("no address {region}/{name} in fleet {}", self.fleet),
-            ))
-        }
-    }
-
-    /// Waits until a zonal operation is `DONE` and reports its outcome.
-    async fn wait_zone(
-        &self,
-        zone: &str,
-        op: model::Operation,
-        operation: Operation,
-    ) -> Result<()> {
-        self.wait(op, operation, |name| {
-            self.clients
-                .zone_operations
-                .wait()
-                .set_project(&self.project)
-                .set_zone(zone)
-                .set_operation(name)
-                .with_attempt_timeout(self.request_timeout + WAIT_CALL)
-                .send()
-        })
-        .await
-    }
-
-    /// Waits until a regional operation is `DONE` and reports its outcome.
-    async fn wait_region(
-        &self,
-        region: &str,
-        op: model::Operation,
-        operation: Operation,
-    ) -> Result<()> {
-        self.wait(op, operation, |name| {
-            self.clients
-                .region_operations
-                .wait()
-                .set_project(&self.project)
-                .set_region(region)
-                .set_operation(name)
-                .with_attempt_timeout(self.request_timeout + WAIT_CALL)
-                .send()
-        })
-        .await
-    }
-
-    /// Calls `wait_call` (Google's `operations.wait`, which answers when the operation
-    /// is done or after a while) until the operation is `DONE`, for at most the
-    /// operation timeout.
-    async fn wait<F, Fut>(
-        &self,
-        mut op: model::Operation,
-        operation: Operation,
-        wait_call: F,
-    ) -> Result<()>
-    where
-        F: Fn(String) -> Fut,
-        Fut: Future<Output = google_cloud_compute_v1::Result<model::Operation>>,
-    {
-        let deadline = Instant::now() + self.operation_timeout;
-        loop {
-            if op.status == Some(model::operation::Status::Done) {
-                return self.outcome(&op, operation);
-            }
-            let name = op.name.clone().unwrap_or_default();
-            if name.is_empty() {
-                return Err(self.error(
-                    ErrorKind::Unexpected,
-                    operation,
-                    "an operation without a name cannot be waited for",
-                ));
-            }
-            if Instant::now() >= deadline {
-                return Err(self
-                    .error(
-                        ErrorKind::Unavailable,
-                        operation,
-                        format!(
-                            "operation {name} is not done after {:?}",
-                            self.operation_timeout
-                        ),
-                    )
-                    .set_temporary(true));
-            }
-            op = self
-                .call(operation, true, || wait_call(name.clone()))
-                .await?;
-        }
-    }
-
-    /// A finished operation's error, as an [`Error`].
-    fn outcome(&self, op: &model::Operation, operation: Operation) -> Result<()> {
-        let first = op.error.as_ref().and_then(|e| e.errors.first());
-        let status = op.http_error_status_code.filter(|s| *s >= 400);
-        if first.is_none() && status.is_none() {
-            return Ok(());
-        }
-        let code = first.and_then(|e| e.code.clone()).unwrap_or_default();
-        let message = first
-            .and_then(|e| e.message.clone())
-            .or_else(|| op.http_error_message.clone())
-            .unwrap_or_default();
-        let kind = match code.as_str() {
-            "QUOTA_EXCEEDED" => ErrorKind::QuotaExceeded,
-            "RESOURCE_ALREADY_EXISTS" | "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE" => {
-                ErrorKind::Conflict
-            }
-            "RESOURCE_NOT_FOUND" => ErrorKind::NotFound,
-            "ZONE_RESOURCE_POOL_EXHAUSTED" | "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS" => {
-                ErrorKind::Unavailable
-            }
-            _ => status
-                .and_then(|s| u16::try_from(s).ok())
-                .map_or(ErrorKind::Unexpected, |s| {
-                    ErrorKind::from_http_status(s, None)
-                }),
-        };
-        Err(self.error(
-            kind,
-            operation,
-            format!(
-                "operation {} failed: {code} {message}",
-                op.name.as_deref().unwrap_or("?")
-            ),
-        ))
-    }
-
-    /// The running instance `node` names, checked to be in `region`.
-    async fn attach_target(
-        &self,
-        node: &NodeRef,
-        region: &str,
-        operation: Operation,
-    ) -> Result<(String, Instance)> {
-        let (zone, name) = self.split_ref(&node.id, operation)?;
-        if region_of_zone(zone) != region {
-            return Err(self.error(
-                ErrorKind::InvalidInput,
-                operation,
-                format!("node {node} is not in region {region}"),
-            ));
-        }
-        let instance = self.owned_instance(zone, name, operation).await?;
-        Ok((zone.to_owned(), instance))
-    }
-
-    /// Makes `address` the external IP of the instance: its current access config goes
-    /// (when it is an ephemeral address; a static one of the fleet is a conflict), then
-    /// an access config with the address is added. An instance has one external IPv4
-    /// address, used both ways, so a node holds one front door *or* one egress address.
-    async fn attach(
-        &self,
-        address: &Address,
-        node: &NodeRef,
-        region: &str,
-        operation: Operation,
-    ) -> Result<()> {
-        let ip = address.address.clone().unwrap_or_default();
-        let (zone, instance) = self.attach_target(node, region, operation).await?;
-        let name = instance.name.clone().unwrap_or_default();
-        let nic = instance.network_interfaces.first();
-        let nic_name = nic
-            .and_then(|n| n.name.clone())
-            .unwrap_or_else(|| "nic0".to_owned());
-        if let Some(current) = nic.and_then(|n| n.access_configs.first()) {
-            if current.nat_ip.as_deref() == Some(ip.as_str()) {
-                return Ok(());
-            }
-            if let Some(held) = current.nat_ip.as_deref() {
-                let fleet_static = self
-                    .addresses_in(region, self.filter(&[]), operation)
-                    .await?
-                    .into_iter()
-                    .any(|a| a.address.as_deref() == Some(held));
-                if fleet_static {
-                    return Err(self.error(
-                        ErrorKind::Conflict,
-                        operation,
-                        format!("node {node} already holds the fleet's address {held}"),
-                    ));
-                }
-            }
-            let access_name = current.name.clone().unwrap_or_default();
-            let op = self
-                .call(operation, true, || {
-                    self.clients
-                        .instances
-                        .delete_access_config()
-                        .set_project(&self.project)
-                        .set_zone(&zone)
-                        .set_instance(&name)
-                        .set_network_interface(&nic_name)
-                        .set_access_config(&access_name)
-                        .send()
-                })
-                .await?;
-            self.wait_zone(&zone, op, operation).await?;
-        }
-        let config = AccessConfig::new()
-            .set_name(EXTERNAL_NAT)
-            .set_type(model::access_config::Type::OneToOneNat)
-            .set_nat_ip(ip);
-        let op = self
-            .call(operation, true, || {
-                self.clients
-                    .instances
-                    .add_access_config()
-                    .set_project(&self.project)
-                    .set_zone(&zone)
-                    .set_instance(&name)
-                    .set_network_interface(&nic_name)
-                    .set_body(config.clone())
-                    .send()
-            })
-            .await?;
-        self.wait_zone(&zone, op, operation).await
-    }
-
-    /// Takes `address` off every instance using it and gives each an ephemeral
-    /// external IP again, so the node stays reachable.
-    async fn detach(&self, address: &Address, operation: Operation) -> Result<()> {
-        let ip = address.address.clone().unwrap_or_default();
-        for (zone, name) in address.users.iter().filter_map(|u| instance_of_link(u)) {
-            let instance = match self.get_instance(&zone, &name, operation).await {
-                Ok(i) => i,
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            for nic in &instance.network_interfaces {
-                let nic_name = nic.name.clone().unwrap_or_else(|| "nic0".to_owned());
-                let Some(held) = nic
-                    .access_configs
-                    .iter()
-                    .find(|ac| ac.nat_ip.as_deref() == Some(ip.as_str()))
-                else {
-                    continue;
-                };
-                let access_name = held.name.clone().unwrap_or_default();
-                let op = self
-                    .call(operation, true, || {
-                        self.clients
-                            .instances
-                            .delete_access_config()
-                            .set_project(&self.project)
-                            .set_zone(&zone)
-                            .set_instance(&name)
-                            .set_network_interface(&nic_name)
-                            .set_access_config(&access_name)
-                            .send()
-                    })
-                    .await?;
-                self.wait_zone(&zone, op, operation).await?;
-                let ephemeral = AccessConfig::new()
-                    .set_name(EXTERNAL_NAT)
-                    .set_type(model::access_config::Type::OneToOneNat);
-                let op = self
-                    .call(operation, true, || {
-                        self.clients
-                            .instances
-                            .add_access_config()
-                            .set_project(&self.project)
-                            .set_zone(&zone)
-                            .set_instance(&name)
-                            .set_network_interface(&nic_name)
-                            .set_body(ephemeral.clone())
-                            .send()
-                    })
-                    .await?;
-                self.wait_zone(&zone, op, operation).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Allocates (or adopts, by key) a static external address, attached to the spec's
-    /// node when it names one.
-    async fn allocate(
-        &self,
-        spec: &AddressSpec,
-        role: Role,
-        operation: Operation,
-    ) -> Result<Address> {
-        self.require_owned(&spec.labels, &spec.key, operation)?;
-        let zone = self.zone(&spec.region, operation)?;
-        let region = region_of_zone(zone);
-        let by_key = self.filter(&[(LABEL_KEY, spec.key.as_str()), (LABEL_ROLE, role.label())]);
-        let name = resource_name(role.name_prefix(), &spec.key);
-        let existing = self
-            .addresses_in(region, by_key, operation)
-            .await?
-            .into_iter()
-            .next();
-        let mut address = match existing {
-            Some(address) => address,
-            None => {
-                let mut labels: BTreeMap<String, String> = spec
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect();
-                labels.insert(LABEL_ROLE.to_owned(), role.label().to_owned());
-                labels.insert(LABEL_REGION.to_owned(), spec.region.to_string());
-                let body = Address::new()
-                    .set_name(&name)
-                    .set_address_type(model::address::AddressType::External)
-                    .set_network_tier(model::address::NetworkTier::Premium)
-                    .set_description(format!("DAMM {} of fleet {}", role.label(), self.fleet))
-                    .set_labels(labels);
-                // Never retried blindly: a lost answer is found by its name below.
-                match self
-                    .call(operation, false, || {
-                        self.clients
-                            .addresses
-                            .insert()
-                            .set_project(&self.project)
-                            .set_region(region)
-                            .set_body(body.clone())
-                            .send()
-                    })
-                    .await
-                {
-                    Ok(op) => self.wait_region(region, op, operation).await?,
-                    Err(e) if e.kind() == ErrorKind::Conflict || e.is_temporary() => {
-                        match self.owned_address(region, &name, operation).await {
-                            Ok(_) => {}
-                            Err(lookup) if lookup.kind() == ErrorKind::NotFound => return Err(e),
-                            Err(lookup) => return Err(lookup),
-                        }
-                    }
-                    Err(e) => return Err(e),
-                }
-                self.owned_address(region, &name, operation).await?
-            }
-        };
-        if let Some(node) = &spec.node {
-            let (zone, instance_name) = self.split_ref(&node.id, operation)?;
-            let held = address
-                .users
-                .iter()
-                .filter_map(|u| instance_of_link(u))
-                .any(|(z, n)| z == zone && n == instance_name);
-            if !held {
-                self.attach(&address, node, region, operation).await?;
-                let current_name = address.name.clone().unwrap_or_default();
-                address = self.owned_address(region, &current_name, operation).await?;
-            }
-        }
-        Ok(address)
-    }
-
-    /// Releases an address: off its node, then deleted. Gone already is fine.
-    async fn release(&self, id: &str, operation: Operation) -> Result<()> {
-        let (region, name) = self.split_ref(id, operation)?;
-        not_found_is_ok(
-            async {
-                let address = self.owned_address(region, name, operation).await?;
-                if !address.users.is_empty() {
-                    self.detach(&address, operation).await?;
-                }
-                let op = self
-                    .call(operation, true, || {
-                        self.clients
-                            .addresses
-                            .delete()
-                            .set_project(&self.project)
-                            .set_region(region)
-                            .set_address(name)
-                            .send()
-                    })
-                    .await?;
-                self.wait_region(region, op, operation).await
-            }
-            .await,
-        )
-    }
-
-    async fn list_addresses(&self, role: Role, operation: Operation) -> Result<Vec<Address>> {
-        let filter = self.filter(&[(LABEL_ROLE, role.label())]);
-        let mut all = Vec::new();
-        for region in self.all_regions() {
-            all.extend(self.addresses_in(region, filter.clone(), operation).await?);
-        }
-        Ok(all)
-    }
-
-    async fn probe_address(&self, id: &str) -> Result<(HealthStatus, String)> {
-        let operation = Operation::ProbeHealth;
-        let (region, name) = self.split_ref(id, operation)?;
-        let address = self.owned_address(region, name, operation).await?;
-        Ok(match address.users.first() {
-            Some(user) => (
-                HealthStatus::Healthy,
-                format!("in use by {}", last_segment(user)),
-            ),
-            None => (HealthStatus::Degraded, "reserved, not attached".to_owned()),
-        })
-    }
 }
 
 /// Labels as DAMM holds them.
-fn labels_of(map: &std::collections::HashMap<String, String>) -> Labels {
+fn labels_of(map: &HashMap<String, String>) -> Labels {
     Labels::from_provider(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// Labels for a new resource: the spec's ownership labels, its region and `extra`.
+fn new_labels(
+    labels: &Labels,
+    region: &Region,
+    extra: &[(&str, &str)],
+) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .chain([(LABEL_REGION, region.as_str())])
+        .chain(extra.iter().copied())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// The last path segment of a resource URL (`.../zones/europe-west3-a` → the zone).
@@ -903,11 +541,18 @@ fn resource_name(prefix: &str, key: &IdempotencyKey) -> String {
     format!("{head}-{hash:016x}")
 }
 
-fn not_found_is_ok(result: Result<()>) -> Result<()> {
-    match result {
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        other => other,
+/// A lookup's answer: `None` when the resource does not exist.
+fn found<T>(answer: Result<T>) -> Result<Option<T>> {
+    match answer {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
+}
+
+/// A removal's answer: done, or gone already.
+fn not_found_is_ok(result: Result<()>) -> Result<()> {
+    found(result).map(drop)
 }
 
 #[async_trait]
@@ -967,7 +612,7 @@ impl Provider for Gce {
     async fn probe_health(&self, target: &Target) -> Result<HealthSignal> {
         let started = std::time::Instant::now();
         let operation = Operation::ProbeHealth;
-        let (status, detail) = match target {
+        let verdict = match target {
             Target::Api => {
                 let zone = self.all_zones().into_iter().next().ok_or_else(|| {
                     self.error(
@@ -976,34 +621,15 @@ impl Provider for Gce {
                         "the region table is empty",
                     )
                 })?;
-                self.call(operation, true, || {
-                    self.clients
-                        .instances
-                        .list()
-                        .set_project(&self.project)
-                        .set_zone(zone)
-                        .set_filter(self.filter(&[]))
-                        .set_max_results(1u32)
-                        .send()
-                })
-                .await?;
+                let filter = self.filter(&[]);
+                let list = || self.instance_page(zone, &filter, 1, String::new());
+                self.call(operation, true, list).await?;
                 (HealthStatus::Healthy, "API answered".to_owned())
             }
             Target::Node(r) => {
                 let (zone, name) = self.split_ref(&r.id, operation)?;
                 let instance = self.owned_instance(zone, name, operation).await?;
-                match self.node(&instance).state {
-                    NodeState::Running | NodeState::Draining => {
-                        (HealthStatus::Healthy, "instance running".to_owned())
-                    }
-                    NodeState::Provisioning => {
-                        (HealthStatus::Unknown, "instance starting".to_owned())
-                    }
-                    other => (
-                        HealthStatus::Down,
-                        format!("instance {other:?}").to_lowercase(),
-                    ),
-                }
+                node_verdict(self.node(&instance).state, "instance")
             }
             Target::Frontdoor(r) => self.probe_address(&r.id).await?,
             Target::EgressIp(r) => self.probe_address(&r.id).await?,
@@ -1015,30 +641,18 @@ impl Provider for Gce {
                 ));
             }
         };
-        Ok(HealthSignal {
-            target: target.clone(),
-            status,
-            rtt: Some(started.elapsed()),
-            observed_at: Utc::now(),
-            detail,
-        })
+        Ok(probe_signal(target, started, verdict))
     }
 
     async fn get_metrics(&self, target: &Target) -> Result<Metrics> {
-        let signal = self.probe_health(target).await?;
-        let mut metrics = Metrics::empty(target.clone(), signal.observed_at);
-        metrics.rtt = signal.rtt;
-        Ok(metrics)
+        Ok(probe_metrics(self.probe_health(target).await?))
     }
 }
 
 #[async_trait]
 impl Compute for Gce {
     async fn create_node(&self, spec: &NodeSpec) -> Result<Node> {
-        let operation = match spec.role {
-            NodeRole::Ingress => Operation::CreateIngressNode,
-            NodeRole::Egress => Operation::CreateEgressNode,
-        };
+        let operation = create_operation(spec.role);
         self.require_owned(&spec.labels, &spec.key, operation)?;
         let zone = self.zone(&spec.region, operation)?;
         let profile = self.profiles.get(&spec.profile).ok_or_else(|| {
@@ -1053,12 +667,6 @@ impl Compute for Gce {
             return Ok(self.node(existing));
         }
         let name = resource_name("damm", &spec.key);
-        let mut labels: BTreeMap<String, String> = spec
-            .labels
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        labels.insert(LABEL_REGION.to_owned(), spec.region.to_string());
         let boot_disk = AttachedDisk::new()
             .set_boot(true)
             .set_auto_delete(true)
@@ -1078,7 +686,7 @@ impl Compute for Gce {
                 "zones/{zone}/machineTypes/{}",
                 profile.machine_type
             ))
-            .set_labels(labels)
+            .set_labels(new_labels(&spec.labels, &spec.region, &[]))
             .set_disks([boot_disk])
             .set_network_interfaces([nic]);
         if let Some(user_data) = &spec.user_data {
@@ -1090,34 +698,17 @@ impl Compute for Gce {
         }
         // Never retried blindly: a replay meets 409 alreadyExists (the name comes from
         // the key) and adopts the instance.
-        match self
-            .call(operation, false, || {
-                self.clients
-                    .instances
-                    .insert()
-                    .set_project(&self.project)
-                    .set_zone(zone)
-                    .set_body(body.clone())
-                    .send()
-            })
-            .await
-        {
-            Ok(op) => self.wait_zone(zone, op, operation).await?,
-            Err(e) if e.kind() == ErrorKind::Conflict || e.is_temporary() => {
-                match self.get_instance(zone, &name, operation).await {
-                    Ok(found) if self.owned(&found.labels) => return Ok(self.node(&found)),
-                    Ok(_) => {
-                        return Err(self.error(
-                            ErrorKind::Conflict,
-                            operation,
-                            format!("instance {zone}/{name} exists outside fleet {}", self.fleet),
-                        ));
-                    }
-                    Err(lookup) if lookup.kind() == ErrorKind::NotFound => return Err(e),
-                    Err(lookup) => return Err(lookup),
-                }
+        let insert = || {
+            request!(self, instances.insert().set_zone(zone))
+                .set_body(body.clone())
+                .send()
+        };
+        match self.call(operation, false, insert).await {
+            Ok(op) => self.wait(Place::Zone(zone), op, operation).await?,
+            Err(e) => {
+                let adopt = || self.instance_named(zone, &name, operation);
+                return Ok(self.node(&create_or_adopt(Err(e), adopt).await?));
             }
-            Err(e) => return Err(e),
         }
         let created = self.owned_instance(zone, &name, operation).await?;
         Ok(self.node(&created))
@@ -1140,20 +731,14 @@ impl Compute for Gce {
             let request = InstancesSetLabelsRequest::new()
                 .set_labels(labels)
                 .set_label_fingerprint(instance.label_fingerprint.clone().unwrap_or_default());
-            match self
-                .call(operation, true, || {
-                    self.clients
-                        .instances
-                        .set_labels()
-                        .set_project(&self.project)
-                        .set_zone(zone)
-                        .set_instance(name)
-                        .set_body(request.clone())
-                        .send()
-                })
-                .await
-            {
-                Ok(op) => return self.wait_zone(zone, op, operation).await,
+            let set_labels = || {
+                request!(self, instances.set_labels().set_zone(zone))
+                    .set_instance(name)
+                    .set_body(request.clone())
+                    .send()
+            };
+            match self.call(operation, true, set_labels).await {
+                Ok(op) => return self.wait(Place::Zone(zone), op, operation).await,
                 Err(e) if e.kind() == ErrorKind::Conflict && attempts < 3 => continue,
                 Err(e) => return Err(e),
             }
@@ -1166,18 +751,13 @@ impl Compute for Gce {
         not_found_is_ok(
             async {
                 self.owned_instance(zone, name, operation).await?;
-                let op = self
-                    .call(operation, true, || {
-                        self.clients
-                            .instances
-                            .delete()
-                            .set_project(&self.project)
-                            .set_zone(zone)
-                            .set_instance(name)
-                            .send()
-                    })
-                    .await?;
-                self.wait_zone(zone, op, operation).await
+                let delete = || {
+                    request!(self, instances.delete().set_zone(zone))
+                        .set_instance(name)
+                        .send()
+                };
+                self.mutate(Place::Zone(zone), operation, true, delete)
+                    .await
             }
             .await,
         )
@@ -1190,59 +770,6 @@ impl Compute for Gce {
             monthly_cents: p.monthly_cents,
             currency: p.currency.clone(),
         })
-    }
-}
-
-#[async_trait]
-impl Ingress for Gce {
-    async fn allocate_ingress_frontdoor(&self, spec: &AddressSpec) -> Result<Frontdoor> {
-        let operation = Operation::AllocateIngressFrontdoor;
-        let address = self.allocate(spec, Role::Frontdoor, operation).await?;
-        self.frontdoor(&address).ok_or_else(|| {
-            self.error(
-                ErrorKind::Unexpected,
-                operation,
-                "the address has no parsable IP",
-            )
-        })
-    }
-
-    async fn release_ingress_frontdoor(&self, frontdoor: &FrontdoorRef) -> Result<()> {
-        self.release(&frontdoor.id, Operation::ReleaseIngressFrontdoor)
-            .await
-    }
-
-    async fn list_frontdoors(&self) -> Result<Vec<Frontdoor>> {
-        let addresses = self
-            .list_addresses(Role::Frontdoor, Operation::ListFrontdoors)
-            .await?;
-        Ok(addresses.iter().filter_map(|a| self.frontdoor(a)).collect())
-    }
-}
-
-#[async_trait]
-impl Egress for Gce {
-    async fn allocate_egress_ip(&self, spec: &AddressSpec) -> Result<EgressIp> {
-        let operation = Operation::AllocateEgressIp;
-        let address = self.allocate(spec, Role::Egress, operation).await?;
-        self.egress_ip(&address).ok_or_else(|| {
-            self.error(
-                ErrorKind::Unexpected,
-                operation,
-                "the address has no parsable IP",
-            )
-        })
-    }
-
-    async fn release_egress_ip(&self, ip: &EgressIpRef) -> Result<()> {
-        self.release(&ip.id, Operation::ReleaseEgressIp).await
-    }
-
-    async fn list_egress_ips(&self) -> Result<Vec<EgressIp>> {
-        let addresses = self
-            .list_addresses(Role::Egress, Operation::ListEgressIps)
-            .await?;
-        Ok(addresses.iter().filter_map(|a| self.egress_ip(a)).collect())
     }
 }
 

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use damm_provider::tables::{profile_table, region_table, string_table};
 use damm_provider::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -76,8 +77,9 @@ pub struct GceConfig {
     /// Send no credentials at all (emulators that do not check them).
     #[serde(default)]
     pub anonymous: bool,
-    /// DAMM region → zone, added to (or overriding) [`DEFAULT_REGIONS`].
-    #[serde(default)]
+    /// DAMM region → zone, added to (or overriding) [`DEFAULT_REGIONS`]. A table, or in
+    /// the environment a list such as `eu-central=europe-west3-b,uk=europe-west2-a`.
+    #[serde(default, deserialize_with = "string_table")]
     pub regions: BTreeMap<String, String>,
     /// Size profiles, added to (or overriding) [`DEFAULT_PROFILES`].
     #[serde(default)]
@@ -182,29 +184,20 @@ impl GceConfig {
 
     /// The region table in force: DAMM region → zone.
     pub fn zone_table(&self) -> BTreeMap<String, String> {
-        let mut table: BTreeMap<String, String> = DEFAULT_REGIONS
-            .iter()
-            .map(|(d, z)| ((*d).to_owned(), (*z).to_owned()))
-            .collect();
-        table.extend(self.regions.clone());
-        table
+        region_table(DEFAULT_REGIONS, &self.regions)
     }
 
     /// The profiles in force.
     pub fn profile_table(&self) -> BTreeMap<String, Profile> {
-        let mut table: BTreeMap<String, Profile> = DEFAULT_PROFILES
-            .iter()
-            .map(|(name, machine_type, cents)| {
-                let profile = Profile {
-                    machine_type: (*machine_type).to_owned(),
-                    monthly_cents: *cents,
-                    currency: default_currency(),
-                };
-                ((*name).to_owned(), profile)
-            })
-            .collect();
-        table.extend(self.profiles.clone());
-        table
+        profile_table(
+            DEFAULT_PROFILES,
+            &self.profiles,
+            |machine_type, monthly_cents| Profile {
+                machine_type: machine_type.to_owned(),
+                monthly_cents,
+                currency: default_currency(),
+            },
+        )
     }
 
     /// The per-request timeout.
@@ -262,6 +255,24 @@ mod tests {
         assert_eq!(region_of_zone(&s.zone_table()["uk"]), "europe-west2");
         assert_eq!(s.profile_table()["small"].machine_type, "e2-small");
         assert_eq!(s.request_timeout(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn regions_come_from_the_environment_over_the_built_in_table() {
+        let s = load(&[
+            ("DAMM_GCE_PROJECT", "p"),
+            (
+                "DAMM_GCE_REGIONS",
+                "eu-central=europe-west3-b, mars=mars-north1-a",
+            ),
+        ])
+        .unwrap();
+        let zones = s.zone_table();
+        assert_eq!(zones["eu-central"], "europe-west3-b");
+        assert_eq!(zones["mars"], "mars-north1-a");
+        assert_eq!(zones["uk"], "europe-west2-a");
+        let err = load(&[("DAMM_GCE_PROJECT", "p"), ("DAMM_GCE_REGIONS", "uk=europe")]);
+        assert!(err.unwrap_err().contains("not a zone"));
     }
 
     #[test]

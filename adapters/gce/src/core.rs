@@ -28,6 +28,21 @@ pub(crate) struct Clients {
     pub(crate) region_operations: RegionOperations,
 }
 
+/// A request of the project: `request!(gce, instances.get().set_zone(z).set_instance(n))`
+/// is `gce.clients.instances.get().set_project(&gce.project).set_zone(z).set_instance(n)`.
+/// (Every request builder is its own type, with no trait in common to write a function
+/// over.)
+macro_rules! request {
+    ($gce:expr, $client:ident . $method:ident () $(. $setter:ident ($value:expr))*) => {
+        $gce.clients
+            .$client
+            .$method()
+            .set_project(&$gce.project)
+            $(.$setter($value))*
+    };
+}
+pub(crate) use request;
+
 /// Builds the clients for `settings` (endpoint, credentials, timeout, no retries).
 pub(crate) async fn clients(settings: &GceConfig, provider: &str) -> Result<Clients, Error> {
     install_crypto_provider();

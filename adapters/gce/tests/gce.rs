@@ -11,22 +11,17 @@ use damm_provider::{
     AddressSpec, ErrorKind, FleetId, IdempotencyKey, Labels, NodeFilter, NodeRole, NodeSpec,
     NodeState, Provider, Target,
 };
-use damm_sim::{Dark, Faults, SimConfig, SimHandle};
+use damm_sim::testing::{QUICK_BOOT, booting_in};
+use damm_sim::{Dark, Faults, SimHandle};
 
 const GCE: damm_sim::Provider = damm_sim::Provider::Gce;
 
 async fn sim_with_boot(boot: Duration) -> SimHandle {
-    let config = SimConfig {
-        boot_delay: boot,
-        ..SimConfig::default()
-    };
-    damm_sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    booting_in(boot).await
 }
 
 async fn sim() -> SimHandle {
-    sim_with_boot(Duration::from_millis(200)).await
+    booting_in(QUICK_BOOT).await
 }
 
 fn fleet() -> FleetId {
@@ -285,8 +280,9 @@ async fn rate_limits_are_waited_out_or_reported() {
             ..Faults::default()
         },
     );
+    // A read retries; a probe makes one attempt (the next tick probes again).
     provider
-        .probe_health(&Target::Api)
+        .list_nodes(&NodeFilter::all())
         .await
         .expect("two 429s are waited out");
     sim.set_faults(

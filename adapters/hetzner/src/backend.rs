@@ -7,15 +7,20 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use damm_provider::api::{
+    AddressParts, Calls, NextPage, Page, Paging, collect_pages, create_operation, create_or_adopt,
+    node_verdict, probe_metrics, probe_signal, require_owned,
+};
 use damm_provider::config::AdapterConfig;
-use damm_provider::retry::{RateLimit, RetryPolicy};
+use damm_provider::retry::RateLimit;
+use damm_provider::tables::damm_region;
 use damm_provider::{
     AddressSpec, Capabilities, Capability, Compute, Egress, EgressIp, EgressIpRef, Error,
-    ErrorKind, ExposeSecret, FleetId, Frontdoor, FrontdoorRef, HealthSignal, HealthStatus, Ingress,
-    LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels, Metrics, Node, NodeFilter, NodeRef,
-    NodeRole, NodeSpec, NodeState, Operation, Price, Provider, Region, Result, Target, async_trait,
+    ErrorKind, ExposeSecret, FleetId, Frontdoor, FrontdoorRef, HealthSignal, HealthStatus,
+    IdempotencyKey, Ingress, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels, Metrics,
+    Node, NodeFilter, NodeRef, NodeSpec, NodeState, Operation, Price, Provider, Region, Result,
+    Target, async_trait,
 };
-use futures::StreamExt as _;
 use hcloud::apis::configuration::Configuration;
 use hcloud::apis::{floating_ips_api as fips, primary_ips_api as pips, servers_api as servers};
 use hcloud::models;
@@ -37,6 +42,19 @@ const HCLOUD_BASE: &str = "https://api.hetzner.cloud/v1";
 /// Listing pages fetched at once once the first page told how many there are.
 const PAGE_CONCURRENCY: usize = 8;
 
+/// The parameters of one page of a label-selected listing: every `hcloud` listing has
+/// its own parameter struct, all with these fields.
+macro_rules! page_params {
+    ($($params:ident)::+, $selector:expr, $page:expr, $per_page:expr) => {
+        $($params)::+ {
+            label_selector: Some($selector.clone()),
+            page: Some($page),
+            per_page: Some($per_page),
+            ..Default::default()
+        }
+    };
+}
+
 /// The Hetzner Cloud provider.
 pub struct Hetzner {
     id: String,
@@ -46,8 +64,7 @@ pub struct Hetzner {
     profiles: BTreeMap<String, Profile>,
     image: String,
     page_size: i64,
-    limits: [RateLimit; 1],
-    retry: RetryPolicy,
+    calls: Calls,
 }
 
 impl std::fmt::Debug for Hetzner {
@@ -106,88 +123,55 @@ impl Hetzner {
             profiles: settings.profile_table(),
             image: settings.image.clone(),
             page_size: i64::from(settings.page_size),
-            limits: [RateLimit::per_hour(3600)],
-            retry: RetryPolicy::default(),
+            calls: Calls::new(&id, vec![RateLimit::per_hour(3600)]),
             api,
             id,
         })
     }
 
-    /// One API call under the shared rate limit and retry policy.
+    /// One API call under the instance's rate limit and retry policy.
     async fn call<T, E, F, Fut>(&self, operation: Operation, idempotent: bool, call: F) -> Result<T>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = std::result::Result<T, hcloud::apis::Error<E>>>,
     {
-        self.retry
-            .run(&self.limits, idempotent, || {
-                let answer = call();
-                async move {
-                    answer
-                        .await
-                        .map_err(|e| parse_error(&self.id, operation, e))
-                }
-            })
+        self.calls
+            .run_mapped(operation, idempotent, parse_error, call)
             .await
     }
 
-    /// Every page of a listing. `page_of` answers a page's items, its `next_page` and its
-    /// `total_entries`. A listing that ends short of its total (a page lost mid-pagination,
-    /// or resources deleted between pages) is an error, never a truncated inventory: the
-    /// orchestrator would take the missing resources for vanished ones.
-    ///
-    /// The first page tells how many follow; those are fetched side by side, at most
-    /// [`PAGE_CONCURRENCY`] at once, and kept in order. (One after the other, a 10k-node
-    /// fleet is 67 round trips per listing.) Without a total, the `next_page` links are
-    /// followed one by one.
-    async fn all_pages<T, F, Fut>(&self, operation: Operation, mut page_of: F) -> Result<Vec<T>>
+    /// Every page of a listing: `list` answers the page of a number, `split` takes its
+    /// items and pagination apart. The first page tells how many follow; those are
+    /// fetched side by side, [`PAGE_CONCURRENCY`] at once (one after the other, a
+    /// 10k-node fleet is 67 round trips per listing). A listing that ends short of its
+    /// total is an error, never a truncated inventory (see [`collect_pages`]).
+    async fn all_pages<T, R, E, F, Fut>(
+        &self,
+        operation: Operation,
+        what: &str,
+        list: F,
+        split: fn(R) -> (Vec<T>, Box<models::Meta>),
+    ) -> Result<Vec<T>>
     where
-        F: FnMut(i64) -> Fut,
-        Fut: Future<Output = Result<(Vec<T>, Option<i64>, Option<i64>)>>,
+        F: Fn(i64) -> Fut,
+        Fut: Future<Output = std::result::Result<R, hcloud::apis::Error<E>>>,
     {
-        let short = |page: i64, got: usize, total: i64| {
-            Error::new(ErrorKind::Unexpected, &self.id, operation)
-                .with_message(format!(
-                    "listing ended at page {page} with {got} of its {total} entries"
-                ))
-                .set_temporary(true)
-        };
-        let (mut all, mut next, total) = page_of(1).await?;
-        if let (Some(2), Some(total)) = (next, total)
-            && !all.is_empty()
-        {
-            let per_page = all.len() as i64;
-            let last = (total + per_page - 1) / per_page;
-            let rest: Vec<Fut> = (2..=last).map(&mut page_of).collect();
-            let mut pages = futures::stream::iter(rest).buffered(PAGE_CONCURRENCY);
-            let mut least_total = total;
-            while let Some(page) = pages.next().await {
-                let (items, _, total) = page?;
-                all.extend(items);
-                least_total = least_total.min(total.unwrap_or(least_total));
-            }
-            if (all.len() as i64) < least_total {
-                return Err(short(last, all.len(), least_total));
-            }
-            return Ok(all);
-        }
-        let mut page = 1;
-        let mut total = total;
-        loop {
-            if let Some(total) = total
-                && (all.len() as i64) < total
-                && next.is_none_or(|next| next <= page)
-            {
-                return Err(short(page, all.len(), total));
-            }
-            match next {
-                Some(n) if n > page => page = n,
-                _ => return Ok(all),
-            }
-            let (items, more, listed) = page_of(page).await?;
-            all.extend(items);
-            (next, total) = (more, listed);
-        }
+        let list = &list;
+        let paging = Paging::default().concurrent(PAGE_CONCURRENCY);
+        collect_pages(&self.id, operation, what, paging, |at| async move {
+            let page = match at {
+                NextPage::Number(n) => i64::try_from(n).unwrap_or(i64::MAX),
+                NextPage::First | NextPage::Token(_) => 1,
+            };
+            let (items, meta) = split(self.call(operation, true, || list(page)).await?);
+            let count = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+            Ok(Page {
+                items,
+                next: count(meta.pagination.next_page).map(NextPage::Number),
+                total: count(meta.pagination.total_entries),
+            })
+        })
+        .await
     }
 
     fn selector(&self, extra: &[(&str, &str)]) -> String {
@@ -198,90 +182,42 @@ impl Hetzner {
     }
 
     async fn servers(&self, selector: String) -> Result<Vec<models::Server>> {
-        self.all_pages(Operation::ListNodes, |page| {
-            let params = servers::ListServersParams {
-                label_selector: Some(selector.clone()),
-                page: Some(page),
-                per_page: Some(self.page_size),
-                ..Default::default()
-            };
-            async move {
-                let r = self
-                    .call(Operation::ListNodes, true, || {
-                        servers::list_servers(&self.api, params.clone())
-                    })
-                    .await?;
-                Ok((
-                    r.servers,
-                    r.meta.pagination.next_page,
-                    r.meta.pagination.total_entries,
-                ))
-            }
+        let list = |page| {
+            let params = page_params!(servers::ListServersParams, selector, page, self.page_size);
+            servers::list_servers(&self.api, params)
+        };
+        self.all_pages(Operation::ListNodes, "GET /servers", list, |r| {
+            (r.servers, r.meta)
         })
         .await
     }
 
     async fn primary_ips(&self, selector: String) -> Result<Vec<models::PrimaryIp>> {
-        self.all_pages(Operation::ListFrontdoors, |page| {
-            let params = pips::ListPrimaryIpsParams {
-                label_selector: Some(selector.clone()),
-                page: Some(page),
-                per_page: Some(self.page_size),
-                ..Default::default()
-            };
-            async move {
-                let r = self
-                    .call(Operation::ListFrontdoors, true, || {
-                        pips::list_primary_ips(&self.api, params.clone())
-                    })
-                    .await?;
-                Ok((
-                    r.primary_ips,
-                    r.meta.pagination.next_page,
-                    r.meta.pagination.total_entries,
-                ))
-            }
+        let list = |page| {
+            let params = page_params!(pips::ListPrimaryIpsParams, selector, page, self.page_size);
+            pips::list_primary_ips(&self.api, params)
+        };
+        let operation = Operation::ListFrontdoors;
+        self.all_pages(operation, "GET /primary_ips", list, |r| {
+            (r.primary_ips, r.meta)
         })
         .await
     }
 
     async fn floating_ips(&self, selector: String) -> Result<Vec<models::FloatingIp>> {
-        self.all_pages(Operation::ListEgressIps, |page| {
-            let params = fips::ListFloatingIpsParams {
-                label_selector: Some(selector.clone()),
-                page: Some(page),
-                per_page: Some(self.page_size),
-                ..Default::default()
-            };
-            async move {
-                let r = self
-                    .call(Operation::ListEgressIps, true, || {
-                        fips::list_floating_ips(&self.api, params.clone())
-                    })
-                    .await?;
-                Ok((
-                    r.floating_ips,
-                    r.meta.pagination.next_page,
-                    r.meta.pagination.total_entries,
-                ))
-            }
-        })
-        .await
+        let list = |page| {
+            let params = page_params!(fips::ListFloatingIpsParams, selector, page, self.page_size);
+            fips::list_floating_ips(&self.api, params)
+        };
+        let (operation, what) = (Operation::ListEgressIps, "GET /floating_ips");
+        self.all_pages(operation, what, list, |r| (r.floating_ips, r.meta))
+            .await
     }
 
     /// The DAMM region of a resource: its label, else the location's entry in the table.
     fn damm_region(&self, labels: &HashMap<String, String>, location: &str) -> Region {
-        labels
-            .get(LABEL_REGION)
-            .and_then(|r| Region::new(r.as_str()).ok())
-            .or_else(|| {
-                self.regions
-                    .iter()
-                    .find(|(_, l)| *l == location)
-                    .and_then(|(r, _)| Region::new(r.as_str()).ok())
-            })
-            .or_else(|| Region::new(location).ok())
-            .unwrap_or_else(|| Region::new("unknown").expect("valid"))
+        let label = labels.get(LABEL_REGION).map(String::as_str);
+        damm_region(&self.regions, label, location, |l| l == location)
     }
 
     fn location(&self, region: &Region, operation: Operation) -> Result<String> {
@@ -298,30 +234,53 @@ impl Hetzner {
         Error::new(kind, &self.id, operation).with_message(message)
     }
 
-    fn require_owned(
+    fn require_owned(&self, labels: &Labels, key: &IdempotencyKey, op: Operation) -> Result<()> {
+        require_owned(&self.id, &self.fleet, labels, key, op)
+    }
+
+    /// `found` when it carries this fleet's label, else NotFound: the adapter never
+    /// touches a resource of another fleet.
+    fn owned<T>(
         &self,
-        labels: &Labels,
-        key: &damm_provider::IdempotencyKey,
+        found: Option<T>,
+        labels: fn(&T) -> &HashMap<String, String>,
+        (what, id): (&str, i64),
         operation: Operation,
-    ) -> Result<()> {
-        if labels.is_owned_by(&self.fleet) && labels.key().as_ref() == Some(key) {
-            Ok(())
-        } else {
-            Err(self.error(
-                ErrorKind::InvalidInput,
-                operation,
-                format!("spec {key} must carry the fleet label and its key"),
-            ))
-        }
+    ) -> Result<T> {
+        found
+            .filter(|r| labels(r).get(LABEL_FLEET).map(String::as_str) == Some(self.fleet.as_str()))
+            .ok_or_else(|| {
+                self.error(
+                    ErrorKind::NotFound,
+                    operation,
+                    format!("no {what} {id} in fleet {}", self.fleet),
+                )
+            })
+    }
+
+    /// A server of this fleet, or NotFound.
+    async fn owned_server(&self, id: i64, operation: Operation) -> Result<models::Server> {
+        let get = || servers::get_server(&self.api, servers::GetServerParams { id });
+        let got = self.call(operation, true, get).await?.server.map(|s| *s);
+        self.owned(got, |s| &s.labels, ("server", id), operation)
+    }
+
+    /// A primary IP of this fleet, or NotFound.
+    async fn owned_primary_ip(&self, id: i64, operation: Operation) -> Result<models::PrimaryIp> {
+        let get = || pips::get_primary_ip(&self.api, pips::GetPrimaryIpParams { id });
+        let got = *self.call(operation, true, get).await?.primary_ip;
+        self.owned(Some(got), |ip| &ip.labels, ("primary IP", id), operation)
+    }
+
+    /// A floating IP of this fleet, or NotFound.
+    async fn owned_floating_ip(&self, id: i64, op: Operation) -> Result<models::FloatingIp> {
+        let get = || fips::get_floating_ip(&self.api, fips::GetFloatingIpParams { id });
+        let got = *self.call(op, true, get).await?.floating_ip;
+        self.owned(Some(got), |ip| &ip.labels, ("floating IP", id), op)
     }
 
     fn node(&self, s: &models::Server) -> Node {
-        let labels = Labels::from_provider(
-            s.labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        );
+        let labels = labels_of(&s.labels);
         let draining = labels.get(LABEL_DRAINING).is_some();
         let state = match s.status {
             models::server::Status::Initializing | models::server::Status::Starting => {
@@ -365,35 +324,36 @@ impl Hetzner {
     }
 
     fn frontdoor(&self, ip: &models::PrimaryIp) -> Option<Frontdoor> {
-        Some(Frontdoor {
-            reference: FrontdoorRef::new(&self.id, ip.id.to_string()),
-            region: self.damm_region(&ip.labels, &ip.location.name),
-            address: first_host(&ip.ip)?,
-            port: None,
-            node: ip
-                .assignee_id
-                .map(|id| NodeRef::new(&self.id, id.to_string())),
-            labels: Labels::from_provider(
-                ip.labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-        })
+        let at = (ip.location.name.as_str(), ip.assignee_id);
+        Some(
+            self.address(ip.id, &ip.ip, &ip.labels, at)?
+                .frontdoor(&self.id),
+        )
     }
 
     fn egress_ip(&self, ip: &models::FloatingIp) -> Option<EgressIp> {
-        Some(EgressIp {
-            reference: EgressIpRef::new(&self.id, ip.id.to_string()),
-            region: self.damm_region(&ip.labels, &ip.home_location.name),
-            address: first_host(&ip.ip)?,
-            node: ip.server.map(|id| NodeRef::new(&self.id, id.to_string())),
-            labels: Labels::from_provider(
-                ip.labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
+        let at = (ip.home_location.name.as_str(), ip.server);
+        Some(
+            self.address(ip.id, &ip.ip, &ip.labels, at)?
+                .egress_ip(&self.id),
+        )
+    }
+
+    /// A primary or floating IP as DAMM sees it: `id`, address `ip`, `labels`, and the
+    /// location and server it is `at`.
+    fn address(
+        &self,
+        id: i64,
+        ip: &str,
+        labels: &HashMap<String, String>,
+        (location, server): (&str, Option<i64>),
+    ) -> Option<AddressParts> {
+        Some(AddressParts {
+            id: id.to_string(),
+            region: self.damm_region(labels, location),
+            address: first_host(ip)?,
+            node: server.map(|id| NodeRef::new(&self.id, id.to_string())),
+            labels: labels_of(labels),
         })
     }
 
@@ -408,16 +368,39 @@ impl Hetzner {
         })
     }
 
-    /// Labels for a new address: the spec's ownership labels, role and region.
-    fn address_labels(spec: &AddressSpec, role: &str) -> HashMap<String, String> {
-        let mut labels: HashMap<String, String> = spec
-            .labels
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        labels.insert(LABEL_ROLE.to_owned(), role.to_owned());
-        labels.insert(LABEL_REGION.to_owned(), spec.region.to_string());
-        labels
+    /// An address of `role` for `spec`: the one its key finds (`list` lists by label
+    /// selector), else the one `create` makes for the server the spec attaches to. A
+    /// create is never retried blindly: after a lost or conflicting answer, the key
+    /// finds what it made.
+    async fn allocate<Ip, T, L, LFut, C, CFut>(
+        &self,
+        spec: &AddressSpec,
+        (role, operation): (&str, Operation),
+        list: L,
+        view: impl Fn(&Ip) -> Option<T>,
+        create: C,
+    ) -> Result<T>
+    where
+        L: Fn(String) -> LFut,
+        LFut: Future<Output = Result<Vec<Ip>>>,
+        C: FnOnce(Option<(i64, String)>) -> CFut,
+        CFut: Future<Output = Result<Ip>>,
+    {
+        self.require_owned(&spec.labels, &spec.key, operation)?;
+        let by_key = self.selector(&[(LABEL_KEY, spec.key.as_str()), (LABEL_ROLE, role)]);
+        if let Some(found) = list(by_key.clone()).await?.iter().find_map(&view) {
+            return Ok(found);
+        }
+        let created = create(self.attach_target(spec, operation).await?).await;
+        let adopt = || async { Ok(list(by_key).await?.into_iter().next()) };
+        let ip = create_or_adopt(created, adopt).await?;
+        view(&ip).ok_or_else(|| {
+            self.error(
+                ErrorKind::Unexpected,
+                operation,
+                format!("the new {role} address has no parsable IP"),
+            )
+        })
     }
 
     /// The server a spec attaches to, as an id and its location.
@@ -433,25 +416,40 @@ impl Hetzner {
         let server = self.owned_server(id, operation).await?;
         Ok(Some((id, server.location.name)))
     }
+}
 
-    /// A server of this fleet, or NotFound.
-    async fn owned_server(&self, id: i64, operation: Operation) -> Result<models::Server> {
-        let params = servers::GetServerParams { id };
-        let got = self
-            .call(operation, true, || {
-                servers::get_server(&self.api, params.clone())
-            })
-            .await?;
-        got.server
-            .map(|s| *s)
-            .filter(|s| s.labels.get(LABEL_FLEET).map(String::as_str) == Some(self.fleet.as_str()))
-            .ok_or_else(|| {
-                self.error(
-                    ErrorKind::NotFound,
-                    operation,
-                    format!("no server {id} in fleet {}", self.fleet),
-                )
-            })
+/// Labels as DAMM holds them.
+fn labels_of(labels: &HashMap<String, String>) -> Labels {
+    Labels::from_provider(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// Labels for a new resource: the spec's ownership labels, its region and, for an
+/// address, its role.
+fn new_labels(labels: &Labels, region: &Region, role: Option<&str>) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    labels.insert(LABEL_REGION.to_owned(), region.to_string());
+    if let Some(role) = role {
+        labels.insert(LABEL_ROLE.to_owned(), role.to_owned());
+    }
+    labels
+}
+
+/// A resource name from the key: `damm-<key>` with `_` as `-`.
+fn name_of(prefix: &str, key: &IdempotencyKey) -> String {
+    format!("{prefix}-{}", key.as_str().replace('_', "-"))
+}
+
+/// An address's health: assigned to a server → healthy, unassigned → degraded.
+fn assignment(server: Option<i64>) -> (HealthStatus, String) {
+    match server {
+        Some(server) => (
+            HealthStatus::Healthy,
+            format!("assigned to server {server}"),
+        ),
+        None => (HealthStatus::Degraded, "not assigned".to_owned()),
     }
 }
 
@@ -511,119 +509,53 @@ impl Provider for Hetzner {
 
     async fn probe_health(&self, target: &Target) -> Result<HealthSignal> {
         let started = Instant::now();
-        let (status, detail) = match target {
+        let operation = Operation::ProbeHealth;
+        let verdict = match target {
             Target::Api => {
                 let params = servers::ListServersParams {
                     label_selector: Some(self.selector(&[])),
                     per_page: Some(1),
                     ..Default::default()
                 };
-                self.call(Operation::ProbeHealth, true, || {
+                self.call(operation, true, || {
                     servers::list_servers(&self.api, params.clone())
                 })
                 .await?;
                 (HealthStatus::Healthy, "API answered".to_owned())
             }
             Target::Node(r) => {
-                let server = self
-                    .owned_server(
-                        self.numeric_id(&r.id, Operation::ProbeHealth)?,
-                        Operation::ProbeHealth,
-                    )
-                    .await?;
-                match self.node(&server).state {
-                    NodeState::Running | NodeState::Draining => {
-                        (HealthStatus::Healthy, "server running".to_owned())
-                    }
-                    NodeState::Provisioning => (HealthStatus::Unknown, "server booting".to_owned()),
-                    other => (
-                        HealthStatus::Down,
-                        format!("server {other:?}").to_lowercase(),
-                    ),
-                }
+                let id = self.numeric_id(&r.id, operation)?;
+                let server = self.owned_server(id, operation).await?;
+                node_verdict(self.node(&server).state, "server")
             }
             Target::Frontdoor(r) => {
-                let params = pips::GetPrimaryIpParams {
-                    id: self.numeric_id(&r.id, Operation::ProbeHealth)?,
-                };
-                let ip = self
-                    .call(Operation::ProbeHealth, true, || {
-                        pips::get_primary_ip(&self.api, params.clone())
-                    })
-                    .await?
-                    .primary_ip;
-                if ip.labels.get(LABEL_FLEET).map(String::as_str) != Some(self.fleet.as_str()) {
-                    return Err(self.error(
-                        ErrorKind::NotFound,
-                        Operation::ProbeHealth,
-                        format!("no front door {r} in the fleet"),
-                    ));
-                }
-                match ip.assignee_id {
-                    Some(server) => (
-                        HealthStatus::Healthy,
-                        format!("assigned to server {server}"),
-                    ),
-                    None => (HealthStatus::Degraded, "not assigned".to_owned()),
-                }
+                let id = self.numeric_id(&r.id, operation)?;
+                assignment(self.owned_primary_ip(id, operation).await?.assignee_id)
             }
             Target::EgressIp(r) => {
-                let params = fips::GetFloatingIpParams {
-                    id: self.numeric_id(&r.id, Operation::ProbeHealth)?,
-                };
-                let ip = self
-                    .call(Operation::ProbeHealth, true, || {
-                        fips::get_floating_ip(&self.api, params.clone())
-                    })
-                    .await?
-                    .floating_ip;
-                if ip.labels.get(LABEL_FLEET).map(String::as_str) != Some(self.fleet.as_str()) {
-                    return Err(self.error(
-                        ErrorKind::NotFound,
-                        Operation::ProbeHealth,
-                        format!("no egress ip {r} in the fleet"),
-                    ));
-                }
-                match ip.server {
-                    Some(server) => (
-                        HealthStatus::Healthy,
-                        format!("assigned to server {server}"),
-                    ),
-                    None => (HealthStatus::Degraded, "not assigned".to_owned()),
-                }
+                let id = self.numeric_id(&r.id, operation)?;
+                assignment(self.owned_floating_ip(id, operation).await?.server)
             }
             other => {
                 return Err(self.error(
                     ErrorKind::Unsupported,
-                    Operation::ProbeHealth,
+                    operation,
                     format!("Hetzner has no {other}"),
                 ));
             }
         };
-        Ok(HealthSignal {
-            target: target.clone(),
-            status,
-            rtt: Some(started.elapsed()),
-            observed_at: Utc::now(),
-            detail,
-        })
+        Ok(probe_signal(target, started, verdict))
     }
 
     async fn get_metrics(&self, target: &Target) -> Result<Metrics> {
-        let signal = self.probe_health(target).await?;
-        let mut metrics = Metrics::empty(target.clone(), signal.observed_at);
-        metrics.rtt = signal.rtt;
-        Ok(metrics)
+        Ok(probe_metrics(self.probe_health(target).await?))
     }
 }
 
 #[async_trait]
 impl Compute for Hetzner {
     async fn create_node(&self, spec: &NodeSpec) -> Result<Node> {
-        let operation = match spec.role {
-            NodeRole::Ingress => Operation::CreateIngressNode,
-            NodeRole::Egress => Operation::CreateEgressNode,
-        };
+        let operation = create_operation(spec.role);
         self.require_owned(&spec.labels, &spec.key, operation)?;
         let by_key = self.selector(&[(LABEL_KEY, spec.key.as_str())]);
         if let Some(existing) = self.servers(by_key.clone()).await?.first() {
@@ -637,38 +569,30 @@ impl Compute for Hetzner {
                 format!("profile `{}` is not in the profile table", spec.profile),
             )
         })?;
-        let mut labels: HashMap<String, String> = spec
-            .labels
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        labels.insert(LABEL_REGION.to_owned(), spec.region.to_string());
-        let name = format!("damm-{}", spec.key.as_str().replace('_', "-"));
-        let mut request =
-            models::CreateServerRequest::new(self.image.clone(), name, profile.server_type.clone());
-        request.labels = Some(labels);
+        let mut request = models::CreateServerRequest::new(
+            self.image.clone(),
+            name_of("damm", &spec.key),
+            profile.server_type.clone(),
+        );
+        request.labels = Some(new_labels(&spec.labels, &spec.region, None));
         request.location = Some(location);
         request.start_after_create = Some(true);
         request.user_data = spec.user_data.as_ref().map(|u| u.expose().to_owned());
         let params = servers::CreateServerParams {
             create_server_request: request,
         };
-        // Never retried blindly: a lost answer is found by its key on the next try.
-        match self
+        // Never retried blindly: a lost answer is found by its key.
+        let created = self
             .call(operation, false, || {
                 servers::create_server(&self.api, params.clone())
             })
             .await
-        {
-            Ok(created) => Ok(self.node(&created.server)),
-            Err(e) if e.kind() == ErrorKind::Conflict || e.is_temporary() => {
-                match self.servers(by_key).await?.first() {
-                    Some(existing) => Ok(self.node(existing)),
-                    None => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+            .map(|created| *created.server);
+        let server = create_or_adopt(created, || async {
+            Ok(self.servers(by_key).await?.into_iter().next())
+        })
+        .await?;
+        Ok(self.node(&server))
     }
 
     async fn drain_node(&self, node: &NodeRef) -> Result<()> {
@@ -694,9 +618,8 @@ impl Compute for Hetzner {
         not_found_is_ok(
             async {
                 self.owned_server(id, Operation::RetireNode).await?;
-                let params = servers::DeleteServerParams { id };
                 self.call(Operation::RetireNode, true, || {
-                    servers::delete_server(&self.api, params.clone())
+                    servers::delete_server(&self.api, servers::DeleteServerParams { id })
                 })
                 .await?;
                 Ok(())
@@ -719,54 +642,28 @@ impl Compute for Hetzner {
 impl Ingress for Hetzner {
     async fn allocate_ingress_frontdoor(&self, spec: &AddressSpec) -> Result<Frontdoor> {
         let operation = Operation::AllocateIngressFrontdoor;
-        self.require_owned(&spec.labels, &spec.key, operation)?;
-        let by_key = self.selector(&[(LABEL_KEY, spec.key.as_str()), (LABEL_ROLE, ROLE_FRONTDOOR)]);
-        if let Some(door) = self
-            .primary_ips(by_key.clone())
-            .await?
-            .iter()
-            .find_map(|ip| self.frontdoor(ip))
-        {
-            return Ok(door);
-        }
-        let target = self.attach_target(spec, operation).await?;
-        let name = format!("damm-fd-{}", spec.key.as_str().replace('_', "-"));
-        let mut request = models::CreatePrimaryIpRequest::new(
-            models::create_primary_ip_request::AssigneeType::Server,
-            name,
-            models::IpType::Ipv4,
-        );
-        match &target {
-            Some((server, _)) => request.assignee_id = Some(Some(*server)),
-            None => request.location = Some(self.location(&spec.region, operation)?),
-        }
-        request.auto_delete = Some(false);
-        request.labels = Some(Self::address_labels(spec, ROLE_FRONTDOOR));
-        let params = pips::CreatePrimaryIpParams {
-            create_primary_ip_request: request,
-        };
-        let created = match self
-            .call(operation, false, || {
-                pips::create_primary_ip(&self.api, params.clone())
-            })
-            .await
-        {
-            Ok(created) => created.primary_ip,
-            Err(e) if e.kind() == ErrorKind::Conflict || e.is_temporary() => {
-                match self.primary_ips(by_key).await?.into_iter().next() {
-                    Some(ip) => Box::new(ip),
-                    None => return Err(e),
-                }
+        let create = |target: Option<(i64, String)>| async move {
+            let mut request = models::CreatePrimaryIpRequest::new(
+                models::create_primary_ip_request::AssigneeType::Server,
+                name_of("damm-fd", &spec.key),
+                models::IpType::Ipv4,
+            );
+            match target {
+                Some((server, _)) => request.assignee_id = Some(Some(server)),
+                None => request.location = Some(self.location(&spec.region, operation)?),
             }
-            Err(e) => return Err(e),
+            request.auto_delete = Some(false);
+            request.labels = Some(new_labels(&spec.labels, &spec.region, Some(ROLE_FRONTDOOR)));
+            let params = pips::CreatePrimaryIpParams {
+                create_primary_ip_request: request,
+            };
+            let create = || pips::create_primary_ip(&self.api, params.clone());
+            Ok(*self.call(operation, false, create).await?.primary_ip)
         };
-        self.frontdoor(&created).ok_or_else(|| {
-            self.error(
-                ErrorKind::Unexpected,
-                operation,
-                format!("primary IP {} has no parsable address", created.id),
-            )
-        })
+        let list = |selector| self.primary_ips(selector);
+        let view = |ip: &models::PrimaryIp| self.frontdoor(ip);
+        self.allocate(spec, (ROLE_FRONTDOOR, operation), list, view, create)
+            .await
     }
 
     async fn release_ingress_frontdoor(&self, frontdoor: &FrontdoorRef) -> Result<()> {
@@ -774,20 +671,7 @@ impl Ingress for Hetzner {
         let id = self.numeric_id(&frontdoor.id, operation)?;
         not_found_is_ok(
             async {
-                let params = pips::GetPrimaryIpParams { id };
-                let ip = self
-                    .call(operation, true, || {
-                        pips::get_primary_ip(&self.api, params.clone())
-                    })
-                    .await?
-                    .primary_ip;
-                if ip.labels.get(LABEL_FLEET).map(String::as_str) != Some(self.fleet.as_str()) {
-                    return Err(self.error(
-                        ErrorKind::NotFound,
-                        operation,
-                        format!("primary IP {id} is not the fleet's"),
-                    ));
-                }
+                let ip = self.owned_primary_ip(id, operation).await?;
                 if ip.assignee_id.is_some() {
                     let params = pips::UnassignPrimaryIpFromResourceParams { id };
                     self.call(operation, true, || {
@@ -795,9 +679,8 @@ impl Ingress for Hetzner {
                     })
                     .await?;
                 }
-                let params = pips::DeletePrimaryIpParams { id };
                 self.call(operation, true, || {
-                    pips::delete_primary_ip(&self.api, params.clone())
+                    pips::delete_primary_ip(&self.api, pips::DeletePrimaryIpParams { id })
                 })
                 .await
             }
@@ -817,52 +700,27 @@ impl Ingress for Hetzner {
 impl Egress for Hetzner {
     async fn allocate_egress_ip(&self, spec: &AddressSpec) -> Result<EgressIp> {
         let operation = Operation::AllocateEgressIp;
-        self.require_owned(&spec.labels, &spec.key, operation)?;
-        let by_key = self.selector(&[(LABEL_KEY, spec.key.as_str()), (LABEL_ROLE, ROLE_EGRESS)]);
-        if let Some(ip) = self
-            .floating_ips(by_key.clone())
-            .await?
-            .iter()
-            .find_map(|ip| self.egress_ip(ip))
-        {
-            return Ok(ip);
-        }
-        let target = self.attach_target(spec, operation).await?;
-        let mut request = models::CreateFloatingIpRequest::new(models::IpType::Ipv4);
-        request.name = Some(format!("damm-eg-{}", spec.key.as_str().replace('_', "-")));
-        match &target {
-            Some((server, location)) => {
-                request.server = Some(Some(*server));
-                request.home_location = Some(location.clone());
-            }
-            None => request.home_location = Some(self.location(&spec.region, operation)?),
-        }
-        request.labels = Some(Self::address_labels(spec, ROLE_EGRESS));
-        let params = fips::CreateFloatingIpParams {
-            create_floating_ip_request: request,
-        };
-        let created = match self
-            .call(operation, false, || {
-                fips::create_floating_ip(&self.api, params.clone())
-            })
-            .await
-        {
-            Ok(created) => created.floating_ip,
-            Err(e) if e.kind() == ErrorKind::Conflict || e.is_temporary() => {
-                match self.floating_ips(by_key).await?.into_iter().next() {
-                    Some(ip) => Box::new(ip),
-                    None => return Err(e),
+        let create = |target: Option<(i64, String)>| async move {
+            let mut request = models::CreateFloatingIpRequest::new(models::IpType::Ipv4);
+            request.name = Some(name_of("damm-eg", &spec.key));
+            match target {
+                Some((server, location)) => {
+                    request.server = Some(Some(server));
+                    request.home_location = Some(location);
                 }
+                None => request.home_location = Some(self.location(&spec.region, operation)?),
             }
-            Err(e) => return Err(e),
+            request.labels = Some(new_labels(&spec.labels, &spec.region, Some(ROLE_EGRESS)));
+            let params = fips::CreateFloatingIpParams {
+                create_floating_ip_request: request,
+            };
+            let create = || fips::create_floating_ip(&self.api, params.clone());
+            Ok(*self.call(operation, false, create).await?.floating_ip)
         };
-        self.egress_ip(&created).ok_or_else(|| {
-            self.error(
-                ErrorKind::Unexpected,
-                operation,
-                format!("floating IP {} has no parsable address", created.id),
-            )
-        })
+        let list = |selector| self.floating_ips(selector);
+        let view = |ip: &models::FloatingIp| self.egress_ip(ip);
+        self.allocate(spec, (ROLE_EGRESS, operation), list, view, create)
+            .await
     }
 
     async fn release_egress_ip(&self, ip: &EgressIpRef) -> Result<()> {
@@ -870,23 +728,9 @@ impl Egress for Hetzner {
         let id = self.numeric_id(&ip.id, operation)?;
         not_found_is_ok(
             async {
-                let params = fips::GetFloatingIpParams { id };
-                let found = self
-                    .call(operation, true, || {
-                        fips::get_floating_ip(&self.api, params.clone())
-                    })
-                    .await?
-                    .floating_ip;
-                if found.labels.get(LABEL_FLEET).map(String::as_str) != Some(self.fleet.as_str()) {
-                    return Err(self.error(
-                        ErrorKind::NotFound,
-                        operation,
-                        format!("floating IP {id} is not the fleet's"),
-                    ));
-                }
-                let params = fips::DeleteFloatingIpParams { id };
+                self.owned_floating_ip(id, operation).await?;
                 self.call(operation, true, || {
-                    fips::delete_floating_ip(&self.api, params.clone())
+                    fips::delete_floating_ip(&self.api, fips::DeleteFloatingIpParams { id })
                 })
                 .await
             }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use damm_provider::SecretString;
+use damm_provider::tables::{profile_table, region_table, string_table};
 use serde::Deserialize;
 
 /// A size profile: the Hetzner server type and what it costs.
@@ -32,8 +33,9 @@ pub struct HetznerConfig {
     pub api_url: String,
     /// API token (`DAMM_HETZNER_TOKEN` or `DAMM_HETZNER_TOKEN_FILE`).
     pub token: Option<SecretString>,
-    /// DAMM region → Hetzner location, added to (and overriding) the built-in table.
-    #[serde(default)]
+    /// DAMM region → Hetzner location, added to (and overriding) the built-in table. A
+    /// table, or in the environment a list such as `eu-central=nbg1,us-east=ash`.
+    #[serde(default, deserialize_with = "string_table")]
     pub regions: BTreeMap<String, String>,
     /// Profile → server type and price, added to (and overriding) the built-in table.
     #[serde(default)]
@@ -96,28 +98,45 @@ pub const PROFILES: &[(&str, &str, u64)] = &[
 impl HetznerConfig {
     /// The region table in force: the built-in one, with the configured entries on top.
     pub fn region_table(&self) -> BTreeMap<String, String> {
-        let mut table: BTreeMap<String, String> = REGIONS
-            .iter()
-            .map(|(d, h)| ((*d).to_owned(), (*h).to_owned()))
-            .collect();
-        table.extend(self.regions.clone());
-        table
+        region_table(REGIONS, &self.regions)
     }
 
     /// The profile table in force: the built-in one, with the configured entries on top.
     pub fn profile_table(&self) -> BTreeMap<String, Profile> {
-        let mut table: BTreeMap<String, Profile> = PROFILES
-            .iter()
-            .map(|(name, server_type, cents)| {
-                let profile = Profile {
-                    server_type: (*server_type).to_owned(),
-                    monthly_cents: *cents,
-                    currency: eur(),
-                };
-                ((*name).to_owned(), profile)
-            })
-            .collect();
-        table.extend(self.profiles.clone());
-        table
+        profile_table(PROFILES, &self.profiles, |server_type, monthly_cents| {
+            Profile {
+                server_type: server_type.to_owned(),
+                monthly_cents,
+                currency: eur(),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use damm_provider::FleetId;
+    use damm_provider::config::AdapterConfig;
+
+    use super::*;
+
+    #[test]
+    fn configured_entries_are_laid_over_the_built_in_tables() {
+        let config = AdapterConfig::new(FleetId::new("f").unwrap(), "hetzner")
+            .with_env([("DAMM_HETZNER_REGIONS", "eu-central=nbg1, mars=mrs1")]);
+        let settings: HetznerConfig = config.load("hetzner").unwrap();
+        let regions = settings.region_table();
+        assert_eq!(regions["eu-central"], "nbg1");
+        assert_eq!(regions["mars"], "mrs1");
+        assert_eq!(regions["us-east"], "ash");
+        let small = &settings.profile_table()["small"];
+        assert_eq!(
+            (
+                small.server_type.as_str(),
+                small.monthly_cents,
+                small.currency.as_str()
+            ),
+            ("cx22", 379, "EUR")
+        );
     }
 }

@@ -128,48 +128,29 @@ pub mod fuzzing {
 mod tests {
     use super::*;
 
-    fn response(status: u16, body: &str) -> hcloud::apis::Error<()> {
-        hcloud::apis::Error::ResponseError(hcloud::apis::ResponseContent {
-            status: reqwest::StatusCode::from_u16(status).unwrap(),
-            content: body.to_owned(),
-            entity: None,
-        })
+    /// An error answer of `status` with `body`, through [`parse_error`].
+    fn parse(status: u16, body: &str) -> Error {
+        fuzzing::parse_error(status, body.as_bytes()).expect("a valid status")
     }
 
     #[test]
     fn hetzner_codes_refine_the_status() {
-        let e = parse_error(
-            "hetzner",
-            Operation::ListNodes,
-            response(
-                429,
-                r#"{"error":{"code":"rate_limit_exceeded","message":"slow down"}}"#,
-            ),
+        let e = parse(
+            429,
+            r#"{"error":{"code":"rate_limit_exceeded","message":"slow down"}}"#,
         );
         assert_eq!(e.retry_after(), Some(REFILL));
         assert!(e.is_temporary());
-        let e = parse_error(
-            "hetzner",
-            Operation::CreateIngressNode,
-            response(
-                409,
-                r#"{"error":{"code":"uniqueness_error","message":"name used"}}"#,
-            ),
+        let e = parse(
+            409,
+            r#"{"error":{"code":"uniqueness_error","message":"name used"}}"#,
         );
         assert_eq!(e.kind(), ErrorKind::Conflict);
         assert!(e.to_string().contains("uniqueness_error: name used"), "{e}");
-        let e = parse_error(
-            "hetzner",
-            Operation::ListNodes,
-            response(401, r#"{"error":{"code":"unauthorized","message":"no"}}"#),
-        );
+        let e = parse(401, r#"{"error":{"code":"unauthorized","message":"no"}}"#);
         assert_eq!(e.kind(), ErrorKind::Unauthenticated);
         assert!(!e.is_temporary());
-        let e = parse_error(
-            "hetzner",
-            Operation::ListNodes,
-            response(502, "<html>bad gateway</html>"),
-        );
+        let e = parse(502, "<html>bad gateway</html>");
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.is_temporary());
     }

@@ -9,16 +9,11 @@ use damm_provider::testkit::{self, Fixture};
 use damm_provider::{
     ErrorKind, FleetId, IdempotencyKey, NodeFilter, NodeRole, NodeSpec, Provider, Target,
 };
-use damm_sim::{Dark, Faults, SimConfig, SimHandle};
+use damm_sim::testing::{QUICK_BOOT, adapter_env, booting_in};
+use damm_sim::{Dark, Faults, SimHandle};
 
 async fn sim() -> SimHandle {
-    let config = SimConfig {
-        boot_delay: Duration::from_millis(200),
-        ..SimConfig::default()
-    };
-    damm_sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    booting_in(QUICK_BOOT).await
 }
 
 fn fleet() -> FleetId {
@@ -26,18 +21,7 @@ fn fleet() -> FleetId {
 }
 
 fn adapter(sim: &SimHandle, extra: &[(&str, &str)]) -> Hetzner {
-    let mut env = vec![
-        (
-            "DAMM_HETZNER_API_URL".to_owned(),
-            sim.url(damm_sim::Provider::Hetzner),
-        ),
-        ("DAMM_HETZNER_TOKEN".to_owned(), sim.token().to_owned()),
-    ];
-    env.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
+    let env = adapter_env(sim, damm_sim::Provider::Hetzner, extra);
     Hetzner::from_config(&AdapterConfig::new(fleet(), "hetzner").with_env(env)).unwrap()
 }
 

@@ -9,7 +9,12 @@
 //!   refuses a listing that ends short of its announced total (a truncated inventory
 //!   would make the missing resources look deleted), stops a cursor that repeats itself,
 //!   and bounds the number of pages. With a total on the first page of a numbered
-//!   listing, it fetches the remaining pages side by side.
+//!   listing, it fetches the remaining pages side by side;
+//! - what every adapter does around those calls: [`create_or_adopt`] (a create made safe
+//!   by its key, not by a blind retry), [`require_owned`] (a spec must carry the fleet's
+//!   labels), [`AddressParts`] (one provider address as a front door or an egress IP),
+//!   [`create_operation`], [`node_verdict`], [`probe_signal`] and [`probe_metrics`] (a
+//!   probe's verdict, timed).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -31,12 +36,17 @@
 //! ```
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
 
 use crate::retry::{RateLimit, RetryPolicy};
-use crate::{Error, ErrorKind, Operation, Result};
+use crate::{
+    EgressIp, EgressIpRef, Error, ErrorKind, FleetId, Frontdoor, FrontdoorRef, HealthSignal,
+    HealthStatus, IdempotencyKey, Labels, Metrics, NodeRef, NodeRole, NodeState, Operation, Region,
+    Result, Target,
+};
 
 /// A provider instance's rate limits and retry policies. Clones share the buckets.
 #[derive(Debug, Clone)]
@@ -96,10 +106,208 @@ impl Calls {
             .await
     }
 
+    /// [`Calls::run`] for a call of a provider's SDK, whose failures the adapter's one
+    /// `parse_error(provider, operation, failure)` maps to an [`Error`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use damm_provider::api::Calls;
+    /// use damm_provider::retry::RateLimit;
+    /// use damm_provider::{Error, ErrorKind, Operation};
+    ///
+    /// fn parse_error(provider: &str, operation: Operation, status: u16) -> Error {
+    ///     Error::new(ErrorKind::from_http_status(status, None), provider, operation)
+    /// }
+    /// let calls = Calls::new("demo", vec![RateLimit::per_second(10)]);
+    /// let err = calls
+    ///     .run_mapped(Operation::ListNodes, true, parse_error, || async { Err::<(), u16>(404) })
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::NotFound);
+    /// assert_eq!(err.provider(), "demo");
+    /// # }
+    /// ```
+    pub async fn run_mapped<T, E, F, Fut, P>(
+        &self,
+        operation: Operation,
+        idempotent: bool,
+        parse_error: P,
+        mut call: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        P: Fn(&str, Operation, E) -> Error,
+    {
+        let parse_error = &parse_error;
+        self.run(operation, idempotent, || {
+            let answer = call();
+            async move {
+                answer
+                    .await
+                    .map_err(|failure| parse_error(&self.provider, operation, failure))
+            }
+        })
+        .await
+    }
+
     /// An [`ErrorKind::Unexpected`] error of this provider (a broken answer).
     pub fn unexpected(&self, operation: Operation, message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Unexpected, &*self.provider, operation).with_message(message)
     }
+}
+
+/// A create's outcome, made safe by its idempotency key rather than by a blind retry: what
+/// the create made; or, when it failed in a way that may hide an earlier success (a
+/// temporary failure may have lost the answer; a conflict is a replay meeting what the
+/// first attempt made), what `adopt` finds under the key. When `adopt` finds nothing,
+/// the create's own error stands.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use damm_provider::api::create_or_adopt;
+/// use damm_provider::{Error, ErrorKind, Operation};
+///
+/// let lost = Error::new(ErrorKind::Unavailable, "demo", Operation::CreateIngressNode)
+///     .set_temporary(true);
+/// let node = create_or_adopt(Err(lost), || async { Ok(Some("node-1")) }).await;
+/// assert_eq!(node.unwrap(), "node-1");
+/// # }
+/// ```
+pub async fn create_or_adopt<T, Fut>(created: Result<T>, adopt: impl FnOnce() -> Fut) -> Result<T>
+where
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    match created {
+        Err(e) if e.kind() == ErrorKind::Conflict || e.is_temporary() => adopt().await?.ok_or(e),
+        other => other,
+    }
+}
+
+/// Checks that a spec carries the fleet's label and its own key (as the planner makes
+/// them): whatever an adapter creates must be found again by both.
+///
+/// ```
+/// use damm_provider::api::require_owned;
+/// use damm_provider::{FleetId, IdempotencyKey, Labels, Operation};
+///
+/// let fleet = FleetId::new("prod").unwrap();
+/// let key = IdempotencyKey::new("node-1").unwrap();
+/// let op = Operation::CreateIngressNode;
+/// assert!(require_owned("demo", &fleet, &Labels::owned(&fleet, &key), &key, op).is_ok());
+/// assert!(require_owned("demo", &fleet, &Labels::new(), &key, op).is_err());
+/// ```
+pub fn require_owned(
+    provider: &str,
+    fleet: &FleetId,
+    labels: &Labels,
+    key: &IdempotencyKey,
+    operation: Operation,
+) -> Result<()> {
+    if labels.is_owned_by(fleet) && labels.key().as_ref() == Some(key) {
+        Ok(())
+    } else {
+        Err(Error::new(ErrorKind::InvalidInput, provider, operation)
+            .with_message(format!("spec {key} must carry the fleet label and its key")))
+    }
+}
+
+/// One provider address as DAMM sees it, whichever capability hands it out: providers
+/// that serve front doors and egress IPs from the same kind of resource (an Elastic IP,
+/// a static address) read it once and hand it out as either.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddressParts {
+    /// The provider's id of the address (the reference's id).
+    pub id: String,
+    /// DAMM region.
+    pub region: Region,
+    /// The public address.
+    pub address: IpAddr,
+    /// The node it is attached to.
+    pub node: Option<NodeRef>,
+    /// Labels, including the ownership labels.
+    pub labels: Labels,
+}
+
+impl AddressParts {
+    /// The address as a front door of `provider` (port unknown).
+    pub fn frontdoor(self, provider: &str) -> Frontdoor {
+        Frontdoor {
+            reference: FrontdoorRef::new(provider, self.id),
+            region: self.region,
+            address: self.address,
+            port: None,
+            node: self.node,
+            labels: self.labels,
+        }
+    }
+
+    /// The address as an egress IP of `provider`.
+    pub fn egress_ip(self, provider: &str) -> EgressIp {
+        EgressIp {
+            reference: EgressIpRef::new(provider, self.id),
+            region: self.region,
+            address: self.address,
+            node: self.node,
+            labels: self.labels,
+        }
+    }
+}
+
+/// The operation that creates a node of `role`.
+pub fn create_operation(role: NodeRole) -> Operation {
+    match role {
+        NodeRole::Ingress => Operation::CreateIngressNode,
+        NodeRole::Egress => Operation::CreateEgressNode,
+    }
+}
+
+/// A node probe's verdict from the state its provider reports (`what` names the
+/// provider's machine: `server`, `instance`): running or draining is healthy, booting
+/// is unknown yet, anything else is down.
+///
+/// ```
+/// use damm_provider::api::node_verdict;
+/// use damm_provider::{HealthStatus, NodeState};
+///
+/// assert_eq!(node_verdict(NodeState::Draining, "server").0, HealthStatus::Healthy);
+/// assert_eq!(node_verdict(NodeState::Stopped, "server").1, "server stopped");
+/// ```
+pub fn node_verdict(state: NodeState, what: &str) -> (HealthStatus, String) {
+    match state {
+        NodeState::Running | NodeState::Draining => {
+            (HealthStatus::Healthy, format!("{what} running"))
+        }
+        NodeState::Provisioning => (HealthStatus::Unknown, format!("{what} starting")),
+        other => (
+            HealthStatus::Down,
+            format!("{what} {other:?}").to_lowercase(),
+        ),
+    }
+}
+
+/// A probe's verdict as the [`HealthSignal`] of `target`, observed now, with the time
+/// since `started` as its round-trip time.
+pub fn probe_signal(
+    target: &Target,
+    started: std::time::Instant,
+    (status, detail): (HealthStatus, String),
+) -> HealthSignal {
+    HealthSignal {
+        target: target.clone(),
+        status,
+        rtt: Some(started.elapsed()),
+        observed_at: chrono::Utc::now(),
+        detail,
+    }
+}
+
+/// The metrics a probe measures: its round-trip time, nothing else (for providers whose
+/// API reports no usage).
+pub fn probe_metrics(signal: HealthSignal) -> Metrics {
+    let mut metrics = Metrics::empty(signal.target, signal.observed_at);
+    metrics.rtt = signal.rtt;
+    metrics
 }
 
 /// Where the next page of a listing is.
@@ -452,5 +660,179 @@ mod tests {
                 .await;
             assert_eq!(n, expected, "{operation}");
         }
+    }
+
+    #[test]
+    fn specs_must_carry_the_fleet_and_their_key() {
+        let fleet = FleetId::new("f").unwrap();
+        let key = IdempotencyKey::new("k").unwrap();
+        let op = Operation::AllocateEgressIp;
+        assert!(require_owned("p", &fleet, &Labels::owned(&fleet, &key), &key, op).is_ok());
+        let other_key = IdempotencyKey::new("other").unwrap();
+        let other_fleet = FleetId::new("g").unwrap();
+        for labels in [
+            Labels::owned(&fleet, &other_key),
+            Labels::owned(&other_fleet, &key),
+        ] {
+            let err = require_owned("p", &fleet, &labels, &key, op).unwrap_err();
+            assert_eq!((err.kind(), err.operation()), (ErrorKind::InvalidInput, op));
+        }
+    }
+
+    #[test]
+    fn one_address_reads_as_a_front_door_or_an_egress_ip() {
+        let parts = AddressParts {
+            id: "eu/a1".to_owned(),
+            region: Region::new("eu-central").unwrap(),
+            address: "203.0.113.7".parse().unwrap(),
+            node: Some(NodeRef::new("p", "n1")),
+            labels: Labels::new(),
+        };
+        let door = parts.clone().frontdoor("p");
+        assert_eq!(door.reference, FrontdoorRef::new("p", "eu/a1"));
+        assert_eq!((door.port, door.node.as_ref()), (None, parts.node.as_ref()));
+        let ip = parts.clone().egress_ip("p");
+        assert_eq!(ip.reference, EgressIpRef::new("p", "eu/a1"));
+        assert_eq!((ip.address, ip.region), (parts.address, parts.region));
+    }
+
+    #[test]
+    fn node_states_read_as_verdicts() {
+        assert_eq!(
+            create_operation(NodeRole::Egress),
+            Operation::CreateEgressNode
+        );
+        for (state, status, detail) in [
+            (
+                NodeState::Running,
+                HealthStatus::Healthy,
+                "instance running",
+            ),
+            (
+                NodeState::Draining,
+                HealthStatus::Healthy,
+                "instance running",
+            ),
+            (
+                NodeState::Provisioning,
+                HealthStatus::Unknown,
+                "instance starting",
+            ),
+            (NodeState::Stopped, HealthStatus::Down, "instance stopped"),
+            (NodeState::Deleting, HealthStatus::Down, "instance deleting"),
+        ] {
+            assert_eq!(node_verdict(state, "instance"), (status, detail.to_owned()));
+        }
+    }
+
+    #[test]
+    fn a_probe_verdict_becomes_a_timed_signal_and_its_metrics() {
+        let started = std::time::Instant::now();
+        let signal = probe_signal(
+            &Target::Api,
+            started,
+            (HealthStatus::Degraded, "slow".to_owned()),
+        );
+        assert_eq!(
+            (&signal.target, signal.status, signal.detail.as_str()),
+            (&Target::Api, HealthStatus::Degraded, "slow")
+        );
+        assert!(signal.rtt.is_some_and(|rtt| rtt <= started.elapsed()));
+        let metrics = probe_metrics(signal.clone());
+        assert_eq!(
+            (metrics.target, metrics.rtt, metrics.observed_at),
+            (Target::Api, signal.rtt, signal.observed_at)
+        );
+        assert_eq!(metrics.rx_bytes, None);
+    }
+
+    #[tokio::test]
+    async fn a_create_adopts_only_after_a_failure_that_may_hide_a_success() {
+        let failed = |kind: ErrorKind, temporary: bool| {
+            Err::<u32, _>(
+                Error::new(kind, "p", Operation::CreateIngressNode).set_temporary(temporary),
+            )
+        };
+        let adopt = || std::future::ready(Ok(Some(7)));
+        let nothing = || std::future::ready(Ok(None));
+        assert_eq!(create_or_adopt(Ok(1), adopt).await.unwrap(), 1);
+        assert_eq!(
+            create_or_adopt(failed(ErrorKind::Unavailable, true), adopt)
+                .await
+                .unwrap(),
+            7
+        );
+        assert_eq!(
+            create_or_adopt(failed(ErrorKind::Conflict, false), adopt)
+                .await
+                .unwrap(),
+            7
+        );
+        // Nothing under the key: the create's own error.
+        let err = create_or_adopt(failed(ErrorKind::Unavailable, true), nothing)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        // A failure that cannot hide a success is never looked behind.
+        let err = create_or_adopt(
+            failed(ErrorKind::InvalidInput, false),
+            || -> std::future::Ready<Result<Option<u32>>> {
+                unreachable!("no lookup after a permanent failure")
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        // The lookup's own failure is reported.
+        let err = create_or_adopt(failed(ErrorKind::Conflict, false), || {
+            std::future::ready(Err(Error::new(
+                ErrorKind::Unauthenticated,
+                "p",
+                Operation::CreateIngressNode,
+            )))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthenticated);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sdk_failures_go_through_parse_error_and_the_same_retry_rules() {
+        let calls = Calls::new("p", vec![RateLimit::per_second(100)]);
+        // The SDK's failure type: here a status code.
+        let parse_error = |provider: &str, operation: Operation, status: u16| {
+            Error::new(
+                ErrorKind::from_http_status(status, None),
+                provider,
+                operation,
+            )
+        };
+        for (operation, idempotent, expected) in [
+            (
+                Operation::ListNodes,
+                true,
+                RetryPolicy::default().max_attempts,
+            ),
+            (Operation::CreateIngressNode, false, 1),
+            (Operation::ProbeHealth, true, 1),
+        ] {
+            let mut n = 0;
+            let err = calls
+                .run_mapped(operation, idempotent, parse_error, || {
+                    n += 1;
+                    std::future::ready(Err::<(), u16>(503))
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(n, expected, "{operation}");
+            assert_eq!(err.kind(), ErrorKind::Unavailable);
+            assert_eq!((err.provider(), err.operation()), ("p", operation));
+        }
+        let answer = calls
+            .run_mapped(Operation::ListNodes, true, parse_error, || {
+                std::future::ready(Ok::<_, u16>(7))
+            })
+            .await;
+        assert_eq!(answer.unwrap(), 7);
     }
 }

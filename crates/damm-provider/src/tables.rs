@@ -8,6 +8,8 @@
 //!   Each adapter keeps its own profile type (its machine-type field is named as the
 //!   provider names it); [`profile_table`] lays the config's profiles over the built-in
 //!   `(name, machine type, monthly cents)` rows.
+//! - Read back, a resource names the provider's place; [`damm_region`] finds the DAMM
+//!   region it stands for.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -27,6 +29,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer};
+
+use crate::Region;
 
 /// The region table in force: `built_in` with `configured` laid over it.
 pub fn region_table(
@@ -54,6 +58,39 @@ pub fn profile_table<P: Clone>(
         .collect();
     table.extend(configured.iter().map(|(k, v)| (k.clone(), v.clone())));
     table
+}
+
+/// The DAMM region of a resource the provider places at `location`: the one its
+/// `damm-region` label names (`label`), else the first region of the `table` whose
+/// provider entry `is_at` the location, else the location itself when it is a valid
+/// region name, else `unknown`.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use damm_provider::tables::damm_region;
+///
+/// let table = BTreeMap::from([("eu-central".to_owned(), "fra1".to_owned())]);
+/// let at = |location: &str| damm_region(&table, None, location, |theirs| theirs == location);
+/// assert_eq!(at("fra1").as_str(), "eu-central");
+/// assert_eq!(at("sgp1").as_str(), "sgp1");
+/// assert_eq!(damm_region(&table, Some("uk"), "fra1", |_| true).as_str(), "uk");
+/// ```
+pub fn damm_region(
+    table: &BTreeMap<String, String>,
+    label: Option<&str>,
+    location: &str,
+    is_at: impl Fn(&str) -> bool,
+) -> Region {
+    label
+        .and_then(|r| Region::new(r).ok())
+        .or_else(|| {
+            table
+                .iter()
+                .find(|(_, theirs)| is_at(theirs))
+                .and_then(|(damm, _)| Region::new(damm.as_str()).ok())
+        })
+        .or_else(|| Region::new(location).ok())
+        .unwrap_or_else(|| Region::new("unknown").expect("a valid region name"))
 }
 
 /// Reads a string → string table from a TOML table, or from `a=b,c=d` (the form an
@@ -115,6 +152,27 @@ mod tests {
         assert!(err.to_string().contains("`uk` is not of the form"), "{err}");
         let s: S = toml::from_str("").unwrap();
         assert!(s.regions.is_empty());
+    }
+
+    #[test]
+    fn regions_read_back_from_labels_then_the_table_then_the_location() {
+        let table = BTreeMap::from([
+            ("eu-central".to_owned(), "europe-west3-a".to_owned()),
+            ("uk".to_owned(), "europe-west2-a".to_owned()),
+        ]);
+        let exact = |location: &str| damm_region(&table, None, location, |t| t == location);
+        assert_eq!(exact("europe-west2-a").as_str(), "uk");
+        assert_eq!(exact("mars-1").as_str(), "mars-1");
+        assert_eq!(exact("Not A Region!").as_str(), "unknown");
+        // A label wins; an invalid one is passed over.
+        assert_eq!(
+            damm_region(&table, Some("us-east"), "europe-west2-a", |_| true).as_str(),
+            "us-east"
+        );
+        assert_eq!(
+            damm_region(&table, Some("Bad Label"), "x", |t| t == "europe-west3-a").as_str(),
+            "eu-central"
+        );
     }
 
     #[test]
