@@ -28,49 +28,7 @@ use damm_provider::{NodeFilter, Provider};
 use damm_sim::{Faults, SimConfig, SimHandle};
 
 /// The soak's policy: three providers, two regions, fast rotation, tight caps.
-pub const POLICY: &str = r#"
-[fleet]
-id = "soak"
-tick = "1s"
-mode = "apply"
-[limits]
-creates_per_tick = 4
-retires_per_tick = 3
-monthly_spend_cap = 60.0
-[scoring]
-breaker = { failures = 3, cooldown = "5s" }
-[lifecycle]
-boot_timeout = "20s"
-drain_grace = "2s"
-orphan_grace = "4s"
-[providers.hetzner]
-max_nodes = 4
-regions = ["eu-central", "us-east"]
-prices = { small = 4.59 }
-frontdoors = true
-[providers.digitalocean]
-max_nodes = 4
-regions = ["eu-central", "us-east"]
-prices = { small = 6.00 }
-[providers.vultr]
-max_nodes = 4
-regions = ["eu-central", "us-east"]
-prices = { small = 6.00 }
-[regions.eu-central]
-ingress = { min = 2, max = 3 }
-egress = { min = 1, max = 1 }
-warm_spares = 1
-min_providers = 2
-rotate_ingress_after = "8s"
-rotate_egress_after = "20s"
-[regions.us-east]
-ingress = { min = 2, max = 3 }
-egress = { min = 1, max = 1 }
-warm_spares = 1
-min_providers = 2
-rotate_ingress_after = "8s"
-rotate_egress_after = "20s"
-"#;
+pub const POLICY: &str = include_str!("../policies/soak.toml");
 
 /// What to run.
 #[derive(Debug, Clone)]

@@ -41,40 +41,7 @@ const MAX_TO_OPEN: u32 = 5;
 /// then draining and retiring the replacements it no longer needs).
 const MAX_TO_RECOVER: u32 = 20;
 
-const POLICY: &str = r#"
-[fleet]
-id = "faults"
-mode = "apply"
-[limits]
-creates_per_tick = 6
-retires_per_tick = 3
-monthly_spend_cap = 500.0
-[scoring]
-breaker = { failures = 2, cooldown = "2m" }
-[lifecycle]
-boot_timeout = "10m"
-drain_grace = "1m"
-orphan_grace = "10m"
-[providers.hetzner]
-max_nodes = 5
-regions = ["eu-central"]
-prices = { small = 4.59 }
-[providers.digitalocean]
-max_nodes = 5
-regions = ["eu-central"]
-prices = { small = 6.00 }
-[providers.vultr]
-max_nodes = 5
-regions = ["eu-central"]
-prices = { small = 6.00 }
-[regions.eu-central]
-ingress = { min = 4, max = 6 }
-egress = { min = 2, max = 3 }
-warm_spares = 1
-min_providers = 2
-rotate_ingress_after = "30d"
-rotate_egress_after = "60d"
-"#;
+const POLICY: &str = include_str!("../policies/fault-matrix.toml");
 
 /// [`POLICY`], with GCE as a fourth provider when this build has its adapter (and more
 /// ingress, so that every provider holds at least two nodes to paginate).
@@ -181,9 +148,7 @@ async fn sim() -> SimHandle {
         max_page_size: Some(1),
         ..SimConfig::default()
     };
-    damm_sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    damm_sim::testing::start(config).await
 }
 
 fn api(provider: &str) -> damm_sim::Provider {

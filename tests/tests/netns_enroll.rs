@@ -5,8 +5,9 @@
 //! active ingress's namespace is torn down and traffic resumes through another ingress with the
 //! same enrollment; the outage is printed.
 //!
-//! Topology (namespaces `dmeNNN-*` on one bridge, 172.30.0.0/24; the test process itself is
-//! plugged in as 172.30.0.1 to probe the hosts' heartbeats):
+//! Topology (namespaces `dmeNNN-*` on one bridge, 172.30.0.0/24; the orchestrator in the test
+//! process probes the hosts' heartbeats from `orc` .1, through ports of 127.0.0.1 that the lab
+//! forwards there):
 //!
 //! ```text
 //! cl .10 ──wg──▶ in1 .11 / in2 .12 / in3 .13 ──backbone wg──▶ eg1 .21 / eg2 .22 ──▶ dst .30
@@ -14,16 +15,16 @@
 //!
 //! Needs root and /dev/net/tun; skips loudly otherwise, except under CI (`CI` set) as root.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use damm_agent::Host;
-use damm_agent::agent::{GatewayAgent, GatewayInterfaces};
+use damm_agent::agent::GatewayAgent;
 use damm_agent::client::{ClientAgent, ClientSettings};
-use damm_agent::wg::{WgControl, WgTool};
+use damm_agent::wg::WgTool;
 use damm_catalog::{GatewayRole, Role};
 use damm_fleet::{Mode, Policy};
 use damm_orchestrator::dataplane::{CatalogSource, Orchestrator, VersionFile, fetch_catalog};
@@ -33,64 +34,12 @@ use damm_orchestrator::publish::{Keys, Sink};
 use damm_orchestrator::serve::{self, Shared, Stop};
 use damm_orchestrator::state::FileStore;
 use damm_provider::{IdempotencyKey, Region};
-use damm_tests::netns::{Lab, LineLog as Log, sh, unavailable};
+use damm_tests::netns::{self, Topology, http_ok, wait_until, wg_identity};
 
 const NET: &str = "172.30.0";
 const REGION: &str = "lab";
 
-const POLICY: &str = r#"
-[fleet]
-id = "lab"
-tick = "1s"
-mode = "apply"
-[limits]
-creates_per_tick = 0
-retires_per_tick = 0
-monthly_spend_cap = 0.0
-[scoring]
-breaker = { failures = 1000, cooldown = "5m" }
-[lifecycle]
-drain_grace = "1h"
-[providers.static-host]
-max_nodes = 10
-creates_per_tick = 0
-regions = ["lab"]
-prices = { small = 0.0 }
-[regions.lab]
-ingress = { min = 2, max = 3 }
-egress = { min = 1, max = 2 }
-min_providers = 1
-rotate_ingress_after = "30d"
-rotate_egress_after = "60d"
-[clients]
-pool = "10.77.0.0/16"
-backbone_pool = "10.78.0.0/16"
-keepalive = "1s"
-"#;
-
-/// Echo lines received after `since`: (arrival, seq, source seen by the destination).
-fn echoes(log: &Log, since: Instant) -> Vec<(Instant, u64, String)> {
-    log.lock()
-        .unwrap()
-        .iter()
-        .filter(|(at, _)| *at >= since)
-        .filter_map(|(at, line)| {
-            let (seq, src) = line.split_once(' ')?;
-            Some((*at, seq.parse().ok()?, src.to_owned()))
-        })
-        .collect()
-}
-
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
+const POLICY: &str = include_str!("../policies/netns-enroll.toml");
 
 /// A failover the client made: when, to which path, away from which.
 type Switch = (Instant, String, Vec<String>);
@@ -103,29 +52,10 @@ struct Gateway {
 
 #[test]
 fn enrolled_client_fails_over_between_static_host_gateways() {
-    if let Some(why) = unavailable() {
-        let in_ci = std::env::var_os("CI").is_some();
-        assert!(
-            !(in_ci && why != "not root"),
-            "netns_enroll must run in CI as root, but: {why}"
-        );
-        eprintln!(
-            "\n!!! SKIPPING netns_enroll: {why} (needs root, /dev/net/tun, wireguard-go, wg, nft) !!!\n"
-        );
+    if netns::skip("netns_enroll") {
         return;
     }
     let prefix = format!("dme{}", std::process::id() % 1000);
-    let p = prefix.clone();
-    let mut lab = Lab::new(&prefix).expect("lab");
-    lab.uplink(&format!("{NET}.1/24")).expect("uplink");
-    let dst_ip = format!("{NET}.30");
-    let bin = env!("CARGO_BIN_EXE_damm-netns-udp");
-
-    // The internet, the destination, and five hand-provisioned hosts with a heartbeat each.
-    let cl = lab.node("cl", &format!("{NET}.10/24")).unwrap();
-    let dst = lab.node("dst", &format!("{dst_ip}/24")).unwrap();
-    lab.spawn(&dst, bin, &["echo", &format!("{dst_ip}:7777")])
-        .unwrap();
     let hosts = [
         ("in1", 11, "ingress"),
         ("in2", 12, "ingress"),
@@ -133,26 +63,34 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
         ("eg1", 21, "egress"),
         ("eg2", 22, "egress"),
     ];
+
+    // The internet: the orchestrator's vantage point, the client, the destination, and five
+    // hand-provisioned hosts with a heartbeat each.
+    let dst_ip = format!("{NET}.30");
+    let mut topology = Topology::new()
+        .node("orc", &format!("{NET}.1/24"))
+        .node("cl", &format!("{NET}.10/24"))
+        .node("dst", &format!("{dst_ip}/24"));
+    for (id, host, _) in hosts {
+        topology = topology.node(id, &format!("{NET}.{host}/24"));
+    }
+    let mut lab = topology.build(&prefix).expect("lab");
+    let (orc, cl, dst) = (lab.ns("orc"), lab.ns("cl"), lab.ns("dst"));
+    let dst_addr: SocketAddr = format!("{dst_ip}:7777").parse().unwrap();
+    lab.echo(&dst, dst_addr).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut inventory = String::new();
-    let mut namespaces = std::collections::BTreeMap::new();
     for (id, host, role) in hosts {
         let ip = format!("{NET}.{host}");
-        let ns = lab.node(id, &format!("{ip}/24")).unwrap();
-        lab.spawn(&ns, bin, &["http", &format!("{ip}:9100")])
-            .unwrap();
+        let heartbeat: SocketAddr = format!("{ip}:9100").parse().unwrap();
+        lab.heartbeat(&lab.ns(id), heartbeat).unwrap();
+        let probed = lab.forward(&orc, heartbeat).unwrap();
         inventory.push_str(&format!(
-            "[[host]]\nid = \"{id}\"\nregion = \"{REGION}\"\naddress = \"{ip}\"\nwireguard_port = 51820\nroles = [\"{role}\"]\nheartbeat_url = \"http://{ip}:9100/healthz\"\n\n"
+            "[[host]]\nid = \"{id}\"\nregion = \"{REGION}\"\naddress = \"{ip}\"\nwireguard_port = 51820\nroles = [\"{role}\"]\nheartbeat_url = \"http://{probed}/healthz\"\n\n"
         ));
-        namespaces.insert(id, ns);
-    }
-    for (_, host, _) in hosts {
-        let addr: SocketAddr = format!("{NET}.{host}:9100").parse().unwrap();
         assert!(
-            wait_until(Duration::from_secs(10), || {
-                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-            }),
-            "heartbeat {addr} unreachable from the test's namespace"
+            wait_until(Duration::from_secs(10), || http_ok(probed, "/healthz")),
+            "heartbeat {heartbeat} unreachable from {orc} (forwarded at {probed})"
         );
     }
     std::fs::write(dir.path().join("hosts.toml"), inventory).unwrap();
@@ -252,30 +190,10 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
     // Gateways: wireguard-go interfaces, configured from the orchestrator's signed configs.
     let mut gateways: Vec<Gateway> = Vec::new();
     for (id, _, role) in hosts {
-        let ns = namespaces[id].clone();
+        let ns = lab.ns(id);
         let key = IdempotencyKey::new(format!("static-host-{id}")).unwrap();
-        let interfaces = if role == "ingress" {
-            let (main, bb) = (format!("{p}-{id}"), format!("{p}-{id}b"));
-            lab.wireguard(&ns, &main).unwrap();
-            lab.wireguard(&ns, &bb).unwrap();
-            GatewayInterfaces {
-                main,
-                backbone: Some(bb),
-            }
-        } else {
-            let main = format!("{p}-{id}");
-            lab.wireguard(&ns, &main).unwrap();
-            GatewayInterfaces {
-                main,
-                backbone: None,
-            }
-        };
-        let agent = GatewayAgent::new(
-            Host::netns(&ns),
-            Box::new(WgControl::userspace()),
-            keys.gateway(&key).private_key().clone(),
-            interfaces,
-        );
+        let private = keys.gateway(&key).private_key().clone();
+        let agent = lab.gateway(&ns, id, role == "ingress", private).unwrap();
         gateways.push(Gateway { key, ns, agent });
     }
     // Egresses first, as a fleet converges: an ingress whose egress is not configured yet
@@ -308,8 +226,7 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
             Utc::now(),
         ))
         .unwrap();
-    let cl_iface = format!("{p}-cl");
-    lab.wireguard(&cl, &cl_iface).unwrap();
+    let cl_iface = lab.wireguard(&cl, "cl").unwrap();
     let mut settings = ClientSettings::new(&cl_iface, bundle.keepalive_s);
     settings.routes = vec![format!("{dst_ip}/32")];
     settings.report_every = Duration::from_secs(1);
@@ -321,7 +238,7 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
         served,
     );
     let first = client.connect(Instant::now()).unwrap();
-    let identity_before = client_identity(&cl, &cl_iface);
+    let identity_before = wg_identity(&cl, &cl_iface).unwrap();
 
     let current = Arc::new(Mutex::new(first.clone()));
     let stop_client = Arc::new(AtomicBool::new(false));
@@ -372,22 +289,21 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
 
     // Traffic: a probe every 50 ms, echoed with the source the destination saw (an egress).
     let start = Instant::now();
-    let log = lab
-        .spawn(&cl, bin, &["probe", &format!("{dst_ip}:7777"), "50"])
-        .unwrap();
+    let probe = lab.probe(&cl, dst_addr, Duration::from_millis(50)).unwrap();
     let egress_ips = [format!("{NET}.21"), format!("{NET}.22")];
     assert!(
-        wait_until(Duration::from_secs(20), || echoes(&log, start)
-            .iter()
-            .any(|(_, _, src)| egress_ips.contains(src))),
+        probe
+            .wait_for(start, Duration::from_secs(20), |echo| egress_ips
+                .contains(&echo.source))
+            .is_some(),
         "no echo through {} → egress; echoes so far: {}",
         first.path_id,
-        echoes(&log, start).len()
+        probe.echoes(start).len()
     );
     std::thread::sleep(Duration::from_secs(2));
     println!(
         "netns_enroll: {} echoes in the first {:?} (connected through {}, now on {})",
-        echoes(&log, start).len(),
+        probe.echoes(start).len(),
         start.elapsed(),
         first.path_id,
         current.lock().unwrap().path_id
@@ -418,38 +334,17 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
         .clone();
     let down_at = Instant::now();
     lab.destroy(&victim);
-    let resumed = wait_until(Duration::from_secs(30), || {
-        echoes(&log, down_at)
-            .iter()
-            .any(|(at, _, _)| *at > down_at + Duration::from_millis(200))
-    });
+    let outage = probe.outage(start, down_at, Duration::from_secs(30));
     let after = current.lock().unwrap().path_id.clone();
-    assert!(
-        resumed,
-        "traffic did not resume after {active_ingress} went down (client on {after})"
-    );
+    let outage =
+        outage.unwrap_or_else(|e| panic!("{active_ingress} went down (client on {after}): {e:#}"));
     assert_ne!(after, active.path_id, "the client did not switch");
-    let last_old = echoes(&log, start)
-        .iter()
-        .filter(|(at, _, _)| *at <= down_at + Duration::from_millis(100))
-        .map(|(at, seq, _)| (*at, *seq))
-        .next_back()
-        .expect("echoes before the outage");
-    let first_new = echoes(&log, down_at + Duration::from_millis(200))
-        .first()
-        .map(|(at, seq, _)| (*at, *seq))
-        .expect("echoes after the outage");
-    let outage = first_new.0 - last_old.0;
     println!(
-        "netns_enroll: OUTAGE {} down → {after}: {:.0} ms (last echo seq {} → first echo seq {}, {} probes lost)",
-        active.path_id,
-        outage.as_secs_f64() * 1000.0,
-        last_old.1,
-        first_new.1,
-        first_new.1.saturating_sub(last_old.1 + 1)
+        "netns_enroll: OUTAGE {} down → {after}: {outage}",
+        active.path_id
     );
     assert_eq!(
-        client_identity(&cl, &cl_iface),
+        wg_identity(&cl, &cl_iface).unwrap(),
         identity_before,
         "the client's key and address must not change (no re-enrollment)"
     );
@@ -488,22 +383,4 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
     drop(snap);
     stop.request();
     looping.join().unwrap().unwrap();
-}
-
-/// The client's public key and tunnel address.
-fn client_identity(ns: &str, iface: &str) -> (String, String) {
-    let key = sh(
-        "ip",
-        &["netns", "exec", ns, "wg", "show", iface, "public-key"],
-    )
-    .unwrap();
-    let addr = sh(
-        "ip",
-        &["-n", ns, "-4", "-o", "address", "show", "dev", iface],
-    )
-    .unwrap();
-    (
-        key.trim().to_owned(),
-        addr.split_whitespace().nth(3).unwrap_or("").to_owned(),
-    )
 }

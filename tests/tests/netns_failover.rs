@@ -14,54 +14,48 @@
 //! Needs root and /dev/net/tun; skips loudly otherwise, except under CI (`CI` set) as root.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{Duration as Span, Utc};
 use damm_agent::Host;
-use damm_agent::agent::{GatewayAgent, GatewayInterfaces};
+use damm_agent::agent::GatewayAgent;
 use damm_agent::client::{ClientAgent, ClientSettings, Enrollment};
-use damm_agent::wg::{WgControl, WgTool};
+use damm_agent::wg::WgTool;
 use damm_catalog::{
     Backbone, Catalog, Component, GatewayConfig, GatewayPeer, GatewayRole, KeyPair, Path,
     RegionPaths, Role, SigningKey, Transport, sign_catalog, sign_gateway_config, verify,
     verify_gateway_config,
 };
-use damm_tests::netns::{Lab, LineLog as Log, sh, unavailable};
+use damm_tests::netns::{self, Lab, Topology, wg_identity, wg_peers};
 
 const DST: &str = "172.31.0.30";
 const REGION: &str = "lab";
-
-/// Echo lines received after `since`: (arrival, seq, source seen by the destination).
-fn echoes(log: &Log, since: Instant) -> Vec<(Instant, u64, String)> {
-    log.lock()
-        .unwrap()
-        .iter()
-        .filter(|(at, _)| *at >= since)
-        .filter_map(|(at, line)| {
-            let (seq, src) = line.split_once(' ')?;
-            Some((*at, seq.parse().ok()?, src.to_owned()))
-        })
-        .collect()
-}
-
-fn wait_for_echo_from(log: &Log, since: Instant, src: &str, timeout: Duration) -> Option<Instant> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Some((at, _, _)) = echoes(log, since).into_iter().find(|(_, _, s)| s == src) {
-            return Some(at);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
 
 struct Gateway {
     ns: String,
     keys: KeyPair,
     agent: GatewayAgent,
     version: u64,
+}
+
+impl Gateway {
+    /// Gateway `name` on its host of the lab, with a fresh key.
+    fn new(lab: &mut Lab, name: &str, backbone: bool) -> Gateway {
+        let ns = lab.ns(name);
+        let keys = KeyPair::generate();
+        let agent = lab
+            .gateway(&ns, name, backbone, keys.private_key().clone())
+            .unwrap();
+        Gateway {
+            ns,
+            keys,
+            agent,
+            version: 0,
+        }
+    }
 }
 
 fn ingress_config(
@@ -99,80 +93,35 @@ fn ingress_config(
 
 #[test]
 fn client_fails_over_between_ingresses_and_survives_egress_rotation() {
-    if let Some(why) = unavailable() {
-        let in_ci = std::env::var_os("CI").is_some();
-        assert!(
-            !(in_ci && why != "not root"),
-            "netns_failover must run in CI as root, but: {why}"
-        );
-        eprintln!(
-            "\n!!! SKIPPING netns_failover: {why} (needs root, /dev/net/tun, wireguard-go, wg, nft) !!!\n"
-        );
+    if netns::skip("netns_failover") {
         return;
     }
     let prefix = format!("dmw{}", std::process::id() % 1000);
-    let mut lab = Lab::new(&prefix).expect("lab");
-    let p = prefix.clone();
     let signing = SigningKey::generate();
     let trusted = [signing.public_key()];
 
-    // The internet.
-    let cl = lab.node("cl", "172.31.0.10/24").unwrap();
-    let dst = lab.node("dst", &format!("{DST}/24")).unwrap();
-    let echo_bin = env!("CARGO_BIN_EXE_damm-netns-udp");
-    lab.spawn(&dst, echo_bin, &["echo", &format!("{DST}:7777")])
-        .unwrap();
+    // The internet: the client, the destination, two egresses and three ingresses.
+    let mut topology = Topology::new()
+        .node("cl", "172.31.0.10/24")
+        .node("dst", &format!("{DST}/24"));
+    for j in 1..=2 {
+        topology = topology.node(&format!("eg{j}"), &format!("172.31.0.2{j}/24"));
+    }
+    for i in 1..=3 {
+        topology = topology.node(&format!("in{i}"), &format!("172.31.0.1{i}/24"));
+    }
+    let mut lab = topology.build(&prefix).expect("lab");
+    let (cl, dst) = (lab.ns("cl"), lab.ns("dst"));
+    let dst_addr: SocketAddr = format!("{DST}:7777").parse().unwrap();
+    lab.echo(&dst, dst_addr).unwrap();
 
     // Gateways: wireguard-go interfaces, configured by the agent through wireguard-control.
-    let mut egresses = Vec::new();
-    for j in 1..=2 {
-        let ns = lab
-            .node(&format!("eg{j}"), &format!("172.31.0.2{j}/24"))
-            .unwrap();
-        let iface = format!("{p}-eg{j}");
-        lab.wireguard(&ns, &iface).unwrap();
-        let keys = KeyPair::generate();
-        let agent = GatewayAgent::new(
-            Host::netns(&ns),
-            Box::new(WgControl::userspace()),
-            keys.private_key().clone(),
-            GatewayInterfaces {
-                main: iface,
-                backbone: None,
-            },
-        );
-        egresses.push(Gateway {
-            ns,
-            keys,
-            agent,
-            version: 0,
-        });
-    }
-    let mut ingresses = Vec::new();
-    for i in 1..=3 {
-        let ns = lab
-            .node(&format!("in{i}"), &format!("172.31.0.1{i}/24"))
-            .unwrap();
-        let (main, bb) = (format!("{p}-in{i}"), format!("{p}-in{i}b"));
-        lab.wireguard(&ns, &main).unwrap();
-        lab.wireguard(&ns, &bb).unwrap();
-        let keys = KeyPair::generate();
-        let agent = GatewayAgent::new(
-            Host::netns(&ns),
-            Box::new(WgControl::userspace()),
-            keys.private_key().clone(),
-            GatewayInterfaces {
-                main,
-                backbone: Some(bb),
-            },
-        );
-        ingresses.push(Gateway {
-            ns,
-            keys,
-            agent,
-            version: 0,
-        });
-    }
+    let mut egresses: Vec<Gateway> = (1..=2)
+        .map(|j| Gateway::new(&mut lab, &format!("eg{j}"), false))
+        .collect();
+    let mut ingresses: Vec<Gateway> = (1..=3)
+        .map(|i| Gateway::new(&mut lab, &format!("in{i}"), true))
+        .collect();
 
     // Enrollment: one key and address, stamped on every ingress of the region.
     let client_keys = KeyPair::generate();
@@ -260,8 +209,7 @@ fn client_fails_over_between_ingresses_and_survives_egress_rotation() {
     .unwrap();
 
     // The client: wireguard-go in its namespace, driven through the `wg` tool.
-    let cl_iface = format!("{p}-cl");
-    lab.wireguard(&cl, &cl_iface).unwrap();
+    let cl_iface = lab.wireguard(&cl, "cl").unwrap();
     let mut settings = ClientSettings::new(&cl_iface, 1);
     settings.routes = vec![format!("{DST}/32")];
     settings.report_every = Duration::from_secs(1);
@@ -280,7 +228,7 @@ fn client_fails_over_between_ingresses_and_survives_egress_rotation() {
     );
     let first = client.connect(Instant::now()).unwrap();
     assert_eq!(first.path_id, format!("{REGION}/in1"), "best path first");
-    let identity_before = client_identity(&cl, &cl_iface);
+    let identity_before = wg_identity(&cl, &cl_iface).unwrap();
 
     let current = Arc::new(Mutex::new(first.path_id.clone()));
     let reports = Arc::new(Mutex::new(Vec::new()));
@@ -303,78 +251,43 @@ fn client_fails_over_between_ingresses_and_survives_egress_rotation() {
 
     // Traffic: a probe every 50 ms, echoed with the source the destination saw.
     let start = Instant::now();
-    let log = lab
-        .spawn(&cl, echo_bin, &["probe", &format!("{DST}:7777"), "50"])
-        .unwrap();
-    let through_eg1 = wait_for_echo_from(&log, start, "172.31.0.21", Duration::from_secs(20));
+    let probe = lab.probe(&cl, dst_addr, Duration::from_millis(50)).unwrap();
+    let through_eg1 = probe.wait_for(start, Duration::from_secs(20), |echo| {
+        echo.source == "172.31.0.21"
+    });
     assert!(
         through_eg1.is_some(),
         "no echo through in1 → eg1; echoes so far: {:?}",
-        echoes(&log, start).len()
+        probe.echoes(start).len()
     );
     std::thread::sleep(Duration::from_secs(2));
     println!(
         "netns: {} echoes through in1 → eg1 in the first {:?}",
-        echoes(&log, start).len(),
+        probe.echoes(start).len(),
         start.elapsed()
     );
 
     // Provider outage: the active ingress's namespace goes away.
     let down_at = Instant::now();
     lab.destroy(&ingresses[0].ns.clone());
-    let resumed = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if echoes(&log, down_at)
-                .iter()
-                .any(|(at, _, _)| *at > down_at + Duration::from_millis(200))
-            {
-                break true;
-            }
-            if Instant::now() > deadline {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let outage = probe.outage(start, down_at, Duration::from_secs(30));
     let after_path = current.lock().unwrap().clone();
-    assert!(
-        resumed,
-        "traffic did not resume after in1 went down (client on {after_path})"
-    );
+    let outage = outage.unwrap_or_else(|e| panic!("in1 went down (client on {after_path}): {e:#}"));
     assert_ne!(
         after_path,
         format!("{REGION}/in1"),
         "the client did not switch"
     );
-    let before = echoes(&log, start);
-    let last_old = before
-        .iter()
-        .filter(|(at, _, _)| *at <= down_at + Duration::from_millis(100))
-        .map(|(at, seq, _)| (*at, *seq))
-        .next_back()
-        .expect("echoes before the outage");
-    let first_new = echoes(&log, down_at + Duration::from_millis(200))
-        .first()
-        .map(|(at, seq, _)| (*at, *seq))
-        .expect("echoes after the outage");
-    let outage = first_new.0 - last_old.0;
-    println!(
-        "netns: OUTAGE in1 down → {after_path}: {:.0} ms (last echo seq {} → first echo seq {}, {} probes lost)",
-        outage.as_secs_f64() * 1000.0,
-        last_old.1,
-        first_new.1,
-        first_new.1.saturating_sub(last_old.1 + 1)
-    );
+    println!("netns: OUTAGE in1 down → {after_path}: {outage}");
     assert_eq!(
-        client_identity(&cl, &cl_iface),
+        wg_identity(&cl, &cl_iface).unwrap(),
         identity_before,
         "the client's key and address must not change (no re-enrollment)"
     );
 
     // Egress rotation behind the current ingress: eg1 → eg2; the client sees no change.
     let idx = if after_path.ends_with("in2") { 1 } else { 2 };
-    let peer_before = client_peer_key(&cl, &cl_iface);
+    let peer_before = wg_peers(&cl, &cl_iface).unwrap();
     let rotate_at = Instant::now();
     {
         let gw = &mut ingresses[idx];
@@ -392,24 +305,24 @@ fn client_fails_over_between_ingresses_and_survives_egress_rotation() {
             "old egress out, new egress in: {outcome:?}"
         );
     }
-    let via_eg2 = wait_for_echo_from(&log, rotate_at, "172.31.0.22", Duration::from_secs(20));
-    assert!(
-        via_eg2.is_some(),
-        "the destination never saw eg2's address after the rotation"
-    );
-    let last_eg1 = echoes(&log, rotate_at)
-        .iter()
-        .filter(|(_, _, s)| s == "172.31.0.21")
-        .map(|(at, _, _)| *at)
-        .next_back()
+    let via_eg2 = probe
+        .wait_for(rotate_at, Duration::from_secs(20), |echo| {
+            echo.source == "172.31.0.22"
+        })
+        .expect("the destination never saw eg2's address after the rotation");
+    let last_eg1 = probe
+        .echoes(rotate_at)
+        .into_iter()
+        .rfind(|echo| echo.source == "172.31.0.21")
+        .map(|echo| echo.at)
         .unwrap_or(rotate_at);
     println!(
         "netns: egress rotation eg1 → eg2 behind {after_path}: gap {:.0} ms",
-        (via_eg2.unwrap() - last_eg1).as_secs_f64() * 1000.0
+        (via_eg2.at - last_eg1).as_secs_f64() * 1000.0
     );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
-        client_peer_key(&cl, &cl_iface),
+        wg_peers(&cl, &cl_iface).unwrap(),
         peer_before,
         "the client's peer changed"
     );
@@ -418,7 +331,7 @@ fn client_fails_over_between_ingresses_and_survives_egress_rotation() {
         after_path,
         "the client switched path on an egress rotation"
     );
-    assert_eq!(client_identity(&cl, &cl_iface), identity_before);
+    assert_eq!(wg_identity(&cl, &cl_iface).unwrap(), identity_before);
 
     stop.store(true, Ordering::Relaxed);
     loop_thread.join().unwrap();
@@ -451,29 +364,4 @@ fn apply_signed(
     )
     .unwrap();
     gw.agent.apply(&verified).unwrap()
-}
-
-/// The client's public key and tunnel address.
-fn client_identity(ns: &str, iface: &str) -> (String, String) {
-    let key = sh(
-        "ip",
-        &["netns", "exec", ns, "wg", "show", iface, "public-key"],
-    )
-    .unwrap();
-    let addr = sh(
-        "ip",
-        &["-n", ns, "-4", "-o", "address", "show", "dev", iface],
-    )
-    .unwrap();
-    (
-        key.trim().to_owned(),
-        addr.split_whitespace().nth(3).unwrap_or("").to_owned(),
-    )
-}
-
-fn client_peer_key(ns: &str, iface: &str) -> String {
-    sh("ip", &["netns", "exec", ns, "wg", "show", iface, "peers"])
-        .unwrap()
-        .trim()
-        .to_owned()
 }

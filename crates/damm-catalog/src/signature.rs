@@ -13,6 +13,29 @@
 //!
 //! The untrusted comment is not signed and is ignored. The secret key never leaves our own
 //! file format (`damm-signing-key/1`, see [`SigningKey::to_file`]).
+//!
+//! # Why not the `minisign` or `minisign-verify` crates
+//!
+//! What is hand-written here is the file format (about 150 lines of parsing and printing);
+//! the cryptography is ed25519-dalek and RustCrypto's BLAKE2b. Both crates were weighed
+//! (issue 14) and neither replaces it without losing something:
+//!
+//! - `minisign-verify` 0.3 (MIT, no dependencies) verifies with its own Ed25519, SHA-512 and
+//!   BLAKE2b code (about 2,200 lines). Signing still needs ed25519-dalek and blake2, so this
+//!   crate, which clients embed, would carry two implementations of the same primitives.
+//!   It also reports an altered file and an altered trusted comment as the same
+//!   `InvalidSignature`, where [`VerifyError`] tells `BadSignature` from
+//!   `BadTrustedComment`; and its check is cofactorless without refusing small-order keys,
+//!   so under such a key it accepts forged signatures that `verify_strict` refuses. The tests
+//!   in `tests/suite/minisign_crates.rs` show all three (and that it accepts what we sign).
+//! - `minisign` 0.10 (signing) brings scrypt, pbkdf2, salsa20, sha2 0.10 and digest 0.10
+//!   (a second digest stack beside blake2's 0.11), rpassword (a terminal password prompt)
+//!   and, again, its own Ed25519 and BLAKE2b. Its secret keys are scrypt-boxed minisign key
+//!   files, not the `damm-signing-key/1` seed file the orchestrator keeps, and its
+//!   `SecretKey`'s `Debug` prints the secret key bytes in hex, where ours prints
+//!   `[redacted]`.
+//!
+//! Interop is tested both ways against the stock `minisign` tool (`tests/suite/interop.rs`).
 
 use std::borrow::Cow;
 use std::fmt;

@@ -1,4 +1,16 @@
 //! Human durations in policy files: `90s`, `10m`, `6h`, `7d`, `1h30m`, `250ms`.
+//!
+//! A hand parser on purpose, not `humantime` (which damm-sim's `--boot-delay` flag uses): a
+//! policy is written by hand, checked once at load, and a [`Span`] is serialised into state
+//! and read back, so the grammar must be exactly what [`Span`]'s `Display` writes. humantime
+//! reads a wider one, and each extra form is a trap here (see the test
+//! `humantime_reads_what_a_policy_must_refuse`):
+//!
+//! - `1M` is a month (30.44 days) to humantime, one shift key away from `1m`, a minute;
+//! - sub-millisecond units (`1500us`, `1.5ms`) parse, but a span is written at millisecond
+//!   precision, so such a value would change on a save and load;
+//! - spelled-out and spaced units (`10 minutes`, `1h 30m`), weeks, months and years: more
+//!   than one way to write a value, none of which `Display` writes back.
 
 use std::fmt;
 use std::str::FromStr;
@@ -132,6 +144,42 @@ mod tests {
             "250ms".parse::<Span>().unwrap().0,
             Duration::from_millis(250)
         );
+    }
+
+    #[test]
+    fn what_parses_prints_back_to_the_same_span() {
+        for text in [
+            "0s",
+            "250ms",
+            "1s",
+            "59s",
+            "90s",
+            "1h30m",
+            "7d",
+            "1d1h1m1s1ms",
+        ] {
+            let span: Span = text.parse().unwrap();
+            assert_eq!(span.to_string().parse::<Span>().unwrap(), span, "{text}");
+        }
+    }
+
+    /// Why the parser is ours (see the module doc): the inputs humantime takes and a policy
+    /// must refuse.
+    #[test]
+    fn humantime_reads_what_a_policy_must_refuse() {
+        let month = humantime::parse_duration("1M").unwrap();
+        assert_eq!(month, Duration::from_secs(2_630_016), "30.44 days");
+        assert!("1M".parse::<Span>().is_err());
+
+        let micros = humantime::parse_duration("1500us").unwrap();
+        let written_back: Span = Span(micros).to_string().parse().unwrap();
+        assert_ne!(written_back.0, micros, "a save and load would change it");
+        assert!("1500us".parse::<Span>().is_err());
+
+        for wider in ["10 minutes", "1h 30m", "2w", "1y", "1.5h"] {
+            assert!(humantime::parse_duration(wider).is_ok(), "{wider}");
+            assert!(wider.parse::<Span>().is_err(), "{wider}");
+        }
     }
 
     #[test]

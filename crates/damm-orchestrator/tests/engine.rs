@@ -10,39 +10,13 @@ use damm_orchestrator::engine::{CrashHook, ManualClock, Stage};
 use damm_orchestrator::state::Phase;
 use damm_orchestrator::{Engine, FileStore, Options, StateStore};
 use damm_provider::{FleetId, IdempotencyKey, NodeFilter, NodeRole, NodeSpec, Provider};
-use damm_sim::{SimConfig, SimHandle};
+use damm_sim::SimHandle;
+use damm_sim::testing::booting_in;
 
-const POLICY: &str = r#"
-[fleet]
-id = "crash"
-mode = "apply"
-[limits]
-creates_per_tick = 4
-retires_per_tick = 4
-monthly_spend_cap = 100.0
-[lifecycle]
-orphan_grace = "10m"
-[providers.hetzner]
-max_nodes = 5
-regions = ["eu-central"]
-prices = { small = 4.59 }
-[regions.eu-central]
-ingress = { min = 1, max = 2 }
-egress = { min = 0, max = 0 }
-min_providers = 1
-rotate_ingress_after = "6h"
-rotate_egress_after = "7d"
-"#;
+const POLICY: &str = include_str!("policies/engine.toml");
 
-async fn sim() -> SimHandle {
-    let config = SimConfig {
-        boot_delay: Duration::from_millis(100),
-        ..SimConfig::default()
-    };
-    damm_sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
+/// The simulator's boot delay (real time).
+const BOOT: Duration = Duration::from_millis(100);
 
 struct Setup {
     sim: SimHandle,
@@ -54,7 +28,7 @@ struct Setup {
 impl Setup {
     async fn new() -> Setup {
         Setup {
-            sim: sim().await,
+            sim: booting_in(BOOT).await,
             policy: Policy::parse(POLICY, "test").unwrap(),
             clock: ManualClock::new(chrono::Utc::now()),
             dir: tempfile::tempdir().unwrap(),

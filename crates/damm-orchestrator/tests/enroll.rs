@@ -22,30 +22,7 @@ use damm_orchestrator::state::FileStore;
 use damm_provider::Region;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-const POLICY: &str = r#"
-[fleet]
-id = "lab"
-tick = "1s"
-mode = "apply"
-[limits]
-creates_per_tick = 0
-retires_per_tick = 0
-monthly_spend_cap = 0.0
-[providers.static-host]
-max_nodes = 10
-creates_per_tick = 0
-regions = ["lab"]
-prices = { small = 0.0 }
-[regions.lab]
-ingress = { min = 2, max = 3 }
-egress = { min = 1, max = 1 }
-min_providers = 1
-rotate_ingress_after = "30d"
-rotate_egress_after = "60d"
-[clients]
-pool = "10.77.0.0/16"
-keepalive = "2s"
-"#;
+const POLICY: &str = include_str!("policies/enroll.toml");
 
 /// Answers 200 to every HTTP request: the hosts' heartbeat.
 async fn heartbeat() -> SocketAddr {

@@ -8,37 +8,30 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use damm_sim::{SimConfig, SimHandle};
+use damm_sim::SimHandle;
+use damm_sim::testing::booting_in;
 
-const POLICY: &str = r#"
-[fleet]
-id = "svc"
-tick = "1s"
-mode = "apply"
-[limits]
-creates_per_tick = 3
-retires_per_tick = 3
-monthly_spend_cap = 100.0
-[providers.hetzner]
-max_nodes = 4
-regions = ["eu-central"]
-prices = { small = 4.59 }
-[regions.eu-central]
-ingress = { min = 2, max = 3 }
-egress = { min = 0, max = 0 }
-min_providers = 1
-rotate_ingress_after = "6h"
-rotate_egress_after = "7d"
-"#;
+const POLICY: &str = include_str!("policies/service.toml");
 
-async fn sim() -> SimHandle {
-    let config = SimConfig {
-        boot_delay: Duration::from_millis(50),
-        ..SimConfig::default()
-    };
-    damm_sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+/// The simulator's boot delay (real time).
+const BOOT: Duration = Duration::from_millis(50);
+
+/// A simulator, and a working directory holding the policy: where every test runs `damm`.
+async fn setup() -> (SimHandle, tempfile::TempDir) {
+    let sim = booting_in(BOOT).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+    (sim, dir)
+}
+
+/// Two `apply`s signing with `keys/`: the fleet is created, then probed healthy and
+/// published.
+async fn apply_twice(sim: &SimHandle, d: &Path) {
+    for _ in 0..2 {
+        let (ok, _, err) = run(damm(sim, d, &["apply", "--yes", "--keys", "keys"]));
+        assert!(ok, "{err}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn damm(sim: &SimHandle, dir: &Path, args: &[&str]) -> Command {
@@ -62,6 +55,19 @@ fn run(mut cmd: Command) -> (bool, String, String) {
     )
 }
 
+/// `damm catalog VERB FILE --pub keys/catalog.pub EXTRA...`.
+fn catalog(
+    sim: &SimHandle,
+    d: &Path,
+    verb: &str,
+    file: &str,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let mut args = vec!["catalog", verb, file, "--pub", "keys/catalog.pub"];
+    args.extend_from_slice(extra);
+    run(damm(sim, d, &args))
+}
+
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
@@ -81,10 +87,8 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_apply_status_and_policy_check() {
-    let sim = sim().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = setup().await;
     let d = dir.path();
-    std::fs::write(d.join("policy.toml"), POLICY).unwrap();
 
     let (ok, out, err) = run(damm(&sim, d, &["policy", "check", "policy.toml"]));
     assert!(ok && out.contains("ok"), "{out}{err}");
@@ -136,10 +140,8 @@ async fn plan_apply_status_and_policy_check() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_answers_http_and_stops_cleanly_on_sigterm() {
-    let sim = sim().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = setup().await;
     let d = dir.path();
-    std::fs::write(d.join("policy.toml"), POLICY).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -215,10 +217,8 @@ async fn serve_answers_http_and_stops_cleanly_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_publishes_a_signed_catalog_that_verifies_and_tampering_is_caught() {
-    let sim = sim().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = setup().await;
     let d = dir.path();
-    std::fs::write(d.join("policy.toml"), POLICY).unwrap();
     let (ok, out, err) = run(damm(&sim, d, &["keygen", "--dir", "keys"]));
     assert!(ok, "{err}");
     assert!(out.contains("key id"), "{out}");
@@ -233,56 +233,18 @@ async fn apply_publishes_a_signed_catalog_that_verifies_and_tampering_is_caught(
     // keygen never overwrites.
     assert!(!run(damm(&sim, d, &["keygen", "--dir", "keys"])).0);
 
-    // Two ticks: nodes created, then probed healthy and published.
-    for _ in 0..2 {
-        let (ok, _, err) = run(damm(&sim, d, &["apply", "--yes", "--keys", "keys"]));
-        assert!(ok, "{err}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (ok, out, err) = run(damm(
-        &sim,
-        d,
-        &[
-            "catalog",
-            "verify",
-            "catalog.json",
-            "--pub",
-            "keys/catalog.pub",
-            "--json",
-        ],
-    ));
+    apply_twice(&sim, d).await;
+    let (ok, out, err) = catalog(&sim, d, "verify", "catalog.json", &["--json"]);
     assert!(ok, "{out}{err}");
     let verdict: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(verdict["version"], 2);
-    let (ok, out, _) = run(damm(
-        &sim,
-        d,
-        &[
-            "catalog",
-            "show",
-            "catalog.json",
-            "--pub",
-            "keys/catalog.pub",
-        ],
-    ));
+    let (ok, out, _) = catalog(&sim, d, "show", "catalog.json", &[]);
     assert!(
         ok && out.contains("eu-central: 2 paths") && out.contains("verified"),
         "{out}"
     );
     // Rollback: a client that accepted version 3 refuses version 2.
-    let (ok, _, err) = run(damm(
-        &sim,
-        d,
-        &[
-            "catalog",
-            "verify",
-            "catalog.json",
-            "--pub",
-            "keys/catalog.pub",
-            "--last-version",
-            "3",
-        ],
-    ));
+    let (ok, _, err) = catalog(&sim, d, "verify", "catalog.json", &["--last-version", "3"]);
     assert!(!ok && err.contains("rejected"), "{err}");
     // One byte changed: refused.
     let mut bytes = std::fs::read(d.join("catalog.json")).unwrap();
@@ -294,17 +256,7 @@ async fn apply_publishes_a_signed_catalog_that_verifies_and_tampering_is_caught(
         d.join("tampered.json.minisig"),
     )
     .unwrap();
-    let (ok, _, err) = run(damm(
-        &sim,
-        d,
-        &[
-            "catalog",
-            "verify",
-            "tampered.json",
-            "--pub",
-            "keys/catalog.pub",
-        ],
-    ));
+    let (ok, _, err) = catalog(&sim, d, "verify", "tampered.json", &[]);
     assert!(!ok && err.contains("rejected"), "{err}");
     // The stock minisign accepts what damm signed, where it is installed (CI installs it).
     if let Ok(out) = Command::new("minisign")
@@ -328,17 +280,7 @@ async fn apply_publishes_a_signed_catalog_that_verifies_and_tampering_is_caught(
         &["catalog", "sign", "copy.json", "--keys", "keys"],
     ));
     assert!(ok, "{err}");
-    let (ok, _, err) = run(damm(
-        &sim,
-        d,
-        &[
-            "catalog",
-            "verify",
-            "copy.json",
-            "--pub",
-            "keys/catalog.pub",
-        ],
-    ));
+    let (ok, _, err) = catalog(&sim, d, "verify", "copy.json", &[]);
     assert!(ok, "{err}");
 }
 
@@ -348,16 +290,10 @@ async fn apply_publishes_a_signed_catalog_that_verifies_and_tampering_is_caught(
 /// the policy is refused by name.
 #[tokio::test(flavor = "multi_thread")]
 async fn enroll_clients_and_unenroll_through_the_binary() {
-    let sim = sim().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = setup().await;
     let d = dir.path();
-    std::fs::write(d.join("policy.toml"), POLICY).unwrap();
     assert!(run(damm(&sim, d, &["keygen", "--dir", "keys"])).0);
-    for _ in 0..2 {
-        let (ok, _, err) = run(damm(&sim, d, &["apply", "--yes", "--keys", "keys"]));
-        assert!(ok, "{err}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    apply_twice(&sim, d).await;
     let (ok, conf, err) = run(damm(&sim, d, &["enroll", "--region", "eu-central"]));
     assert!(ok, "{err}");
     for part in [

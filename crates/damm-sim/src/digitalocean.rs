@@ -972,25 +972,11 @@ async fn tag_resources(
     Path(tag): Path<String>,
     body: Result<Json<TagResources>, JsonRejection>,
 ) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return rejected(e),
-    };
-    let mut state = lock(&sh.digitalocean);
-    if !state.tags.contains(&tag) {
-        return not_found();
-    }
-    let ids = match tagged_droplets(&state, &req) {
-        Ok(ids) => ids,
-        Err(response) => return *response,
-    };
-    for id in ids {
-        let d = state.droplets.get_mut(&id).expect("checked");
-        if !d.tags.contains(&tag) {
-            d.tags.push(tag.clone());
+    retag(&sh, &tag, body, |tags| {
+        if !tags.contains(&tag) {
+            tags.push(tag.clone());
         }
-    }
-    StatusCode::NO_CONTENT.into_response()
+    })
 }
 
 /// `DELETE /tags/{tag}/resources`: untags droplets.
@@ -999,12 +985,22 @@ async fn untag_resources(
     Path(tag): Path<String>,
     body: Result<Json<TagResources>, JsonRejection>,
 ) -> Response {
+    retag(&sh, &tag, body, |tags| tags.retain(|t| *t != tag))
+}
+
+/// Changes the tags of every droplet `body` names, once all of them and `tag` exist.
+fn retag(
+    sh: &Shared,
+    tag: &str,
+    body: Result<Json<TagResources>, JsonRejection>,
+    change: impl Fn(&mut Vec<String>),
+) -> Response {
     let Json(req) = match body {
         Ok(b) => b,
         Err(e) => return rejected(e),
     };
     let mut state = lock(&sh.digitalocean);
-    if !state.tags.contains(&tag) {
+    if !state.tags.contains(tag) {
         return not_found();
     }
     let ids = match tagged_droplets(&state, &req) {
@@ -1012,12 +1008,7 @@ async fn untag_resources(
         Err(response) => return *response,
     };
     for id in ids {
-        state
-            .droplets
-            .get_mut(&id)
-            .expect("checked")
-            .tags
-            .retain(|t| *t != tag);
+        change(&mut state.droplets.get_mut(&id).expect("checked").tags);
     }
     StatusCode::NO_CONTENT.into_response()
 }

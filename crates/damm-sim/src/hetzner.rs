@@ -661,6 +661,24 @@ async fn get_action(State(sh): S, Path(id): Path<i64>) -> Response {
     }
 }
 
+/// `floating_ip` or `primary_ip`: the resource's name in bodies and errors.
+fn address_kind(floating: bool) -> &'static str {
+    if floating {
+        "floating_ip"
+    } else {
+        "primary_ip"
+    }
+}
+
+/// The address `id` of that kind, or Hetzner's 404 for it.
+fn address_mut(world: &mut World, floating: bool, id: i64) -> Result<&mut Address, Box<Response>> {
+    world
+        .addresses
+        .get_mut(&id)
+        .filter(|a| a.floating == floating)
+        .ok_or_else(|| Box::new(not_found(address_kind(floating), id)))
+}
+
 fn list_addresses(sh: &Shared, floating: bool, q: &ListQuery) -> Response {
     let state = lock(&sh.hetzner);
     let items = state
@@ -769,16 +787,9 @@ fn create_address(sh: &Shared, floating: bool, req: CreateAddress) -> Response {
         }
     };
     let id = state.id();
-    let name = req.name.unwrap_or_else(|| {
-        format!(
-            "{}-{id}",
-            if floating {
-                "floating_ip"
-            } else {
-                "primary_ip"
-            }
-        )
-    });
+    let name = req
+        .name
+        .unwrap_or_else(|| format!("{}-{id}", address_kind(floating)));
     let kind = if floating {
         "floating_ips"
     } else {
@@ -831,21 +842,10 @@ fn create_address(sh: &Shared, floating: bool, req: CreateAddress) -> Response {
         } else {
             "create_primary_ip"
         },
-        vec![(
-            id,
-            if floating {
-                "floating_ip"
-            } else {
-                "primary_ip"
-            },
-        )],
+        vec![(id, address_kind(floating))],
         ACTION_TIME,
     );
-    let key = if floating {
-        "floating_ip"
-    } else {
-        "primary_ip"
-    };
+    let key = address_kind(floating);
     let body = json!({ key: address_json(&address), "action": action_json(&action) });
     let _ = kind;
     state.addresses.insert(id, address);
@@ -865,14 +865,7 @@ fn get_address(sh: &Shared, floating: bool, id: i64) -> Response {
     match state.addresses.get(&id).filter(|a| a.floating == floating) {
         Some(a) if floating => Json(json!({ "floating_ip": address_json(a) })).into_response(),
         Some(a) => Json(json!({ "primary_ip": address_json(a) })).into_response(),
-        None => not_found(
-            if floating {
-                "floating_ip"
-            } else {
-                "primary_ip"
-            },
-            id,
-        ),
+        None => not_found(address_kind(floating), id),
     }
 }
 
@@ -887,19 +880,9 @@ async fn get_floating_ip(State(sh): S, Path(id): Path<i64>) -> Response {
 fn update_address(sh: &Shared, floating: bool, id: i64, req: Update) -> Response {
     {
         let mut state = lock(&sh.hetzner);
-        let Some(a) = state
-            .addresses
-            .get_mut(&id)
-            .filter(|a| a.floating == floating)
-        else {
-            return not_found(
-                if floating {
-                    "floating_ip"
-                } else {
-                    "primary_ip"
-                },
-                id,
-            );
+        let a = match address_mut(&mut state, floating, id) {
+            Ok(a) => a,
+            Err(response) => return *response,
         };
         if let Some(labels) = req.labels {
             a.labels = labels;
@@ -926,20 +909,9 @@ async fn update_floating_ip(
 async fn delete_address(State(sh): S, uri: axum::http::Uri, Path(id): Path<i64>) -> Response {
     let floating = uri.path().contains("floating_ips");
     let mut state = lock(&sh.hetzner);
-    let Some(a) = state
-        .addresses
-        .get(&id)
-        .filter(|a| a.floating == floating)
-        .cloned()
-    else {
-        return not_found(
-            if floating {
-                "floating_ip"
-            } else {
-                "primary_ip"
-            },
-            id,
-        );
+    let a = match address_mut(&mut state, floating, id) {
+        Ok(a) => a.clone(),
+        Err(response) => return *response,
     };
     if !floating && a.server.is_some() {
         return error(
@@ -967,26 +939,11 @@ fn address_action(
     body: Option<Assign>,
 ) -> Response {
     let mut state = lock(&sh.hetzner);
-    let Some(a) = state
-        .addresses
-        .get(&id)
-        .filter(|a| a.floating == floating)
-        .cloned()
-    else {
-        return not_found(
-            if floating {
-                "floating_ip"
-            } else {
-                "primary_ip"
-            },
-            id,
-        );
+    let a = match address_mut(&mut state, floating, id) {
+        Ok(a) => a.clone(),
+        Err(response) => return *response,
     };
-    let kind = if floating {
-        "floating_ip"
-    } else {
-        "primary_ip"
-    };
+    let kind = address_kind(floating);
     let (command, server): (&'static str, Option<i64>) = match command {
         "assign" => {
             let Some(sid) = body.and_then(|b| if floating { b.server } else { b.assignee_id })

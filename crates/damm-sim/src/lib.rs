@@ -35,6 +35,7 @@ mod hetzner;
 pub mod schema;
 mod server;
 mod tailscale;
+pub mod testing;
 mod validation;
 mod vultr;
 mod world;

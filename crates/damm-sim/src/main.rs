@@ -30,21 +30,19 @@ struct Args {
     no_rate_limits: bool,
 }
 
+/// `--boot-delay`: any duration `humantime` reads (`500ms`, `2s`, `1.5s`, `1m 30s`); a bare
+/// number is seconds, as this flag has always read it.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 500ms or 2s"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return Err(format!("`{s}`: unit must be ms, s or m")),
-    };
-    Ok(Duration::from_secs_f64(seconds))
+    let bare = s.trim();
+    if !bare.is_empty() && bare.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return bare
+            .parse()
+            .ok()
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+            .ok_or_else(|| format!("`{s}` is not a duration like 500ms or 2s"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 500ms or 2s: {e}"))
 }
 
 #[tokio::main]
@@ -75,4 +73,43 @@ async fn main() -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn boot_delay_reads_what_it_always_read() {
+        for (text, ms) in [
+            ("500ms", 500),
+            ("2s", 2000),
+            ("0.5s", 500),
+            ("1.5m", 90_000),
+            ("2", 2000),
+            ("0.25", 250),
+            ("0s", 0),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        for bad in [
+            "",
+            "s",
+            "2x",
+            "-1s",
+            "-1",
+            "1e3",
+            "1.2.3",
+            "inf",
+            "99999999999999999999999m",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

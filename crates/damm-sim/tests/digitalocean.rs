@@ -1,68 +1,21 @@
 //! The DigitalOcean API as the simulator serves it, over real HTTP on 127.0.0.1.
 
+mod common;
+
 use std::time::Duration;
 
-use damm_sim::{Dark, Faults, Provider, SimConfig, SimHandle};
+use common::{Api, assert_clean, assert_refused_then_malformed, assert_reset_in_future};
+use damm_sim::testing::{QUICK_BOOT, booting_in};
+use damm_sim::{Dark, Faults, Provider};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const BOOT: Duration = Duration::from_millis(200);
-
-async fn sim() -> SimHandle {
-    let config = SimConfig {
-        boot_delay: BOOT,
-        ..SimConfig::default()
-    };
-    damm_sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
+const PROVIDER: Provider = Provider::DigitalOcean;
+const BOOT: Duration = QUICK_BOOT;
 
 impl Api {
-    fn new(sim: &SimHandle) -> Self {
-        Api {
-            http: reqwest::Client::new(),
-            base: sim.url(Provider::DigitalOcean),
-            token: sim.token().to_owned(),
-        }
-    }
-
-    /// Calls `path` (relative to the base URL, or an absolute href the API handed out).
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let url = if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.base)
-        };
-        let mut req = self.http.request(method, url).bearer_auth(&self.token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, headers, json)
-    }
-
     async fn create(&self, name: &str, region: &str, tags: &[&str]) -> Value {
-        let (status, _, body) = self
+        let (status, body) = self
             .call(
                 Method::POST,
                 "/droplets",
@@ -92,8 +45,8 @@ fn public_v4(droplet: &Value) -> String {
 
 #[tokio::test]
 async fn droplets_boot_list_by_tag_and_page() {
-    let sim = sim().await;
-    let api = Api::new(&sim);
+    let sim = booting_in(BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
     let created = api.create("gw-1", "fra1", &["damm-fleet:prod"]).await;
     let droplet = &created["droplet"];
     assert_eq!(droplet["status"], "new");
@@ -115,12 +68,8 @@ async fn droplets_boot_list_by_tag_and_page() {
         api.create(&format!("gw-{i}"), "ams3", &[tag]).await;
     }
     // Five droplets carry the prod tag; walk them two at a time through `links.pages.next`.
-    let (status, _, first) = api
-        .call(
-            Method::GET,
-            "/droplets?tag_name=damm-fleet%3Aprod&per_page=2",
-            None,
-        )
+    let (status, first) = api
+        .get("/droplets?tag_name=damm-fleet%3Aprod&per_page=2")
         .await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["meta"]["total"], 5);
@@ -143,7 +92,7 @@ async fn droplets_boot_list_by_tag_and_page() {
         };
         assert!(next.starts_with("http://127.0.0.1:"), "{next}");
         assert!(next.contains("tag_name=damm-fleet%3Aprod"), "{next}");
-        let (status, _, body) = api.call(Method::GET, &next, None).await;
+        let (status, body) = api.get(&next).await;
         assert_eq!(status, 200, "{body}");
         page = body;
         pages += 1;
@@ -155,15 +104,13 @@ async fn droplets_boot_list_by_tag_and_page() {
 
     tokio::time::sleep(BOOT + Duration::from_millis(100)).await;
     let id = droplet["id"].as_i64().unwrap();
-    let (_, _, got) = api
-        .call(Method::GET, &format!("/droplets/{id}"), None)
-        .await;
+    let (_, got) = api.get(&format!("/droplets/{id}")).await;
     assert_eq!(got["droplet"]["status"], "active");
-    let (_, _, action) = api.call(Method::GET, href, None).await;
+    let (_, action) = api.get(href).await;
     assert_eq!(action["action"]["status"], "completed");
     assert_eq!(action["action"]["type"], "create");
 
-    let (status, _, off) = api
+    let (status, off) = api
         .call(
             Method::POST,
             &format!("/droplets/{id}/actions"),
@@ -172,18 +119,12 @@ async fn droplets_boot_list_by_tag_and_page() {
         .await;
     assert_eq!(status, 201, "{off}");
     assert_eq!(off["action"]["type"], "power_off");
-    let (_, _, got) = api
-        .call(Method::GET, &format!("/droplets/{id}"), None)
-        .await;
+    let (_, got) = api.get(&format!("/droplets/{id}")).await;
     assert_eq!(got["droplet"]["status"], "off");
 
-    let (status, _, body) = api
-        .call(Method::DELETE, &format!("/droplets/{id}"), None)
-        .await;
+    let (status, body) = api.delete(&format!("/droplets/{id}")).await;
     assert_eq!((status, body), (204, Value::Null));
-    let (status, _, body) = api
-        .call(Method::GET, &format!("/droplets/{id}"), None)
-        .await;
+    let (status, body) = api.get(&format!("/droplets/{id}")).await;
     assert_eq!(status, 404);
     assert_eq!(body["id"], "not_found");
     assert_eq!(
@@ -191,19 +132,19 @@ async fn droplets_boot_list_by_tag_and_page() {
         "The resource you were accessing could not be found."
     );
     assert!(body["request_id"].is_string());
-    assert!(sim.drifts().is_empty(), "{:?}", sim.drifts());
+    assert_clean(&sim, PROVIDER);
 }
 
 #[tokio::test]
 async fn unknown_catalogue_entries_are_unprocessable() {
-    let sim = sim().await;
-    let api = Api::new(&sim);
+    let sim = booting_in(BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
     for (region, size, image) in [
         ("mars1", "s-1vcpu-1gb", "debian-12-x64"),
         ("fra1", "s-64vcpu-1tb", "debian-12-x64"),
         ("fra1", "s-1vcpu-1gb", "windows-95"),
     ] {
-        let (status, _, body) = api
+        let (status, body) = api
             .call(
                 Method::POST,
                 "/droplets",
@@ -214,7 +155,7 @@ async fn unknown_catalogue_entries_are_unprocessable() {
         assert_eq!(body["id"], "unprocessable_entity");
     }
     // The document's own checks: a name with characters DigitalOcean refuses.
-    let (status, _, body) = api
+    let (status, body) = api
         .call(
             Method::POST,
             "/droplets",
@@ -226,7 +167,7 @@ async fn unknown_catalogue_entries_are_unprocessable() {
         body["message"].as_str().unwrap().contains("/name"),
         "{body}"
     );
-    let (status, _, body) = api
+    let (status, body) = api
         .call(
             Method::POST,
             "/droplets",
@@ -234,13 +175,13 @@ async fn unknown_catalogue_entries_are_unprocessable() {
         )
         .await;
     assert_eq!(status, 422, "{body}");
-    assert!(sim.drifts().is_empty(), "{:?}", sim.drifts());
+    assert_clean(&sim, PROVIDER);
 }
 
 #[tokio::test]
 async fn reserved_ips_assign_and_unassign() {
-    let sim = sim().await;
-    let api = Api::new(&sim);
+    let sim = booting_in(BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
     let a = api.create("a", "fra1", &[]).await["droplet"]["id"]
         .as_i64()
         .unwrap();
@@ -251,7 +192,7 @@ async fn reserved_ips_assign_and_unassign() {
         .as_i64()
         .unwrap();
 
-    let (status, _, created) = api
+    let (status, created) = api
         .call(
             Method::POST,
             "/reserved_ips",
@@ -264,7 +205,7 @@ async fn reserved_ips_assign_and_unassign() {
     assert_eq!(created["reserved_ip"]["region"]["slug"], "fra1");
     assert_eq!(created["links"]["actions"][0]["rel"], "assign_ip");
     // One reserved IP per droplet.
-    let (status, _, body) = api
+    let (status, body) = api
         .call(
             Method::POST,
             "/reserved_ips",
@@ -273,7 +214,7 @@ async fn reserved_ips_assign_and_unassign() {
         .await;
     assert_eq!(status, 422, "{body}");
 
-    let (status, _, spare) = api
+    let (status, spare) = api
         .call(
             Method::POST,
             "/reserved_ips",
@@ -287,64 +228,50 @@ async fn reserved_ips_assign_and_unassign() {
     // Assign the spare to b; not to a droplet in another region, nor to a (taken).
     let assign = |droplet: i64| json!({ "type": "assign", "droplet_id": droplet });
     let path = format!("/reserved_ips/{spare_ip}/actions");
-    let (status, _, body) = api.call(Method::POST, &path, Some(assign(far))).await;
+    let (status, body) = api.call(Method::POST, &path, Some(assign(far))).await;
     assert_eq!(status, 422, "{body}");
-    let (status, _, body) = api.call(Method::POST, &path, Some(assign(a))).await;
+    let (status, body) = api.call(Method::POST, &path, Some(assign(a))).await;
     assert_eq!(status, 422, "{body}");
-    let (status, _, action) = api.call(Method::POST, &path, Some(assign(b))).await;
+    let (status, action) = api.call(Method::POST, &path, Some(assign(b))).await;
     assert_eq!(status, 201, "{action}");
     assert_eq!(action["action"]["type"], "assign_ip");
     assert_eq!(action["action"]["resource_type"], "reserved_ip");
-    let (_, _, got) = api
-        .call(Method::GET, &format!("/reserved_ips/{spare_ip}"), None)
-        .await;
+    let (_, got) = api.get(&format!("/reserved_ips/{spare_ip}")).await;
     assert_eq!(got["reserved_ip"]["droplet"]["id"], b);
 
     let unassign = Some(json!({ "type": "unassign" }));
-    let (status, _, _) = api.call(Method::POST, &path, unassign.clone()).await;
+    let (status, _) = api.call(Method::POST, &path, unassign.clone()).await;
     assert_eq!(status, 201);
-    let (status, _, body) = api.call(Method::POST, &path, unassign).await;
+    let (status, body) = api.call(Method::POST, &path, unassign).await;
     assert_eq!(status, 422, "already unassigned: {body}");
-    let (_, _, got) = api
-        .call(Method::GET, &format!("/reserved_ips/{spare_ip}"), None)
-        .await;
+    let (_, got) = api.get(&format!("/reserved_ips/{spare_ip}")).await;
     assert_eq!(got["reserved_ip"]["droplet"], Value::Null);
 
-    let (_, _, list) = api
-        .call(Method::GET, "/reserved_ips?per_page=1", None)
-        .await;
+    let (_, list) = api.get("/reserved_ips?per_page=1").await;
     assert_eq!(list["meta"]["total"], 2);
     assert_eq!(list["reserved_ips"].as_array().unwrap().len(), 1);
     assert!(list["links"]["pages"]["next"].is_string(), "{list}");
 
     // Deleting the droplet leaves its reserved IP reserved, unassigned.
-    let (status, _, _) = api
-        .call(Method::DELETE, &format!("/droplets/{a}"), None)
-        .await;
+    let (status, _) = api.delete(&format!("/droplets/{a}")).await;
     assert_eq!(status, 204);
-    let (_, _, got) = api
-        .call(Method::GET, &format!("/reserved_ips/{ip}"), None)
-        .await;
+    let (_, got) = api.get(&format!("/reserved_ips/{ip}")).await;
     assert_eq!(got["reserved_ip"]["droplet"], Value::Null);
 
     for gone in [&ip, &spare_ip] {
-        let (status, _, _) = api
-            .call(Method::DELETE, &format!("/reserved_ips/{gone}"), None)
-            .await;
+        let (status, _) = api.delete(&format!("/reserved_ips/{gone}")).await;
         assert_eq!(status, 204);
-        let (status, _, body) = api
-            .call(Method::GET, &format!("/reserved_ips/{gone}"), None)
-            .await;
+        let (status, body) = api.get(&format!("/reserved_ips/{gone}")).await;
         assert_eq!(status, 404);
         assert_eq!(body["id"], "not_found");
     }
-    assert!(sim.drifts().is_empty(), "{:?}", sim.drifts());
+    assert_clean(&sim, PROVIDER);
 }
 
 #[tokio::test]
 async fn tags_mark_droplets() {
-    let sim = sim().await;
-    let api = Api::new(&sim);
+    let sim = booting_in(BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
     let id = api.create("gw", "lon1", &["damm-fleet:prod"]).await["droplet"]["id"]
         .as_i64()
         .unwrap();
@@ -352,7 +279,7 @@ async fn tags_mark_droplets() {
         json!({ "resources": [{ "resource_id": id.to_string(), "resource_type": "droplet" }] });
 
     // Tagging needs the tag to exist.
-    let (status, _, body) = api
+    let (status, body) = api
         .call(
             Method::POST,
             "/tags/damm-draining/resources",
@@ -361,7 +288,7 @@ async fn tags_mark_droplets() {
         .await;
     assert_eq!(status, 404, "{body}");
     for _ in 0..2 {
-        let (status, _, tag) = api
+        let (status, tag) = api
             .call(
                 Method::POST,
                 "/tags",
@@ -371,12 +298,12 @@ async fn tags_mark_droplets() {
         assert_eq!(status, 201, "creating a tag twice is fine: {tag}");
         assert_eq!(tag["tag"]["name"], "damm-draining");
     }
-    let (status, _, body) = api
+    let (status, body) = api
         .call(Method::POST, "/tags", Some(json!({ "name": "k=v" })))
         .await;
     assert_eq!(status, 422, "{body}");
 
-    let (status, _, _) = api
+    let (status, _) = api
         .call(
             Method::POST,
             "/tags/damm-draining/resources",
@@ -384,21 +311,17 @@ async fn tags_mark_droplets() {
         )
         .await;
     assert_eq!(status, 204);
-    let (_, _, got) = api
-        .call(Method::GET, &format!("/droplets/{id}"), None)
-        .await;
+    let (_, got) = api.get(&format!("/droplets/{id}")).await;
     assert_eq!(
         got["droplet"]["tags"],
         json!(["damm-fleet:prod", "damm-draining"])
     );
-    let (_, _, tag) = api.call(Method::GET, "/tags/damm-draining", None).await;
+    let (_, tag) = api.get("/tags/damm-draining").await;
     assert_eq!(tag["tag"]["resources"]["count"], 1);
-    let (_, _, list) = api
-        .call(Method::GET, "/droplets?tag_name=damm-draining", None)
-        .await;
+    let (_, list) = api.get("/droplets?tag_name=damm-draining").await;
     assert_eq!(list["meta"]["total"], 1);
 
-    let (status, _, _) = api
+    let (status, _) = api
         .call(
             Method::DELETE,
             "/tags/damm-draining/resources",
@@ -406,36 +329,27 @@ async fn tags_mark_droplets() {
         )
         .await;
     assert_eq!(status, 204);
-    let (_, _, got) = api
-        .call(Method::GET, &format!("/droplets/{id}"), None)
-        .await;
+    let (_, got) = api.get(&format!("/droplets/{id}")).await;
     assert_eq!(got["droplet"]["tags"], json!(["damm-fleet:prod"]));
-    let (status, _, _) = api
-        .call(Method::DELETE, "/tags/damm-fleet:prod", None)
-        .await;
+    let (status, _) = api.delete("/tags/damm-fleet:prod").await;
     assert_eq!(status, 204);
-    let (_, _, got) = api
-        .call(Method::GET, &format!("/droplets/{id}"), None)
-        .await;
+    let (_, got) = api.get(&format!("/droplets/{id}")).await;
     assert_eq!(got["droplet"]["tags"], json!([]));
-    assert!(sim.drifts().is_empty(), "{:?}", sim.drifts());
+    assert_clean(&sim, PROVIDER);
 }
 
 #[tokio::test]
 async fn auth_rate_limits_and_faults_look_like_digitalocean() {
-    let sim = sim().await;
-    let api = Api::new(&sim);
-    let wrong = Api {
-        token: "nope".into(),
-        ..Api::new(&sim)
-    };
-    let (status, _, body) = wrong.call(Method::GET, "/droplets", None).await;
+    let sim = booting_in(BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
+    let wrong = api.with_token(Some("nope"));
+    let (status, body) = wrong.get("/droplets").await;
     assert_eq!(status, 401);
     assert_eq!(body["id"], "unauthorized");
     assert_eq!(body["message"], "Unable to authenticate you");
     assert!(body["request_id"].is_string());
 
-    let (status, headers, _) = api.call(Method::GET, "/droplets", None).await;
+    let (status, headers, _) = api.call_with_headers(Method::GET, "/droplets", None).await;
     assert_eq!(status, 200);
     assert_eq!(headers["ratelimit-limit"], "5000");
     let remaining: u64 = headers["ratelimit-remaining"]
@@ -453,30 +367,17 @@ async fn auth_rate_limits_and_faults_look_like_digitalocean() {
             ..Faults::default()
         },
     );
-    let (status, headers, body) = api.call(Method::GET, "/droplets", None).await;
+    let (status, headers, body) = api.call_with_headers(Method::GET, "/droplets", None).await;
     assert_eq!(status, 429);
     assert_eq!(body["id"], "too_many_requests");
     assert_eq!(headers["ratelimit-limit"], "5000");
     assert_eq!(headers["ratelimit-remaining"], "0");
-    let reset: u64 = headers["ratelimit-reset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    assert!(reset > now, "reset {reset} is in the future of {now}");
-    assert_eq!(api.call(Method::GET, "/droplets", None).await.0, 429);
-    assert_eq!(
-        api.call(Method::GET, "/droplets", None).await.0,
-        200,
-        "the storm is over"
-    );
+    assert_reset_in_future(&headers, "ratelimit-reset");
+    assert_eq!(api.get("/droplets").await.0, 429);
+    assert_eq!(api.get("/droplets").await.0, 200, "the storm is over");
 
     sim.set_faults(Provider::DigitalOcean, Faults::dark(Dark::Unavailable));
-    let (status, _, body) = api.call(Method::GET, "/droplets", None).await;
+    let (status, body) = api.get("/droplets").await;
     assert_eq!(status, 503);
     assert!(body["message"].is_string(), "{body}");
     sim.set_faults(
@@ -486,40 +387,12 @@ async fn auth_rate_limits_and_faults_look_like_digitalocean() {
             ..Faults::default()
         },
     );
-    let (status, _, body) = api.call(Method::GET, "/droplets", None).await;
+    let (status, body) = api.get("/droplets").await;
     assert_eq!(status, 500);
     assert!(body["id"].is_string(), "{body}");
-    sim.set_faults(Provider::DigitalOcean, Faults::dark(Dark::Refuse));
-    let err = api
-        .http
-        .get(format!("{}/droplets", api.base))
-        .bearer_auth(&api.token)
-        .send()
-        .await
-        .unwrap_err();
-    assert!(err.is_request() || err.is_connect(), "{err}");
-    sim.set_faults(
-        Provider::DigitalOcean,
-        Faults {
-            malformed_rate: 1.0,
-            ..Faults::default()
-        },
-    );
-    let text = api
-        .http
-        .get(format!("{}/droplets", api.base))
-        .bearer_auth(&api.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
-    sim.clear_faults(Provider::DigitalOcean);
-    assert_eq!(api.call(Method::GET, "/droplets", None).await.0, 200);
-    let (status, _, body) = api.call(Method::GET, "/no/such/route", None).await;
+    assert_refused_then_malformed(&sim, PROVIDER, &api, "/droplets").await;
+    let (status, body) = api.get("/no/such/route").await;
     assert_eq!(status, 404);
     assert_eq!(body["id"], "not_found");
-    assert!(sim.drifts().is_empty(), "{:?}", sim.drifts());
+    assert_clean(&sim, PROVIDER);
 }

@@ -1,55 +1,21 @@
 //! The Compute Engine API as the simulator serves it, over real HTTP on 127.0.0.1, with
 //! every response checked against Google's Discovery document (vendored).
 
+mod common;
+
 use std::time::Duration;
 
-use damm_sim::{Faults, Provider, SimConfig, SimHandle};
+use common::{Api, assert_clean};
+use damm_sim::testing::booting_in;
+use damm_sim::{Faults, Provider};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-async fn sim(boot: Duration) -> SimHandle {
-    let config = SimConfig {
-        boot_delay: boot,
-        ..SimConfig::default()
-    };
-    damm_sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
-}
-
+const PROVIDER: Provider = Provider::Gce;
 const ZONE: &str = "/projects/p1/zones/europe-west3-a";
 const REGION: &str = "/projects/p1/regions/europe-west3";
 
 impl Api {
-    fn new(sim: &SimHandle) -> Self {
-        Api {
-            http: reqwest::Client::new(),
-            base: sim.url(Provider::Gce),
-            token: Some(sim.token().to_owned()),
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, json)
-    }
-
     async fn insert(&self, name: &str, labels: Value) -> Value {
         let body = json!({
             "name": name,
@@ -69,15 +35,10 @@ impl Api {
     }
 }
 
-fn assert_clean(sim: &SimHandle) {
-    assert!(sim.schema_checked(Provider::Gce));
-    assert!(sim.drifts().is_empty(), "{:#?}", sim.drifts());
-}
-
 #[tokio::test]
 async fn operations_move_from_pending_to_done_and_wait_blocks_until_done() {
-    let sim = sim(Duration::from_millis(600)).await;
-    let api = Api::new(&sim);
+    let sim = booting_in(Duration::from_millis(600)).await;
+    let api = Api::new(&sim, PROVIDER);
     let op = api.insert("node-1", json!({"damm-fleet": "f1"})).await;
     assert_eq!(op["kind"], "compute#operation");
     assert_eq!(op["status"], "PENDING");
@@ -88,9 +49,7 @@ async fn operations_move_from_pending_to_done_and_wait_blocks_until_done() {
     );
     let name = op["name"].as_str().unwrap().to_owned();
 
-    let (_, instance) = api
-        .call(Method::GET, &format!("{ZONE}/instances/node-1"), None)
-        .await;
+    let (_, instance) = api.get(&format!("{ZONE}/instances/node-1")).await;
     assert_eq!(instance["status"], "PROVISIONING");
     assert_eq!(instance["labels"]["damm-fleet"], "f1");
     assert_eq!(instance["metadata"]["items"][0]["key"], "user-data");
@@ -100,9 +59,7 @@ async fn operations_move_from_pending_to_done_and_wait_blocks_until_done() {
     assert!(nat.starts_with("192.0.2."), "{nat}");
 
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, running) = api
-        .call(Method::GET, &format!("{ZONE}/operations/{name}"), None)
-        .await;
+    let (_, running) = api.get(&format!("{ZONE}/operations/{name}")).await;
     assert_eq!(running["status"], "RUNNING");
     assert!(running["startTime"].is_string());
 
@@ -116,26 +73,22 @@ async fn operations_move_from_pending_to_done_and_wait_blocks_until_done() {
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["status"], "DONE");
     assert_eq!(done["progress"], 100);
-    let (_, instance) = api
-        .call(Method::GET, &format!("{ZONE}/instances/node-1"), None)
-        .await;
+    let (_, instance) = api.get(&format!("{ZONE}/instances/node-1")).await;
     assert_eq!(instance["status"], "RUNNING");
 
-    let (status, missing) = api
-        .call(Method::GET, &format!("{REGION}/operations/{name}"), None)
-        .await;
+    let (status, missing) = api.get(&format!("{REGION}/operations/{name}")).await;
     assert_eq!(
         status, 404,
         "a zonal operation is not a regional one: {missing}"
     );
     assert_eq!(missing["error"]["errors"][0]["reason"], "notFound");
-    assert_clean(&sim);
+    assert_clean(&sim, PROVIDER);
 }
 
 #[tokio::test]
 async fn lists_filter_on_labels_and_page_with_tokens() {
-    let sim = sim(Duration::ZERO).await;
-    let api = Api::new(&sim);
+    let sim = booting_in(Duration::ZERO).await;
+    let api = Api::new(&sim, PROVIDER);
     for i in 0..5 {
         let fleet = if i % 2 == 0 { "f1" } else { "f2" };
         api.insert(
@@ -146,11 +99,7 @@ async fn lists_filter_on_labels_and_page_with_tokens() {
     }
     let filter = "filter=%28labels.damm-fleet+%3D+%22f1%22%29";
     let (status, page) = api
-        .call(
-            Method::GET,
-            &format!("{ZONE}/instances?{filter}&maxResults=2"),
-            None,
-        )
+        .get(&format!("{ZONE}/instances?{filter}&maxResults=2"))
         .await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["kind"], "compute#instanceList");
@@ -163,60 +112,42 @@ async fn lists_filter_on_labels_and_page_with_tokens() {
     assert_eq!(names, ["n0", "n2"]);
     let token = page["nextPageToken"].as_str().unwrap().to_owned();
     let (_, last) = api
-        .call(
-            Method::GET,
-            &format!("{ZONE}/instances?{filter}&maxResults=2&pageToken={token}"),
-            None,
-        )
+        .get(&format!(
+            "{ZONE}/instances?{filter}&maxResults=2&pageToken={token}"
+        ))
         .await;
     assert_eq!(last["items"].as_array().unwrap().len(), 1);
     assert!(last.get("nextPageToken").is_none());
 
     let two_terms = "filter=%28labels.damm-fleet+%3D+f2%29+%28labels.damm-key+%3D+%22k3%22%29";
-    let (_, one) = api
-        .call(Method::GET, &format!("{ZONE}/instances?{two_terms}"), None)
-        .await;
+    let (_, one) = api.get(&format!("{ZONE}/instances?{two_terms}")).await;
     assert_eq!(one["items"][0]["name"], "n3");
     let (_, none) = api
-        .call(
-            Method::GET,
-            &format!("{ZONE}/instances?filter=labels.damm-fleet+%3D+nobody"),
-            None,
-        )
+        .get(&format!(
+            "{ZONE}/instances?filter=labels.damm-fleet+%3D+nobody"
+        ))
         .await;
     assert!(none.get("items").is_none(), "{none}");
 
-    let (status, bad) = api
-        .call(
-            Method::GET,
-            &format!("{ZONE}/instances?maxResults=501"),
-            None,
-        )
-        .await;
+    let (status, bad) = api.get(&format!("{ZONE}/instances?maxResults=501")).await;
     assert_eq!(status, 400, "{bad}");
     let (status, _) = api
-        .call(
-            Method::GET,
-            &format!("{ZONE}/instances?pageToken=nonsense!"),
-            None,
-        )
+        .get(&format!("{ZONE}/instances?pageToken=nonsense!"))
         .await;
     assert_eq!(status, 400);
     let (status, _) = api
-        .call(
-            Method::GET,
-            &format!("{ZONE}/instances?filter=%28name+%3D+a%29+OR+%28name+%3D+b%29"),
-            None,
-        )
+        .get(&format!(
+            "{ZONE}/instances?filter=%28name+%3D+a%29+OR+%28name+%3D+b%29"
+        ))
         .await;
     assert_eq!(status, 400, "OR is refused, not ignored");
-    assert_clean(&sim);
+    assert_clean(&sim, PROVIDER);
 }
 
 #[tokio::test]
 async fn static_addresses_attach_through_access_configs() {
-    let sim = sim(Duration::ZERO).await;
-    let api = Api::new(&sim);
+    let sim = booting_in(Duration::ZERO).await;
+    let api = Api::new(&sim, PROVIDER);
     api.insert("holder", json!({"damm-fleet": "f1"})).await;
     let (status, op) = api
         .call(
@@ -240,9 +171,7 @@ async fn static_addresses_attach_through_access_configs() {
         )
         .await;
     assert_eq!(status, 409);
-    let (_, address) = api
-        .call(Method::GET, &format!("{REGION}/addresses/door"), None)
-        .await;
+    let (_, address) = api.get(&format!("{REGION}/addresses/door")).await;
     assert_eq!(address["status"], "RESERVED");
     let ip = address["address"].as_str().unwrap().to_owned();
 
@@ -273,9 +202,7 @@ async fn static_addresses_attach_through_access_configs() {
         )
         .await;
     assert_eq!(status, 200, "{op}");
-    let (_, address) = api
-        .call(Method::GET, &format!("{REGION}/addresses/door"), None)
-        .await;
+    let (_, address) = api.get(&format!("{REGION}/addresses/door")).await;
     assert_eq!(address["status"], "IN_USE");
     assert!(
         address["users"][0]
@@ -283,38 +210,32 @@ async fn static_addresses_attach_through_access_configs() {
             .unwrap()
             .ends_with("/instances/holder")
     );
-    let (status, in_use) = api
-        .call(Method::DELETE, &format!("{REGION}/addresses/door"), None)
-        .await;
+    let (status, in_use) = api.delete(&format!("{REGION}/addresses/door")).await;
     assert_eq!(status, 400);
     assert_eq!(
         in_use["error"]["errors"][0]["reason"],
         "resourceInUseByAnotherResource"
     );
 
-    let (_, op) = api.call(Method::DELETE, &instance, None).await;
+    let (_, op) = api.delete(&instance).await;
     assert_eq!(op["operationType"], "delete");
-    let (_, address) = api
-        .call(Method::GET, &format!("{REGION}/addresses/door"), None)
-        .await;
+    let (_, address) = api.get(&format!("{REGION}/addresses/door")).await;
     assert_eq!(
         address["status"], "RESERVED",
         "deleting the instance frees the address"
     );
-    let (status, _) = api
-        .call(Method::DELETE, &format!("{REGION}/addresses/door"), None)
-        .await;
+    let (status, _) = api.delete(&format!("{REGION}/addresses/door")).await;
     assert_eq!(status, 200);
-    assert_clean(&sim);
+    assert_clean(&sim, PROVIDER);
 }
 
 #[tokio::test]
 async fn labels_change_only_with_the_current_fingerprint() {
-    let sim = sim(Duration::ZERO).await;
-    let api = Api::new(&sim);
+    let sim = booting_in(Duration::ZERO).await;
+    let api = Api::new(&sim, PROVIDER);
     api.insert("lab", json!({"damm-fleet": "f1"})).await;
     let path = format!("{ZONE}/instances/lab");
-    let (_, instance) = api.call(Method::GET, &path, None).await;
+    let (_, instance) = api.get(&path).await;
     let fingerprint = instance["labelFingerprint"].as_str().unwrap().to_owned();
     let (status, stale) = api
         .call(
@@ -339,16 +260,16 @@ async fn labels_change_only_with_the_current_fingerprint() {
         )
         .await;
     assert_eq!(status, 200);
-    let (_, instance) = api.call(Method::GET, &path, None).await;
+    let (_, instance) = api.get(&path).await;
     assert_eq!(instance["labels"]["damm-draining"], "true");
     assert_ne!(instance["labelFingerprint"], fingerprint);
-    assert_clean(&sim);
+    assert_clean(&sim, PROVIDER);
 }
 
 #[tokio::test]
 async fn requests_and_answers_follow_the_discovery_document() {
-    let sim = sim(Duration::ZERO).await;
-    let mut api = Api::new(&sim);
+    let sim = booting_in(Duration::ZERO).await;
+    let api = Api::new(&sim, PROVIDER);
     let (status, bad) = api
         .call(
             Method::POST,
@@ -383,9 +304,7 @@ async fn requests_and_answers_follow_the_discovery_document() {
         "{missing}"
     );
 
-    let (status, _) = api
-        .call(Method::GET, "/projects/p1/zones/mars-1-a/instances", None)
-        .await;
+    let (status, _) = api.get("/projects/p1/zones/mars-1-a/instances").await;
     assert_eq!(status, 404);
 
     sim.set_faults(
@@ -395,17 +314,12 @@ async fn requests_and_answers_follow_the_discovery_document() {
             ..Faults::default()
         },
     );
-    let (status, _) = api
-        .call(Method::GET, &format!("{ZONE}/instances"), None)
-        .await;
+    let (status, _) = api.get(&format!("{ZONE}/instances")).await;
     assert_eq!(status, 500, "a list without its id drifted");
     assert_eq!(sim.drifts().len(), 1, "{:?}", sim.drifts());
     sim.clear_faults(Provider::Gce);
 
-    api.token = None;
-    let (status, denied) = api
-        .call(Method::GET, &format!("{ZONE}/instances"), None)
-        .await;
+    let (status, denied) = api.with_token(None).get(&format!("{ZONE}/instances")).await;
     assert_eq!(status, 401);
     assert_eq!(denied["error"]["code"], 401);
     sim.set_faults(
@@ -415,10 +329,7 @@ async fn requests_and_answers_follow_the_discovery_document() {
             ..Faults::default()
         },
     );
-    api.token = Some(sim.token().to_owned());
-    let (status, limited) = api
-        .call(Method::GET, &format!("{ZONE}/instances"), None)
-        .await;
+    let (status, limited) = api.get(&format!("{ZONE}/instances")).await;
     assert_eq!(status, 429);
     assert_eq!(limited["error"]["errors"][0]["reason"], "rateLimitExceeded");
 }

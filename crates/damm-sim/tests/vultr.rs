@@ -4,84 +4,21 @@
 //! Vultr traffic against `../shared/specs/vultr.subset.json` when it is there, and these
 //! tests say so (and print a note when it is not).
 
+mod common;
+
 use std::time::Duration;
 
-use damm_sim::{Dark, Faults, Provider, SimConfig, SimHandle};
+use common::{Api, assert_clean, assert_refused};
+use damm_sim::testing::{QUICK_BOOT, booting_in};
+use damm_sim::{Dark, Faults, Provider};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-async fn sim() -> SimHandle {
-    let config = SimConfig {
-        boot_delay: Duration::from_millis(200),
-        ..SimConfig::default()
-    };
-    damm_sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
-/// No response drifted from the document, and the document was used when present.
-fn assert_clean(sim: &SimHandle) {
-    assert!(sim.drifts().is_empty(), "{:#?}", sim.drifts());
-    if damm_sim::shared_specs_dir()
-        .join("vultr.subset.json")
-        .is_file()
-    {
-        assert!(
-            sim.schema_checked(Provider::Vultr),
-            "the shared Vultr document is present but was not used"
-        );
-    } else {
-        eprintln!(
-            "note: {} is absent; Vultr traffic was not checked against its schema",
-            damm_sim::shared_specs_dir().display()
-        );
-    }
-}
-
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
+const PROVIDER: Provider = Provider::Vultr;
 
 impl Api {
-    fn new(sim: &SimHandle) -> Self {
-        Api {
-            http: reqwest::Client::new(),
-            base: sim.url(Provider::Vultr),
-            token: sim.token().to_owned(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, headers, json)
-    }
-
     async fn create(&self, region: &str, tags: Value) -> Value {
-        let (status, _, body) = self
+        let (status, body) = self
             .call(
                 Method::POST,
                 "/instances",
@@ -98,8 +35,8 @@ impl Api {
 
 #[tokio::test]
 async fn instances_boot_and_list_by_tag_with_cursors() {
-    let sim = sim().await;
-    let api = Api::new(&sim);
+    let sim = booting_in(QUICK_BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
     let first = api
         .create("fra", json!(["damm-fleet:prod", "damm-key:k1"]))
         .await;
@@ -126,37 +63,27 @@ async fn instances_boot_and_list_by_tag_with_cursors() {
     }
 
     // Four instances carry the tag; pages of three: next, then back with prev.
-    let (status, _, page1) = api
-        .call(
-            Method::GET,
-            "/instances?tag=damm-fleet%3Aprod&per_page=3",
-            None,
-        )
-        .await;
+    let (status, page1) = api.get("/instances?tag=damm-fleet%3Aprod&per_page=3").await;
     assert_eq!(status, 200, "{page1}");
     assert_eq!(page1["meta"]["total"], 4);
     assert_eq!(page1["instances"].as_array().unwrap().len(), 3);
     assert_eq!(page1["meta"]["links"]["prev"], "");
     let next = page1["meta"]["links"]["next"].as_str().unwrap().to_owned();
     assert!(!next.is_empty());
-    let (status, _, page2) = api
-        .call(
-            Method::GET,
-            &format!("/instances?tag=damm-fleet%3Aprod&per_page=3&cursor={next}"),
-            None,
-        )
+    let (status, page2) = api
+        .get(&format!(
+            "/instances?tag=damm-fleet%3Aprod&per_page=3&cursor={next}"
+        ))
         .await;
     assert_eq!(status, 200, "{page2}");
     let rest = page2["instances"].as_array().unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(page2["meta"]["links"]["next"], "");
     let prev = page2["meta"]["links"]["prev"].as_str().unwrap().to_owned();
-    let (_, _, back) = api
-        .call(
-            Method::GET,
-            &format!("/instances?tag=damm-fleet%3Aprod&per_page=3&cursor={prev}"),
-            None,
-        )
+    let (_, back) = api
+        .get(&format!(
+            "/instances?tag=damm-fleet%3Aprod&per_page=3&cursor={prev}"
+        ))
         .await;
     assert_eq!(back["instances"], page1["instances"]);
     let mut seen: Vec<&str> = page1["instances"]
@@ -170,23 +97,19 @@ async fn instances_boot_and_list_by_tag_with_cursors() {
     seen.dedup();
     assert_eq!(seen.len(), 4, "every tagged instance once");
 
-    let (status, _, body) = api
-        .call(Method::GET, "/instances?cursor=not-a-cursor", None)
-        .await;
+    let (status, body) = api.get("/instances?cursor=not-a-cursor").await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["status"], 400);
-    let (status, _, _) = api.call(Method::GET, "/instances?per_page=501", None).await;
+    let (status, _) = api.get("/instances?per_page=501").await;
     assert_eq!(status, 400);
 
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let (status, _, got) = api
-        .call(Method::GET, &format!("/instances/{id}"), None)
-        .await;
+    let (status, got) = api.get(&format!("/instances/{id}")).await;
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["instance"]["status"], "active");
     assert_eq!(got["instance"]["server_status"], "ok");
 
-    let (status, _, patched) = api
+    let (status, patched) = api
         .call(
             Method::PATCH,
             &format!("/instances/{id}"),
@@ -198,9 +121,7 @@ async fn instances_boot_and_list_by_tag_with_cursors() {
         patched["instance"]["tags"],
         json!(["damm-fleet:prod", "damm-key:k1", "damm-draining"])
     );
-    let (_, _, drained) = api
-        .call(Method::GET, "/instances?tag=damm-draining", None)
-        .await;
+    let (_, drained) = api.get("/instances?tag=damm-draining").await;
     assert_eq!(drained["meta"]["total"], 1);
 
     for (action, power) in [
@@ -208,36 +129,28 @@ async fn instances_boot_and_list_by_tag_with_cursors() {
         ("start", "running"),
         ("reboot", "running"),
     ] {
-        let (status, _, body) = api
+        let (status, body) = api
             .call(Method::POST, &format!("/instances/{id}/{action}"), None)
             .await;
         assert_eq!(status, 204, "{action}: {body}");
-        let (_, _, got) = api
-            .call(Method::GET, &format!("/instances/{id}"), None)
-            .await;
+        let (_, got) = api.get(&format!("/instances/{id}")).await;
         assert_eq!(got["instance"]["power_status"], power, "after {action}");
     }
 
-    let (status, _, body) = api
-        .call(Method::DELETE, &format!("/instances/{id}"), None)
-        .await;
+    let (status, body) = api.delete(&format!("/instances/{id}")).await;
     assert_eq!(status, 204, "{body}");
-    let (status, _, body) = api
-        .call(Method::GET, &format!("/instances/{id}"), None)
-        .await;
+    let (status, body) = api.get(&format!("/instances/{id}")).await;
     assert_eq!(status, 404);
     assert_eq!(body, json!({ "error": "Not found", "status": 404 }));
-    let (status, _, _) = api
-        .call(Method::DELETE, &format!("/instances/{id}"), None)
-        .await;
+    let (status, _) = api.delete(&format!("/instances/{id}")).await;
     assert_eq!(status, 404);
-    assert_clean(&sim);
+    assert_clean(&sim, PROVIDER);
 }
 
 #[tokio::test]
 async fn unknown_catalogue_entries_and_bad_user_data_are_refused() {
-    let sim = sim().await;
-    let api = Api::new(&sim);
+    let sim = booting_in(QUICK_BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
     for (body, what) in [
         (
             json!({ "region": "mars", "plan": "vc2-1c-1gb", "os_id": 2136 }),
@@ -256,14 +169,14 @@ async fn unknown_catalogue_entries_and_bad_user_data_are_refused() {
             "user_data",
         ),
     ] {
-        let (status, _, answer) = api.call(Method::POST, "/instances", Some(body)).await;
+        let (status, answer) = api.call(Method::POST, "/instances", Some(body)).await;
         assert_eq!(status, 400, "{what}: {answer}");
         assert_eq!(answer["status"], 400, "{answer}");
         assert!(answer["error"].as_str().unwrap().contains(what), "{answer}");
     }
     if sim.schema_checked(Provider::Vultr) {
         // The document requires `region` and `plan`, and `os_id` is an integer.
-        let (status, _, answer) = api
+        let (status, answer) = api
             .call(
                 Method::POST,
                 "/instances",
@@ -276,16 +189,16 @@ async fn unknown_catalogue_entries_and_bad_user_data_are_refused() {
             "{answer}"
         );
     }
-    assert_clean(&sim);
+    assert_clean(&sim, PROVIDER);
 }
 
 #[tokio::test]
 async fn reserved_ips_attach_and_detach() {
-    let sim = sim().await;
-    let api = Api::new(&sim);
+    let sim = booting_in(QUICK_BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
     let instance = api.create("fra", json!(["damm-fleet:prod"])).await;
     let iid = instance["id"].as_str().unwrap();
-    let (status, _, created) = api
+    let (status, created) = api
         .call(
             Method::POST,
             "/reserved-ips",
@@ -299,7 +212,7 @@ async fn reserved_ips_attach_and_detach() {
     assert_eq!(reserved["ip_type"], "v4");
     let rid = reserved["id"].as_str().unwrap().to_owned();
 
-    let (status, _, body) = api
+    let (status, body) = api
         .call(
             Method::POST,
             &format!("/reserved-ips/{rid}/attach"),
@@ -307,18 +220,14 @@ async fn reserved_ips_attach_and_detach() {
         )
         .await;
     assert_eq!(status, 204, "{body}");
-    let (_, _, got) = api
-        .call(Method::GET, &format!("/reserved-ips/{rid}"), None)
-        .await;
+    let (_, got) = api.get(&format!("/reserved-ips/{rid}")).await;
     assert_eq!(got["reserved_ip"]["instance_id"], iid);
-    let (status, _, body) = api
-        .call(Method::DELETE, &format!("/reserved-ips/{rid}"), None)
-        .await;
+    let (status, body) = api.delete(&format!("/reserved-ips/{rid}")).await;
     assert_eq!(status, 400, "attached addresses are detached first: {body}");
 
     // Another region's instance cannot take it.
     let far = api.create("sgp", json!([])).await;
-    let (status, _, _) = api
+    let (status, _) = api
         .call(
             Method::POST,
             &format!("/reserved-ips/{rid}/attach"),
@@ -327,17 +236,17 @@ async fn reserved_ips_attach_and_detach() {
         .await;
     assert_eq!(status, 400);
 
-    let (status, _, body) = api
+    let (status, body) = api
         .call(Method::POST, &format!("/reserved-ips/{rid}/detach"), None)
         .await;
     assert_eq!(status, 204, "{body}");
-    let (status, _, _) = api
+    let (status, _) = api
         .call(Method::POST, &format!("/reserved-ips/{rid}/detach"), None)
         .await;
     assert_eq!(status, 400, "not attached any more");
 
     for _ in 0..3 {
-        let (status, _, _) = api
+        let (status, _) = api
             .call(
                 Method::POST,
                 "/reserved-ips",
@@ -346,18 +255,12 @@ async fn reserved_ips_attach_and_detach() {
             .await;
         assert_eq!(status, 201);
     }
-    let (_, _, page) = api
-        .call(Method::GET, "/reserved-ips?per_page=2", None)
-        .await;
+    let (_, page) = api.get("/reserved-ips?per_page=2").await;
     assert_eq!(page["meta"]["total"], 4);
     assert_eq!(page["reserved_ips"].as_array().unwrap().len(), 2);
     let next = page["meta"]["links"]["next"].as_str().unwrap();
-    let (_, _, page2) = api
-        .call(
-            Method::GET,
-            &format!("/reserved-ips?per_page=2&cursor={next}"),
-            None,
-        )
+    let (_, page2) = api
+        .get(&format!("/reserved-ips?per_page=2&cursor={next}"))
         .await;
     assert_eq!(page2["reserved_ips"].as_array().unwrap().len(), 2);
     assert_eq!(page2["meta"]["links"]["next"], "");
@@ -369,33 +272,23 @@ async fn reserved_ips_attach_and_detach() {
         Some(json!({ "instance_id": iid })),
     )
     .await;
-    api.call(Method::DELETE, &format!("/instances/{iid}"), None)
-        .await;
-    let (_, _, got) = api
-        .call(Method::GET, &format!("/reserved-ips/{rid}"), None)
-        .await;
+    api.delete(&format!("/instances/{iid}")).await;
+    let (_, got) = api.get(&format!("/reserved-ips/{rid}")).await;
     assert_eq!(got["reserved_ip"]["instance_id"], "");
-    let (status, _, _) = api
-        .call(Method::DELETE, &format!("/reserved-ips/{rid}"), None)
-        .await;
+    let (status, _) = api.delete(&format!("/reserved-ips/{rid}")).await;
     assert_eq!(status, 204);
-    let (status, _, body) = api
-        .call(Method::DELETE, &format!("/reserved-ips/{rid}"), None)
-        .await;
+    let (status, body) = api.delete(&format!("/reserved-ips/{rid}")).await;
     assert_eq!(status, 404);
     assert_eq!(body, json!({ "error": "Not found", "status": 404 }));
-    assert_clean(&sim);
+    assert_clean(&sim, PROVIDER);
 }
 
 #[tokio::test]
 async fn auth_and_faults_look_like_vultr() {
-    let sim = sim().await;
-    let api = Api::new(&sim);
-    let wrong = Api {
-        token: "nope".into(),
-        ..api.clone()
-    };
-    let (status, _, body) = wrong.call(Method::GET, "/instances", None).await;
+    let sim = booting_in(QUICK_BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
+    let wrong = api.with_token(Some("nope"));
+    let (status, body) = wrong.get("/instances").await;
     assert_eq!(status, 401);
     assert_eq!(body["status"], 401);
     assert!(body["error"].is_string(), "{body}");
@@ -407,7 +300,7 @@ async fn auth_and_faults_look_like_vultr() {
             ..Faults::default()
         },
     );
-    let (status, headers, body) = api.call(Method::GET, "/instances", None).await;
+    let (status, headers, body) = api.call_with_headers(Method::GET, "/instances", None).await;
     assert_eq!(status, 429);
     assert_eq!(body["status"], 429, "{body}");
     assert!(
@@ -416,44 +309,33 @@ async fn auth_and_faults_look_like_vultr() {
             .any(|h| h.as_str().starts_with("ratelimit") || h.as_str().starts_with("x-ratelimit")),
         "Vultr sends no rate-limit headers: {headers:?}"
     );
-    assert_eq!(api.call(Method::GET, "/instances", None).await.0, 429);
-    assert_eq!(
-        api.call(Method::GET, "/instances", None).await.0,
-        200,
-        "the storm is over"
-    );
+    assert_eq!(api.get("/instances").await.0, 429);
+    assert_eq!(api.get("/instances").await.0, 200, "the storm is over");
 
     sim.set_faults(Provider::Vultr, Faults::dark(Dark::Unavailable));
-    let (status, _, body) = api.call(Method::GET, "/instances", None).await;
+    let (status, body) = api.get("/instances").await;
     assert_eq!(status, 503);
     assert_eq!(body["status"], 503);
     sim.set_faults(Provider::Vultr, Faults::dark(Dark::Refuse));
-    let err = api
-        .http
-        .get(format!("{}/instances", api.base))
-        .bearer_auth(&api.token)
-        .send()
-        .await
-        .unwrap_err();
-    assert!(err.is_request() || err.is_connect(), "{err}");
+    assert_refused(&api, "/instances").await;
     sim.clear_faults(Provider::Vultr);
-    assert_eq!(api.call(Method::GET, "/instances", None).await.0, 200);
-    assert_clean(&sim);
+    assert_eq!(api.get("/instances").await.0, 200);
+    assert_clean(&sim, PROVIDER);
 }
 
 #[tokio::test]
 async fn more_than_thirty_requests_a_second_are_refused() {
-    let sim = sim().await;
-    let api = Api::new(&sim);
+    let sim = booting_in(QUICK_BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
     let calls: Vec<_> = (0..120)
         .map(|_| {
             let api = api.clone();
-            tokio::spawn(async move { api.call(Method::GET, "/instances", None).await })
+            tokio::spawn(async move { api.get("/instances").await })
         })
         .collect();
     let mut limited = 0;
     for call in calls {
-        let (status, _, body) = call.await.unwrap();
+        let (status, body) = call.await.unwrap();
         match status {
             200 => {}
             429 => {
@@ -466,6 +348,6 @@ async fn more_than_thirty_requests_a_second_are_refused() {
     // The bucket holds 30 and refills at 30/s: a burst of 120 cannot all pass.
     assert!(limited > 0, "no call was limited");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(api.call(Method::GET, "/instances", None).await.0, 200);
-    assert_clean(&sim);
+    assert_eq!(api.get("/instances").await.0, 200);
+    assert_clean(&sim, PROVIDER);
 }

@@ -1,4 +1,5 @@
-//! UDP helper for the network namespace tests, run inside a namespace with `ip netns exec`.
+//! The helper the network namespace labs (`damm_tests::netns`) run inside their hosts with
+//! `ip netns exec`.
 //!
 //! - `damm-netns-udp echo ADDR:PORT`: answers every datagram with `<payload> <source ip>`, so
 //!   the sender learns which address the destination saw (the egress's, after NAT).
@@ -6,9 +7,13 @@
 //!   every answer as a line `<seq> <source ip seen by the destination>`, until killed.
 //! - `damm-netns-udp http ADDR:PORT`: answers `200 ok` to every HTTP request (a host's
 //!   heartbeat, as the static-host adapter probes it).
+//! - `damm-netns-udp forward ADDR:PORT`: accepts TCP connections on the listening socket it is
+//!   handed as stdin (made in another namespace, the test's) and relays each to ADDR:PORT,
+//!   dialled from this namespace (`damm_tests::netns::Lab::forward`).
 
 use std::io::Write as _;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsFd as _;
 use std::time::Duration;
 
 fn main() -> anyhow::Result<()> {
@@ -72,12 +77,42 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some("forward") => {
+            let target: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
+            let listener = TcpListener::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                std::thread::spawn(move || relay(inbound, target));
+            }
+            Ok(())
+        }
         _ => Err(usage()),
     }
 }
 
+/// Copies both ways between `inbound` and a connection to `target`; a target that cannot be
+/// reached closes `inbound` unanswered, as a dead host would leave it.
+fn relay(inbound: TcpStream, target: SocketAddr) {
+    let Ok(outbound) = TcpStream::connect_timeout(&target, Duration::from_secs(5)) else {
+        return;
+    };
+    let (Ok(mut from_client), Ok(mut to_target)) = (inbound.try_clone(), outbound.try_clone())
+    else {
+        return;
+    };
+    let upstream = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut to_target);
+        let _ = to_target.shutdown(Shutdown::Write);
+    });
+    let (mut from_target, mut to_client) = (outbound, inbound);
+    let _ = std::io::copy(&mut from_target, &mut to_client);
+    let _ = to_client.shutdown(Shutdown::Write);
+    let _ = upstream.join();
+}
+
 fn usage() -> anyhow::Error {
     anyhow::anyhow!(
-        "usage: damm-netns-udp echo ADDR:PORT | probe ADDR:PORT INTERVAL_MS | http ADDR:PORT"
+        "usage: damm-netns-udp echo ADDR:PORT | probe ADDR:PORT INTERVAL_MS | http ADDR:PORT \
+         | forward ADDR:PORT (stdin: a listening socket)"
     )
 }

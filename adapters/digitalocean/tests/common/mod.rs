@@ -7,35 +7,20 @@ use std::time::Duration;
 use damm_adapter_digitalocean::Digitalocean;
 use damm_provider::config::AdapterConfig;
 use damm_provider::{FleetId, IdempotencyKey, NodeRole, NodeSpec, Region};
-use damm_sim::{Provider as Sim, SimConfig, SimHandle};
+use damm_sim::testing::{QUICK_BOOT, adapter_env, booting_in};
+use damm_sim::{Provider as Sim, SimHandle};
 
 /// The simulator's boot delay.
-pub(crate) const BOOT: Duration = Duration::from_millis(200);
+pub(crate) const BOOT: Duration = QUICK_BOOT;
 
 /// A fresh simulator on a free port of 127.0.0.1.
 pub(crate) async fn sim() -> SimHandle {
-    let config = SimConfig {
-        boot_delay: BOOT,
-        ..SimConfig::default()
-    };
-    damm_sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    booting_in(BOOT).await
 }
 
 /// The adapter for `fleet`, pointed at `sim`, with `extra` settings over the defaults.
 pub(crate) fn adapter(sim: &SimHandle, fleet: &str, extra: &[(&str, &str)]) -> Digitalocean {
-    let mut env: Vec<(String, String)> = vec![
-        (
-            "DAMM_DIGITALOCEAN_API_URL".to_owned(),
-            sim.url(Sim::DigitalOcean),
-        ),
-        ("DAMM_DIGITALOCEAN_TOKEN".to_owned(), sim.token().to_owned()),
-    ];
-    for (key, value) in extra {
-        env.retain(|(k, _)| k != key);
-        env.push(((*key).to_owned(), (*value).to_owned()));
-    }
+    let env = adapter_env(sim, Sim::DigitalOcean, extra);
     let config = AdapterConfig::new(FleetId::new(fleet).unwrap(), "digitalocean").with_env(env);
     Digitalocean::from_config(&config).expect("the adapter builds")
 }

@@ -9,9 +9,7 @@ use damm_sim::{Provider, SimConfig, SimHandle};
 
 /// A simulator on a free port.
 pub(crate) async fn sim() -> SimHandle {
-    damm_sim::start(SimConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    damm_sim::testing::start(SimConfig::default()).await
 }
 
 /// The adapter for `fleet`, pointed at `sim` with `token`.

@@ -2,34 +2,20 @@
 
 #![allow(dead_code)] // each test file uses a part
 
-use std::time::Duration;
-
 use damm_adapter_vultr::Vultr;
 use damm_provider::config::AdapterConfig;
 use damm_provider::{FleetId, IdempotencyKey, NodeRole, NodeSpec, Region};
-use damm_sim::{Provider, SimConfig, SimHandle};
+use damm_sim::testing::{QUICK_BOOT, adapter_env, booting_in};
+use damm_sim::{Provider, SimHandle};
 
 /// A simulator on 127.0.0.1 with quick boots.
 pub(crate) async fn sim() -> SimHandle {
-    let config = SimConfig {
-        boot_delay: Duration::from_millis(200),
-        ..SimConfig::default()
-    };
-    damm_sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("the simulator starts")
+    booting_in(QUICK_BOOT).await
 }
 
 /// The adapter for `fleet` against `sim`, with extra `DAMM_VULTR_*` settings.
 pub(crate) fn adapter(sim: &SimHandle, fleet: &str, extra: &[(&str, &str)]) -> Vultr {
-    let mut env = vec![
-        ("DAMM_VULTR_API_URL".to_owned(), sim.url(Provider::Vultr)),
-        ("DAMM_VULTR_TOKEN".to_owned(), sim.token().to_owned()),
-    ];
-    for (k, v) in extra {
-        env.retain(|(name, _)| name != k);
-        env.push(((*k).to_owned(), (*v).to_owned()));
-    }
+    let env = adapter_env(sim, Provider::Vultr, extra);
     let config = AdapterConfig::new(FleetId::new(fleet).unwrap(), "vultr").with_env(env);
     Vultr::from_config(&config).expect("the adapter configures")
 }

@@ -268,7 +268,12 @@ impl<'a> Planner<'a> {
         true
     }
 
-    pub(super) fn next_key(&mut self, region: &Region, role: NodeRole, spare: bool) -> IdempotencyKey {
+    pub(super) fn next_key(
+        &mut self,
+        region: &Region,
+        role: NodeRole,
+        spare: bool,
+    ) -> IdempotencyKey {
         let tag = match (role, spare) {
             (_, true) => 's',
             (NodeRole::Ingress, false) => 'i',
