@@ -9,20 +9,9 @@ mod core;
 pub use backend::{Aws, CAPABILITIES};
 pub use config::{AwsConfig, PROFILES, Profile, REGIONS};
 
-use std::sync::Arc;
-
-use damm_provider::config::AdapterConfig;
-use damm_provider::{AdapterDescriptor, Provider};
-
-/// The registry's entry for this adapter.
-pub const ADAPTER: AdapterDescriptor = AdapterDescriptor {
-    name: "aws",
-    summary: "AWS EC2: instances, Elastic IPs (front doors and egress)",
-    capabilities: CAPABILITIES,
-    build: |config: AdapterConfig| {
-        Box::pin(async move {
-            let provider: Arc<dyn Provider> = Arc::new(Aws::from_config(&config)?);
-            Ok(provider)
-        })
-    },
-};
+damm_provider::adapter!(
+    "aws",
+    "AWS EC2: instances, Elastic IPs (front doors and egress)",
+    CAPABILITIES,
+    Aws::from_config
+);

@@ -12,20 +12,9 @@ pub use crate::core::fuzzing;
 pub use backend::{CAPABILITIES, Digitalocean};
 pub use config::{DEFAULT_API_URL, DEFAULT_PROFILES, DEFAULT_REGIONS, DigitaloceanConfig, Profile};
 
-use std::sync::Arc;
-
-use damm_provider::config::AdapterConfig;
-use damm_provider::{AdapterDescriptor, Provider};
-
-/// The registry's entry for this adapter.
-pub const ADAPTER: AdapterDescriptor = AdapterDescriptor {
-    name: "digitalocean",
-    summary: "DigitalOcean droplets (compute) and reserved IPs (ingress, egress)",
-    capabilities: CAPABILITIES,
-    build: |config: AdapterConfig| {
-        Box::pin(async move {
-            let provider: Arc<dyn Provider> = Arc::new(Digitalocean::from_config(&config)?);
-            Ok(provider)
-        })
-    },
-};
+damm_provider::adapter!(
+    "digitalocean",
+    "DigitalOcean droplets (compute) and reserved IPs (ingress, egress)",
+    CAPABILITIES,
+    Digitalocean::from_config
+);

@@ -14,20 +14,9 @@ pub use crate::core::fuzzing;
 pub use backend::{CAPABILITIES, Tailscale};
 pub use config::{DEFAULT_API_URL, TailscaleConfig};
 
-use std::sync::Arc;
-
-use damm_provider::config::AdapterConfig;
-use damm_provider::{AdapterDescriptor, Provider};
-
-/// The registry's entry for this adapter.
-pub const ADAPTER: AdapterDescriptor = AdapterDescriptor {
-    name: "tailscale",
-    summary: "Tailscale (overlay: tagged auth keys, devices)",
-    capabilities: CAPABILITIES,
-    build: |config: AdapterConfig| {
-        Box::pin(async move {
-            let provider: Arc<dyn Provider> = Arc::new(Tailscale::from_config(&config)?);
-            Ok(provider)
-        })
-    },
-};
+damm_provider::adapter!(
+    "tailscale",
+    "Tailscale (overlay: tagged auth keys, devices)",
+    CAPABILITIES,
+    Tailscale::from_config
+);

@@ -14,20 +14,9 @@ pub use crate::core::fuzzing;
 pub use backend::{CAPABILITIES, Vultr};
 pub use config::{Profile, VultrConfig};
 
-use std::sync::Arc;
-
-use damm_provider::config::AdapterConfig;
-use damm_provider::{AdapterDescriptor, Provider};
-
-/// The registry's entry for this adapter.
-pub const ADAPTER: AdapterDescriptor = AdapterDescriptor {
-    name: "vultr",
-    summary: "Vultr instances, and reserved IPs as front doors and egress (compute, ingress, egress)",
-    capabilities: CAPABILITIES,
-    build: |config: AdapterConfig| {
-        Box::pin(async move {
-            let provider: Arc<dyn Provider> = Arc::new(Vultr::from_config(&config)?);
-            Ok(provider)
-        })
-    },
-};
+damm_provider::adapter!(
+    "vultr",
+    "Vultr instances, and reserved IPs as front doors and egress (compute, ingress, egress)",
+    CAPABILITIES,
+    Vultr::from_config
+);
