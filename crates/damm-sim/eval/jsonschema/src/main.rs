@@ -6,6 +6,7 @@
 //! two rewrites adopting it would need (`nullable: true` as `anyOf: [{type: null}, …]`, `oneOf`
 //! as `anyOf`). The timings are the best of 5 × 2000 checks, one thread.
 
+#[path = "../../../src/schema/fixtures.rs"]
 mod fixtures;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../src/schema/mod.rs"]

@@ -1,7 +1,9 @@
-//! The validator tests' sample bodies (copied from src/schema/tests.rs).
-#![allow(dead_code)]
+//! Sample bodies in the providers' documented shapes, shared by the validator's tests and
+//! the jsonschema comparison harness in `eval/jsonschema` (which includes this file).
+
 use serde_json::{Value, json};
-pub fn hetzner_location() -> Value {
+
+pub(crate) fn hetzner_location() -> Value {
     json!({
         "id": 1,
         "name": "fsn1",
@@ -14,7 +16,7 @@ pub fn hetzner_location() -> Value {
     })
 }
 
-pub fn hetzner_server() -> Value {
+pub(crate) fn hetzner_server() -> Value {
     json!({
         "id": 42,
         "name": "my-server",
@@ -100,7 +102,7 @@ pub fn hetzner_server() -> Value {
     })
 }
 
-pub fn hetzner_list_servers() -> Value {
+pub(crate) fn hetzner_list_servers() -> Value {
     json!({
         "servers": [hetzner_server()],
         "meta": {
@@ -116,7 +118,7 @@ pub fn hetzner_list_servers() -> Value {
     })
 }
 
-pub fn do_droplet() -> Value {
+pub(crate) fn do_droplet() -> Value {
     json!({
         "id": 3164444,
         "name": "example.com",
