@@ -17,18 +17,19 @@ use aws_sdk_ec2::types::{
     ResourceType, Tag, TagSpecification,
 };
 use chrono::{DateTime, Utc};
+use damm_provider::addresses::{AddressBackend, AddressParts, AddressRole};
 use damm_provider::api::{
-    AddressParts, Calls, NextPage, Page, Paging, collect_pages, create_operation, create_or_adopt,
-    node_verdict, probe_metrics, probe_signal, require_owned,
+    Calls, NextPage, Page, Paging, collect_pages, create_operation, create_or_adopt, gone_is_fine,
+    node_verdict, probe_signal, require_owned,
 };
 use damm_provider::config::AdapterConfig;
 use damm_provider::retry::RateLimit;
 use damm_provider::tables::damm_region;
 use damm_provider::{
-    AddressSpec, Capabilities, Capability, Compute, Egress, EgressIp, EgressIpRef, Error,
-    ErrorKind, FleetId, Frontdoor, FrontdoorRef, HealthSignal, HealthStatus, IdempotencyKey,
-    Ingress, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels, Metrics, Node, NodeFilter,
-    NodeRef, NodeSpec, NodeState, Operation, Price, Provider, Region, Result, Target, async_trait,
+    AddressSpec, Capabilities, Capability, Compute, Error, ErrorKind, FleetId, HealthSignal,
+    HealthStatus, IdempotencyKey, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels, Node,
+    NodeFilter, NodeRef, NodeSpec, NodeState, Operation, Price, Provider, Region, Result, Target,
+    async_trait,
 };
 use tokio::sync::OnceCell;
 
@@ -42,8 +43,6 @@ pub const CAPABILITIES: Capabilities =
 /// Tag naming the DAMM region a resource was created for.
 const LABEL_REGION: &str = "damm-region";
 /// `damm-role` values of Elastic IPs.
-const ROLE_FRONTDOOR: &str = "frontdoor";
-const ROLE_EGRESS: &str = "egress";
 /// Instance states that still count as inventory (terminated instances linger in
 /// DescribeInstances for about an hour).
 const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped", "shutting-down"];
@@ -372,140 +371,6 @@ impl Aws {
         })
     }
 
-    /// Allocates (or finds, by key) an Elastic IP tagged with `role`, associated with
-    /// `spec.node` when there is one.
-    async fn allocate(
-        &self,
-        spec: &AddressSpec,
-        role: &str,
-        operation: Operation,
-    ) -> Result<AddressParts> {
-        self.require_owned(&spec.labels, &spec.key, operation)?;
-        // An address for a node lives in the node's region.
-        let (aws_region, instance_id) = match &spec.node {
-            Some(node) => {
-                let (aws_region, instance_id) = self.split_id(&node.id, operation)?;
-                (aws_region.to_owned(), Some(instance_id.to_owned()))
-            }
-            None => (self.aws_region(&spec.region, operation)?, None),
-        };
-        let by_key = self.filters(&[(LABEL_KEY, spec.key.as_str()), (LABEL_ROLE, role)]);
-        let existing = self
-            .addresses((&aws_region, None), by_key.clone(), operation)
-            .await?
-            .into_iter()
-            .next();
-        let address = match existing {
-            Some(address) => {
-                tracing::debug!(
-                    provider = %self.id,
-                    key = %spec.key,
-                    "allocation adopts the address of its key"
-                );
-                address
-            }
-            None => {
-                if let Some(instance_id) = &instance_id {
-                    self.owned_instance(&aws_region, instance_id, operation)
-                        .await?;
-                }
-                let tags = new_tags(&spec.labels, &spec.region, &[(LABEL_ROLE, role)]);
-                let client = self.client(&aws_region).await;
-                let request = client
-                    .allocate_address()
-                    .domain(DomainType::Vpc)
-                    .tag_specifications(tag_specification(ResourceType::ElasticIp, &tags));
-                // AllocateAddress has no client token: never retried blindly, and a
-                // lost answer is found by its key.
-                let allocated = self.call(operation, false, || request.clone().send()).await;
-                let allocated = allocated.map(|allocated| {
-                    Address::builder()
-                        .allocation_id(allocated.allocation_id.unwrap_or_default())
-                        .set_public_ip(allocated.public_ip)
-                        .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
-                        .build()
-                });
-                create_or_adopt(allocated, || async {
-                    let found = self
-                        .addresses((&aws_region, None), by_key, operation)
-                        .await?;
-                    Ok(found.into_iter().next())
-                })
-                .await?
-            }
-        };
-        let mut parts = self.address_parts(&address, &aws_region).ok_or_else(|| {
-            self.error(
-                ErrorKind::Unexpected,
-                operation,
-                format!(
-                    "Elastic IP {:?} has no allocation id or parsable address",
-                    address.allocation_id()
-                ),
-            )
-        })?;
-        if let (Some(instance_id), None) = (&instance_id, &parts.node) {
-            let allocation_id = address.allocation_id().unwrap_or_default();
-            let client = self.client(&aws_region).await;
-            let request = client
-                .associate_address()
-                .allocation_id(allocation_id)
-                .instance_id(instance_id);
-            // Associating the same address with the same instance again is a no-op.
-            if let Err(e) = self.call(operation, true, || request.clone().send()).await {
-                // Do not leave an unattached address behind, billed by the hour.
-                let _ = self.release(&parts.id, operation).await;
-                return Err(e);
-            }
-            parts.node = Some(NodeRef::new(
-                &self.id,
-                format!("{aws_region}/{instance_id}"),
-            ));
-        }
-        Ok(parts)
-    }
-
-    /// Disassociates and releases an Elastic IP of the fleet; already gone is fine.
-    async fn release(&self, id: &str, operation: Operation) -> Result<()> {
-        not_found_is_ok(
-            async {
-                let (aws_region, allocation_id) = self.split_id(id, operation)?;
-                let address = self
-                    .owned_address(aws_region, allocation_id, operation)
-                    .await?;
-                let client = self.client(aws_region).await;
-                if let Some(association_id) = address.association_id().filter(|a| !a.is_empty()) {
-                    let request = client.disassociate_address().association_id(association_id);
-                    not_found_is_ok(
-                        self.call(operation, true, || request.clone().send())
-                            .await
-                            .map(drop),
-                    )?;
-                }
-                let request = client.release_address().allocation_id(allocation_id);
-                self.call(operation, true, || request.clone().send())
-                    .await
-                    .map(drop)
-            }
-            .await,
-        )
-    }
-
-    /// The fleet's Elastic IPs of `role`, in every region.
-    async fn list_addresses(&self, role: &str, operation: Operation) -> Result<Vec<AddressParts>> {
-        self.everywhere(|aws_region| async move {
-            let filters = self.filters(&[(LABEL_ROLE, role)]);
-            let found = self
-                .addresses((&aws_region, None), filters, operation)
-                .await?;
-            Ok(found
-                .iter()
-                .filter_map(|a| self.address_parts(a, &aws_region))
-                .collect())
-        })
-        .await
-    }
-
     /// Health of an Elastic IP: associated → healthy, unassociated → degraded.
     async fn probe_address(&self, id: &str) -> Result<(HealthStatus, String)> {
         let operation = Operation::ProbeHealth;
@@ -582,39 +447,9 @@ fn fnv1a(text: &str) -> u64 {
     })
 }
 
-fn not_found_is_ok(result: Result<()>) -> Result<()> {
-    match result {
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
 #[async_trait]
 impl Provider for Aws {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// A node probe reads the instance status back, which the listing already holds.
-    fn health_in_listing(&self) -> bool {
-        true
-    }
-
-    fn region(&self, region: &Region) -> Option<String> {
-        self.regions.get(region.as_str()).cloned()
-    }
-
-    fn compute(&self) -> Option<&dyn Compute> {
-        Some(self)
-    }
-
-    fn ingress(&self) -> Option<&dyn Ingress> {
-        Some(self)
-    }
-
-    fn egress(&self) -> Option<&dyn Egress> {
-        Some(self)
-    }
+    damm_provider::provider_methods!(id, region, health_in_listing, compute, ingress, egress);
 
     async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>> {
         let operation = Operation::ListNodes;
@@ -677,10 +512,6 @@ impl Provider for Aws {
             }
         };
         Ok(probe_signal(target, started, verdict))
-    }
-
-    async fn get_metrics(&self, target: &Target) -> Result<Metrics> {
-        Ok(probe_metrics(self.probe_health(target).await?))
     }
 }
 
@@ -804,7 +635,7 @@ impl Compute for Aws {
 
     async fn retire_node(&self, node: &NodeRef) -> Result<()> {
         let operation = Operation::RetireNode;
-        not_found_is_ok(
+        gone_is_fine(
             async {
                 let (aws_region, instance_id) = self.split_id(&node.id, operation)?;
                 let instance = self
@@ -824,6 +655,7 @@ impl Compute for Aws {
             }
             .await,
         )
+        .map(drop)
     }
 
     fn price(&self, profile: &str, region: &Region) -> Option<Price> {
@@ -837,45 +669,138 @@ impl Compute for Aws {
 }
 
 #[async_trait]
-impl Ingress for Aws {
-    async fn allocate_ingress_frontdoor(&self, spec: &AddressSpec) -> Result<Frontdoor> {
-        let parts = self
-            .allocate(spec, ROLE_FRONTDOOR, Operation::AllocateIngressFrontdoor)
-            .await?;
-        Ok(parts.frontdoor(&self.id))
+impl AddressBackend for Aws {
+    /// Allocates (or finds, by key) an Elastic IP tagged with `role`, associated with
+    /// `spec.node` when there is one.
+    async fn allocate_address(
+        &self,
+        spec: &AddressSpec,
+        role: AddressRole,
+    ) -> Result<AddressParts> {
+        let operation = role.allocate_operation();
+        self.require_owned(&spec.labels, &spec.key, operation)?;
+        // An address for a node lives in the node's region.
+        let (aws_region, instance_id) = match &spec.node {
+            Some(node) => {
+                let (aws_region, instance_id) = self.split_id(&node.id, operation)?;
+                (aws_region.to_owned(), Some(instance_id.to_owned()))
+            }
+            None => (self.aws_region(&spec.region, operation)?, None),
+        };
+        let by_key = self.filters(&[(LABEL_KEY, spec.key.as_str()), (LABEL_ROLE, role.label())]);
+        let existing = self
+            .addresses((&aws_region, None), by_key.clone(), operation)
+            .await?
+            .into_iter()
+            .next();
+        let address = match existing {
+            Some(address) => {
+                tracing::debug!(
+                    provider = %self.id,
+                    key = %spec.key,
+                    "allocation adopts the address of its key"
+                );
+                address
+            }
+            None => {
+                if let Some(instance_id) = &instance_id {
+                    self.owned_instance(&aws_region, instance_id, operation)
+                        .await?;
+                }
+                let tags = new_tags(&spec.labels, &spec.region, &[(LABEL_ROLE, role.label())]);
+                let client = self.client(&aws_region).await;
+                let request = client
+                    .allocate_address()
+                    .domain(DomainType::Vpc)
+                    .tag_specifications(tag_specification(ResourceType::ElasticIp, &tags));
+                // AllocateAddress has no client token: never retried blindly, and a
+                // lost answer is found by its key.
+                let allocated = self.call(operation, false, || request.clone().send()).await;
+                let allocated = allocated.map(|allocated| {
+                    Address::builder()
+                        .allocation_id(allocated.allocation_id.unwrap_or_default())
+                        .set_public_ip(allocated.public_ip)
+                        .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+                        .build()
+                });
+                create_or_adopt(allocated, || async {
+                    let found = self
+                        .addresses((&aws_region, None), by_key, operation)
+                        .await?;
+                    Ok(found.into_iter().next())
+                })
+                .await?
+            }
+        };
+        let mut parts = self.address_parts(&address, &aws_region).ok_or_else(|| {
+            self.error(
+                ErrorKind::Unexpected,
+                operation,
+                format!(
+                    "Elastic IP {:?} has no allocation id or parsable address",
+                    address.allocation_id()
+                ),
+            )
+        })?;
+        if let (Some(instance_id), None) = (&instance_id, &parts.node) {
+            let allocation_id = address.allocation_id().unwrap_or_default();
+            let client = self.client(&aws_region).await;
+            let request = client
+                .associate_address()
+                .allocation_id(allocation_id)
+                .instance_id(instance_id);
+            // Associating the same address with the same instance again is a no-op.
+            if let Err(e) = self.call(operation, true, || request.clone().send()).await {
+                // Do not leave an unattached address behind, billed by the hour.
+                let _ = self.release_address(&parts.id, role).await;
+                return Err(e);
+            }
+            parts.node = Some(NodeRef::new(
+                &self.id,
+                format!("{aws_region}/{instance_id}"),
+            ));
+        }
+        Ok(parts)
     }
 
-    async fn release_ingress_frontdoor(&self, frontdoor: &FrontdoorRef) -> Result<()> {
-        self.release(&frontdoor.id, Operation::ReleaseIngressFrontdoor)
-            .await
+    /// Disassociates and releases an Elastic IP of the fleet; already gone is fine.
+    async fn release_address(&self, id: &str, role: AddressRole) -> Result<()> {
+        let operation = role.release_operation();
+        gone_is_fine(
+            async {
+                let (aws_region, allocation_id) = self.split_id(id, operation)?;
+                let address = self
+                    .owned_address(aws_region, allocation_id, operation)
+                    .await?;
+                let client = self.client(aws_region).await;
+                if let Some(association_id) = address.association_id().filter(|a| !a.is_empty()) {
+                    let request = client.disassociate_address().association_id(association_id);
+                    gone_is_fine(self.call(operation, true, || request.clone().send()).await)?;
+                }
+                let request = client.release_address().allocation_id(allocation_id);
+                self.call(operation, true, || request.clone().send())
+                    .await
+                    .map(drop)
+            }
+            .await,
+        )
+        .map(drop)
     }
 
-    async fn list_frontdoors(&self) -> Result<Vec<Frontdoor>> {
-        let parts = self
-            .list_addresses(ROLE_FRONTDOOR, Operation::ListFrontdoors)
-            .await?;
-        Ok(parts.into_iter().map(|p| p.frontdoor(&self.id)).collect())
-    }
-}
-
-#[async_trait]
-impl Egress for Aws {
-    async fn allocate_egress_ip(&self, spec: &AddressSpec) -> Result<EgressIp> {
-        let parts = self
-            .allocate(spec, ROLE_EGRESS, Operation::AllocateEgressIp)
-            .await?;
-        Ok(parts.egress_ip(&self.id))
-    }
-
-    async fn release_egress_ip(&self, ip: &EgressIpRef) -> Result<()> {
-        self.release(&ip.id, Operation::ReleaseEgressIp).await
-    }
-
-    async fn list_egress_ips(&self) -> Result<Vec<EgressIp>> {
-        let parts = self
-            .list_addresses(ROLE_EGRESS, Operation::ListEgressIps)
-            .await?;
-        Ok(parts.into_iter().map(|p| p.egress_ip(&self.id)).collect())
+    /// The fleet's Elastic IPs of `role`, in every region.
+    async fn list_addresses(&self, role: AddressRole) -> Result<Vec<AddressParts>> {
+        let operation = role.list_operation();
+        self.everywhere(|aws_region| async move {
+            let filters = self.filters(&[(LABEL_ROLE, role.label())]);
+            let found = self
+                .addresses((&aws_region, None), filters, operation)
+                .await?;
+            Ok(found
+                .iter()
+                .filter_map(|a| self.address_parts(a, &aws_region))
+                .collect())
+        })
+        .await
     }
 }
 

@@ -353,9 +353,7 @@ fn labels_from_comment(comment: &str) -> Option<Labels> {
 
 #[async_trait]
 impl Provider for Cloudflare {
-    fn id(&self) -> &str {
-        &self.id
-    }
+    damm_provider::provider_methods!(id, cdn_front, tunnel_term);
 
     /// Cloudflare's edge is global: every DAMM region maps to `global` unless the
     /// `regions` setting says otherwise.
@@ -365,14 +363,6 @@ impl Provider for Cloudflare {
         } else {
             self.regions.get(region.as_str()).cloned()
         }
-    }
-
-    fn cdn_front(&self) -> Option<&dyn CdnFront> {
-        Some(self)
-    }
-
-    fn tunnel_term(&self) -> Option<&dyn TunnelTerm> {
-        Some(self)
     }
 
     /// Cloudflare runs no DAMM nodes.

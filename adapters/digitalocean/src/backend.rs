@@ -12,12 +12,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use damm_provider::addresses::{AddressBackend, AddressParts, AddressRole};
 use damm_provider::config::AdapterConfig;
 use damm_provider::{
-    AddressSpec, Capabilities, Capability, Compute, Egress, EgressIp, EgressIpRef, Error,
-    ErrorKind, FleetId, Frontdoor, FrontdoorRef, HealthSignal, HealthStatus, IdempotencyKey,
-    Ingress, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels, Metrics, Node, NodeFilter,
-    NodeRef, NodeSpec, NodeState, Operation, Price, Provider, Region, Result, Target, async_trait,
+    AddressSpec, Capabilities, Capability, Compute, Error, ErrorKind, FleetId, HealthSignal,
+    HealthStatus, IdempotencyKey, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels,
+    Metrics, Node, NodeFilter, NodeRef, NodeSpec, NodeState, Operation, Price, Provider, Region,
+    Result, Target, async_trait,
 };
 use serde_json::json;
 
@@ -31,36 +32,21 @@ pub const CAPABILITIES: Capabilities =
 /// Label (and tag) holding the DAMM region a droplet was created for.
 const LABEL_REGION: &str = "damm-region";
 
-/// Which kind of address a droplet's claim tag records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AddressRole {
-    Frontdoor,
-    Egress,
+/// The prefix of a droplet's claim tag for an address of `role`.
+const fn claim_prefix(role: AddressRole) -> &'static str {
+    match role {
+        AddressRole::Frontdoor => "damm-frontdoor",
+        AddressRole::Egress => "damm-egress",
+    }
 }
 
-impl AddressRole {
-    const fn prefix(self) -> &'static str {
-        match self {
-            AddressRole::Frontdoor => "damm-frontdoor",
-            AddressRole::Egress => "damm-egress",
-        }
-    }
-
-    const fn noun(self) -> &'static str {
-        match self {
-            AddressRole::Frontdoor => "front door",
-            AddressRole::Egress => "egress IP",
-        }
-    }
-
-    /// The claim tag: `damm-frontdoor:192-0-2-10:<key>`.
-    fn tag(self, ip: Ipv4Addr, key: &IdempotencyKey) -> String {
-        format!(
-            "{}:{}:{key}",
-            self.prefix(),
-            ip.to_string().replace('.', "-")
-        )
-    }
+/// The claim tag: `damm-frontdoor:192-0-2-10:<key>`.
+fn claim_tag(role: AddressRole, ip: Ipv4Addr, key: &IdempotencyKey) -> String {
+    format!(
+        "{}:{}:{key}",
+        claim_prefix(role),
+        ip.to_string().replace('.', "-")
+    )
 }
 
 /// A claim tag read back from a droplet.
@@ -77,7 +63,7 @@ impl Claim {
         let (prefix, rest) = tag.split_once(':')?;
         let role = [AddressRole::Frontdoor, AddressRole::Egress]
             .into_iter()
-            .find(|r| r.prefix() == prefix)?;
+            .find(|r| claim_prefix(*r) == prefix)?;
         let (ip, key) = rest.split_once(':')?;
         Some(Claim {
             role,
@@ -430,7 +416,7 @@ impl Digitalocean {
                 true,
             ),
         };
-        let tag = role.tag(ip, &spec.key);
+        let tag = claim_tag(role, ip, &spec.key);
         if let Err(e) = self.client.tag_droplet(op, &tag, droplet.id).await {
             if created && let Err(undo) = self.client.delete_reserved_ip(op, ip).await {
                 tracing::warn!(
@@ -467,23 +453,7 @@ impl Digitalocean {
     }
 
     /// Releases reserved IP `id` held as `role`: unassign, delete, then drop the claim.
-    async fn release(
-        &self,
-        role: AddressRole,
-        provider: &str,
-        id: &str,
-        op: Operation,
-    ) -> Result<()> {
-        if provider != self.id {
-            return Err(self.error(
-                ErrorKind::InvalidInput,
-                op,
-                format!(
-                    "{provider}/{id} belongs to another provider than {}",
-                    self.id
-                ),
-            ));
-        }
+    async fn release(&self, role: AddressRole, id: &str, op: Operation) -> Result<()> {
         let ip: Ipv4Addr = id.parse().map_err(|_| {
             self.error(
                 ErrorKind::InvalidInput,
@@ -611,32 +581,15 @@ impl Digitalocean {
         })
     }
 
-    fn frontdoor(
+    fn address_parts(
         &self,
         ip: Ipv4Addr,
         droplet: &Droplet,
         key: &IdempotencyKey,
         region: Region,
-    ) -> Frontdoor {
-        Frontdoor {
-            reference: FrontdoorRef::new(&self.id, ip.to_string()),
-            region,
-            address: IpAddr::V4(ip),
-            port: None,
-            node: Some(NodeRef::new(&self.id, droplet.id.to_string())),
-            labels: Labels::owned(&self.fleet, key),
-        }
-    }
-
-    fn egress_ip(
-        &self,
-        ip: Ipv4Addr,
-        droplet: &Droplet,
-        key: &IdempotencyKey,
-        region: Region,
-    ) -> EgressIp {
-        EgressIp {
-            reference: EgressIpRef::new(&self.id, ip.to_string()),
+    ) -> AddressParts {
+        AddressParts {
+            id: ip.to_string(),
             region,
             address: IpAddr::V4(ip),
             node: Some(NodeRef::new(&self.id, droplet.id.to_string())),
@@ -647,30 +600,7 @@ impl Digitalocean {
 
 #[async_trait]
 impl Provider for Digitalocean {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// A node probe reads the instance status back, which the listing already holds.
-    fn health_in_listing(&self) -> bool {
-        true
-    }
-
-    fn region(&self, region: &Region) -> Option<String> {
-        self.regions.get(region.as_str()).cloned()
-    }
-
-    fn compute(&self) -> Option<&dyn Compute> {
-        Some(self)
-    }
-
-    fn ingress(&self) -> Option<&dyn Ingress> {
-        Some(self)
-    }
-
-    fn egress(&self) -> Option<&dyn Egress> {
-        Some(self)
-    }
+    damm_provider::provider_methods!(id, region, health_in_listing, compute, ingress, egress);
 
     async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>> {
         let droplets = self
@@ -826,65 +756,25 @@ impl Compute for Digitalocean {
 }
 
 #[async_trait]
-impl Ingress for Digitalocean {
-    async fn allocate_ingress_frontdoor(&self, spec: &AddressSpec) -> Result<Frontdoor> {
-        let (ip, droplet) = self
-            .allocate(
-                AddressRole::Frontdoor,
-                spec,
-                Operation::AllocateIngressFrontdoor,
-            )
-            .await?;
-        Ok(self.frontdoor(ip, &droplet, &spec.key, spec.region.clone()))
+impl AddressBackend for Digitalocean {
+    async fn allocate_address(
+        &self,
+        spec: &AddressSpec,
+        role: AddressRole,
+    ) -> Result<AddressParts> {
+        let (ip, droplet) = self.allocate(role, spec, role.allocate_operation()).await?;
+        Ok(self.address_parts(ip, &droplet, &spec.key, spec.region.clone()))
     }
 
-    async fn release_ingress_frontdoor(&self, frontdoor: &FrontdoorRef) -> Result<()> {
-        self.release(
-            AddressRole::Frontdoor,
-            &frontdoor.provider,
-            &frontdoor.id,
-            Operation::ReleaseIngressFrontdoor,
-        )
-        .await
+    async fn release_address(&self, id: &str, role: AddressRole) -> Result<()> {
+        self.release(role, id, role.release_operation()).await
     }
 
-    async fn list_frontdoors(&self) -> Result<Vec<Frontdoor>> {
-        let found = self
-            .addresses(AddressRole::Frontdoor, Operation::ListFrontdoors)
-            .await?;
+    async fn list_addresses(&self, role: AddressRole) -> Result<Vec<AddressParts>> {
+        let found = self.addresses(role, role.list_operation()).await?;
         Ok(found
             .into_iter()
-            .map(|(ip, d, key, region)| self.frontdoor(ip, &d, &key, region))
-            .collect())
-    }
-}
-
-#[async_trait]
-impl Egress for Digitalocean {
-    async fn allocate_egress_ip(&self, spec: &AddressSpec) -> Result<EgressIp> {
-        let (ip, droplet) = self
-            .allocate(AddressRole::Egress, spec, Operation::AllocateEgressIp)
-            .await?;
-        Ok(self.egress_ip(ip, &droplet, &spec.key, spec.region.clone()))
-    }
-
-    async fn release_egress_ip(&self, ip: &EgressIpRef) -> Result<()> {
-        self.release(
-            AddressRole::Egress,
-            &ip.provider,
-            &ip.id,
-            Operation::ReleaseEgressIp,
-        )
-        .await
-    }
-
-    async fn list_egress_ips(&self) -> Result<Vec<EgressIp>> {
-        let found = self
-            .addresses(AddressRole::Egress, Operation::ListEgressIps)
-            .await?;
-        Ok(found
-            .into_iter()
-            .map(|(ip, d, key, region)| self.egress_ip(ip, &d, &key, region))
+            .map(|(ip, d, key, region)| self.address_parts(ip, &d, &key, region))
             .collect())
     }
 }
@@ -917,7 +807,7 @@ mod tests {
     fn claim_tags_round_trip() {
         let key = IdempotencyKey::new("conf-fd-1_2").unwrap();
         let ip = Ipv4Addr::new(203, 0, 113, 77);
-        let tag = AddressRole::Egress.tag(ip, &key);
+        let tag = claim_tag(AddressRole::Egress, ip, &key);
         assert_eq!(tag, "damm-egress:203-0-113-77:conf-fd-1_2");
         assert!(valid_tag(&tag));
         let claim = Claim::parse(&tag).unwrap();

@@ -16,17 +16,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use damm_provider::api::{
-    Calls, NextPage, Page, Paging, collect_pages, create_operation, create_or_adopt, node_verdict,
-    probe_metrics, probe_signal, require_owned,
+    Calls, NextPage, Page, Paging, collect_pages, create_operation, create_or_adopt, found,
+    gone_is_fine, node_verdict, probe_signal, require_owned,
 };
 use damm_provider::config::AdapterConfig;
 use damm_provider::retry::RateLimit;
 use damm_provider::tables::damm_region;
 use damm_provider::{
-    Capabilities, Capability, Compute, Egress, Error, ErrorKind, FleetId, HealthSignal,
-    HealthStatus, IdempotencyKey, Ingress, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE,
-    Labels, Metrics, Node, NodeFilter, NodeRef, NodeSpec, NodeState, Operation, Price, Provider,
-    Region, Result, Target, async_trait,
+    Capabilities, Capability, Compute, Error, ErrorKind, FleetId, HealthSignal, HealthStatus,
+    IdempotencyKey, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels, Node, NodeFilter,
+    NodeRef, NodeSpec, NodeState, Operation, Price, Provider, Region, Result, Target, async_trait,
 };
 use google_cloud_compute_v1::model::{
     self, AccessConfig, AttachedDisk, AttachedDiskInitializeParams, Instance,
@@ -541,47 +540,14 @@ fn resource_name(prefix: &str, key: &IdempotencyKey) -> String {
     format!("{head}-{hash:016x}")
 }
 
-/// A lookup's answer: `None` when the resource does not exist.
-fn found<T>(answer: Result<T>) -> Result<Option<T>> {
-    match answer {
-        Ok(value) => Ok(Some(value)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// A removal's answer: done, or gone already.
-fn not_found_is_ok(result: Result<()>) -> Result<()> {
-    found(result).map(drop)
-}
-
 #[async_trait]
 impl Provider for Gce {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// A node probe reads the instance status back, which the listing already holds.
-    fn health_in_listing(&self) -> bool {
-        true
-    }
+    damm_provider::provider_methods!(id, health_in_listing, compute, ingress, egress);
 
     fn region(&self, region: &Region) -> Option<String> {
         self.zones
             .get(region.as_str())
             .map(|z| region_of_zone(z).to_owned())
-    }
-
-    fn compute(&self) -> Option<&dyn Compute> {
-        Some(self)
-    }
-
-    fn ingress(&self) -> Option<&dyn Ingress> {
-        Some(self)
-    }
-
-    fn egress(&self) -> Option<&dyn Egress> {
-        Some(self)
     }
 
     async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>> {
@@ -642,10 +608,6 @@ impl Provider for Gce {
             }
         };
         Ok(probe_signal(target, started, verdict))
-    }
-
-    async fn get_metrics(&self, target: &Target) -> Result<Metrics> {
-        Ok(probe_metrics(self.probe_health(target).await?))
     }
 }
 
@@ -748,7 +710,7 @@ impl Compute for Gce {
     async fn retire_node(&self, node: &NodeRef) -> Result<()> {
         let operation = Operation::RetireNode;
         let (zone, name) = self.split_ref(&node.id, operation)?;
-        not_found_is_ok(
+        gone_is_fine(
             async {
                 self.owned_instance(zone, name, operation).await?;
                 let delete = || {
@@ -761,6 +723,7 @@ impl Compute for Gce {
             }
             .await,
         )
+        .map(drop)
     }
 
     fn price(&self, profile: &str, region: &Region) -> Option<Price> {

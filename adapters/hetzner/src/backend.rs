@@ -9,7 +9,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use damm_provider::api::{
     AddressParts, Calls, NextPage, Page, Paging, collect_pages, create_operation, create_or_adopt,
-    node_verdict, probe_metrics, probe_signal, require_owned,
+    gone_is_fine, node_verdict, probe_signal, require_owned,
 };
 use damm_provider::config::AdapterConfig;
 use damm_provider::retry::RateLimit;
@@ -17,9 +17,9 @@ use damm_provider::tables::damm_region;
 use damm_provider::{
     AddressSpec, Capabilities, Capability, Compute, Egress, EgressIp, EgressIpRef, Error,
     ErrorKind, ExposeSecret, FleetId, Frontdoor, FrontdoorRef, HealthSignal, HealthStatus,
-    IdempotencyKey, Ingress, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels, Metrics,
-    Node, NodeFilter, NodeRef, NodeSpec, NodeState, Operation, Price, Provider, Region, Result,
-    Target, async_trait,
+    IdempotencyKey, Ingress, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels, Node,
+    NodeFilter, NodeRef, NodeSpec, NodeState, Operation, Price, Provider, Region, Result, Target,
+    async_trait,
 };
 use hcloud::apis::configuration::Configuration;
 use hcloud::apis::{floating_ips_api as fips, primary_ips_api as pips, servers_api as servers};
@@ -464,39 +464,9 @@ fn first_host(ip: &str) -> Option<IpAddr> {
     }
 }
 
-fn not_found_is_ok(result: Result<()>) -> Result<()> {
-    match result {
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
 #[async_trait]
 impl Provider for Hetzner {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// A node probe reads the instance status back, which the listing already holds.
-    fn health_in_listing(&self) -> bool {
-        true
-    }
-
-    fn region(&self, region: &Region) -> Option<String> {
-        self.regions.get(region.as_str()).cloned()
-    }
-
-    fn compute(&self) -> Option<&dyn Compute> {
-        Some(self)
-    }
-
-    fn ingress(&self) -> Option<&dyn Ingress> {
-        Some(self)
-    }
-
-    fn egress(&self) -> Option<&dyn Egress> {
-        Some(self)
-    }
+    damm_provider::provider_methods!(id, region, health_in_listing, compute, ingress, egress);
 
     async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>> {
         let servers = self.servers(self.selector(&[])).await?;
@@ -545,10 +515,6 @@ impl Provider for Hetzner {
             }
         };
         Ok(probe_signal(target, started, verdict))
-    }
-
-    async fn get_metrics(&self, target: &Target) -> Result<Metrics> {
-        Ok(probe_metrics(self.probe_health(target).await?))
     }
 }
 
@@ -615,7 +581,7 @@ impl Compute for Hetzner {
 
     async fn retire_node(&self, node: &NodeRef) -> Result<()> {
         let id = self.numeric_id(&node.id, Operation::RetireNode)?;
-        not_found_is_ok(
+        gone_is_fine(
             async {
                 self.owned_server(id, Operation::RetireNode).await?;
                 self.call(Operation::RetireNode, true, || {
@@ -626,6 +592,7 @@ impl Compute for Hetzner {
             }
             .await,
         )
+        .map(drop)
     }
 
     fn price(&self, profile: &str, region: &Region) -> Option<Price> {
@@ -669,7 +636,7 @@ impl Ingress for Hetzner {
     async fn release_ingress_frontdoor(&self, frontdoor: &FrontdoorRef) -> Result<()> {
         let operation = Operation::ReleaseIngressFrontdoor;
         let id = self.numeric_id(&frontdoor.id, operation)?;
-        not_found_is_ok(
+        gone_is_fine(
             async {
                 let ip = self.owned_primary_ip(id, operation).await?;
                 if ip.assignee_id.is_some() {
@@ -686,6 +653,7 @@ impl Ingress for Hetzner {
             }
             .await,
         )
+        .map(drop)
     }
 
     async fn list_frontdoors(&self) -> Result<Vec<Frontdoor>> {
@@ -726,7 +694,7 @@ impl Egress for Hetzner {
     async fn release_egress_ip(&self, ip: &EgressIpRef) -> Result<()> {
         let operation = Operation::ReleaseEgressIp;
         let id = self.numeric_id(&ip.id, operation)?;
-        not_found_is_ok(
+        gone_is_fine(
             async {
                 self.owned_floating_ip(id, operation).await?;
                 self.call(operation, true, || {
@@ -736,6 +704,7 @@ impl Egress for Hetzner {
             }
             .await,
         )
+        .map(drop)
     }
 
     async fn list_egress_ips(&self) -> Result<Vec<EgressIp>> {

@@ -251,17 +251,11 @@ fn tag_part(name: &str) -> String {
 
 #[async_trait]
 impl Provider for Tailscale {
-    fn id(&self) -> &str {
-        &self.id
-    }
+    damm_provider::provider_methods!(id, overlay);
 
     /// A tailnet is global: every DAMM region maps to `global`.
     fn region(&self, _region: &Region) -> Option<String> {
         Some("global".to_owned())
-    }
-
-    fn overlay(&self) -> Option<&dyn Overlay> {
-        Some(self)
     }
 
     /// Tailscale creates no nodes: the inventory is always empty.

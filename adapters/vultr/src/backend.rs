@@ -16,13 +16,13 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use damm_provider::addresses::{AddressBackend, AddressParts, AddressRole};
 use damm_provider::config::AdapterConfig;
 use damm_provider::{
-    AddressSpec, Capabilities, Capability, Compute, Egress, EgressIp, EgressIpRef, Error,
-    ErrorKind, FleetId, Frontdoor, FrontdoorRef, HealthSignal, HealthStatus, IdempotencyKey,
-    Ingress, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels, Metrics, Node, NodeFilter,
-    NodeRef, NodeRole, NodeSpec, NodeState, Operation, Price, Provider, Region, Result, Target,
-    async_trait,
+    AddressSpec, Capabilities, Capability, Compute, Error, ErrorKind, FleetId, HealthSignal,
+    HealthStatus, IdempotencyKey, LABEL_DRAINING, LABEL_FLEET, LABEL_KEY, LABEL_ROLE, Labels,
+    Metrics, Node, NodeFilter, NodeRef, NodeRole, NodeSpec, NodeState, Operation, Price, Provider,
+    Region, Result, Target, async_trait,
 };
 use serde_json::json;
 
@@ -48,22 +48,6 @@ pub struct Vultr {
     api: Client,
 }
 
-/// What a reserved IP is for, as its label says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AddressRole {
-    Frontdoor,
-    Egress,
-}
-
-impl AddressRole {
-    fn as_str(self) -> &'static str {
-        match self {
-            AddressRole::Frontdoor => "frontdoor",
-            AddressRole::Egress => "egress",
-        }
-    }
-}
-
 /// The ownership a reserved IP's label encodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct AddressLabel {
@@ -79,7 +63,7 @@ impl AddressLabel {
             "{LABEL_FLEET}={},{LABEL_KEY}={},{LABEL_ROLE}={}",
             self.fleet,
             self.key,
-            self.role.as_str()
+            self.role.label()
         );
         if let Some(region) = &self.region {
             text.push_str(&format!(",{LABEL_REGION}={region}"));
@@ -98,11 +82,7 @@ impl AddressLabel {
                 return None;
             }
         }
-        let role = match *fields.get(LABEL_ROLE)? {
-            "frontdoor" => AddressRole::Frontdoor,
-            "egress" => AddressRole::Egress,
-            _ => return None,
-        };
+        let role = AddressRole::from_label(fields.get(LABEL_ROLE)?)?;
         let region = match fields.get(LABEL_REGION) {
             Some(r) => Some(Region::new(*r).ok()?),
             None => None,
@@ -379,7 +359,7 @@ impl Vultr {
         ip: &ReservedIp,
         label: &AddressLabel,
         operation: Operation,
-    ) -> Result<(Region, IpAddr, Option<NodeRef>, Labels)> {
+    ) -> Result<AddressParts> {
         let region = label
             .region
             .clone()
@@ -402,13 +382,13 @@ impl Vultr {
                 format!("reserved IP {} has no address (`{}`)", ip.id, ip.subnet),
             )
         })?;
-        let node = ip.attached_to().map(|id| NodeRef::new(&self.id, id));
-        Ok((
+        Ok(AddressParts {
+            id: ip.id.clone(),
             region,
             address,
-            node,
-            Labels::owned(&label.fleet, &label.key),
-        ))
+            node: ip.attached_to().map(|id| NodeRef::new(&self.id, id)),
+            labels: Labels::owned(&label.fleet, &label.key),
+        })
     }
 
     /// Allocates (or finds, by key) a reserved IP for `role`, attached to `spec.node`
@@ -478,14 +458,7 @@ impl Vultr {
 
     /// Detaches (when attached) and deletes one of the fleet's reserved IPs; one that is
     /// already gone is fine.
-    async fn release(
-        &self,
-        provider: &str,
-        id: &str,
-        role: AddressRole,
-        operation: Operation,
-    ) -> Result<()> {
-        self.check_provider(provider, operation)?;
+    async fn release(&self, id: &str, role: AddressRole, operation: Operation) -> Result<()> {
         let Some(ip) = self.api.get_reserved_ip(operation, id).await? else {
             return Ok(());
         };
@@ -496,7 +469,7 @@ impl Vultr {
                 operation,
                 format!(
                     "reserved IP {id} is not a {} of fleet {}: not touching it",
-                    role.as_str(),
+                    role.label(),
                     self.fleet
                 ),
             ));
@@ -583,7 +556,7 @@ impl Vultr {
                     operation,
                     format!(
                         "reserved IP {id} is not a {} of fleet {}",
-                        role.as_str(),
+                        role.label(),
                         self.fleet
                     ),
                 )
@@ -597,29 +570,10 @@ impl Vultr {
 
 #[async_trait]
 impl Provider for Vultr {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// A node probe reads the instance status back, which the listing already holds.
-    fn health_in_listing(&self) -> bool {
-        true
-    }
+    damm_provider::provider_methods!(id, health_in_listing, compute, ingress, egress);
 
     fn region(&self, region: &Region) -> Option<String> {
         self.settings.regions.get(region.as_str()).cloned()
-    }
-
-    fn compute(&self) -> Option<&dyn Compute> {
-        Some(self)
-    }
-
-    fn ingress(&self) -> Option<&dyn Ingress> {
-        Some(self)
-    }
-
-    fn egress(&self) -> Option<&dyn Egress> {
-        Some(self)
     }
 
     async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>> {
@@ -765,93 +719,27 @@ impl Compute for Vultr {
 }
 
 #[async_trait]
-impl Ingress for Vultr {
-    async fn allocate_ingress_frontdoor(&self, spec: &AddressSpec) -> Result<Frontdoor> {
-        let operation = Operation::AllocateIngressFrontdoor;
-        let (ip, label) = self
-            .allocate(spec, AddressRole::Frontdoor, operation)
-            .await?;
-        let (region, address, node, labels) = self.address_of(&ip, &label, operation)?;
-        Ok(Frontdoor {
-            reference: FrontdoorRef::new(&self.id, &ip.id),
-            region,
-            address,
-            port: None,
-            node,
-            labels,
-        })
+impl AddressBackend for Vultr {
+    async fn allocate_address(
+        &self,
+        spec: &AddressSpec,
+        role: AddressRole,
+    ) -> Result<AddressParts> {
+        let (ip, label) = self.allocate(spec, role, role.allocate_operation()).await?;
+        self.address_of(&ip, &label, role.allocate_operation())
     }
 
-    async fn release_ingress_frontdoor(&self, frontdoor: &FrontdoorRef) -> Result<()> {
-        self.release(
-            &frontdoor.provider,
-            &frontdoor.id,
-            AddressRole::Frontdoor,
-            Operation::ReleaseIngressFrontdoor,
-        )
-        .await
+    async fn release_address(&self, id: &str, role: AddressRole) -> Result<()> {
+        self.release(id, role, role.release_operation()).await
     }
 
-    async fn list_frontdoors(&self) -> Result<Vec<Frontdoor>> {
-        let operation = Operation::ListFrontdoors;
-        let mut doors = Vec::new();
-        for (ip, label) in self
-            .fleet_addresses(AddressRole::Frontdoor, operation)
-            .await?
-        {
-            let (region, address, node, labels) = self.address_of(&ip, &label, operation)?;
-            doors.push(Frontdoor {
-                reference: FrontdoorRef::new(&self.id, &ip.id),
-                region,
-                address,
-                port: None,
-                node,
-                labels,
-            });
-        }
-        Ok(doors)
-    }
-}
-
-#[async_trait]
-impl Egress for Vultr {
-    async fn allocate_egress_ip(&self, spec: &AddressSpec) -> Result<EgressIp> {
-        let operation = Operation::AllocateEgressIp;
-        let (ip, label) = self.allocate(spec, AddressRole::Egress, operation).await?;
-        let (region, address, node, labels) = self.address_of(&ip, &label, operation)?;
-        Ok(EgressIp {
-            reference: EgressIpRef::new(&self.id, &ip.id),
-            region,
-            address,
-            node,
-            labels,
-        })
-    }
-
-    async fn release_egress_ip(&self, ip: &EgressIpRef) -> Result<()> {
-        self.release(
-            &ip.provider,
-            &ip.id,
-            AddressRole::Egress,
-            Operation::ReleaseEgressIp,
-        )
-        .await
-    }
-
-    async fn list_egress_ips(&self) -> Result<Vec<EgressIp>> {
-        let operation = Operation::ListEgressIps;
-        let mut ips = Vec::new();
-        for (ip, label) in self.fleet_addresses(AddressRole::Egress, operation).await? {
-            let (region, address, node, labels) = self.address_of(&ip, &label, operation)?;
-            ips.push(EgressIp {
-                reference: EgressIpRef::new(&self.id, &ip.id),
-                region,
-                address,
-                node,
-                labels,
-            });
-        }
-        Ok(ips)
+    async fn list_addresses(&self, role: AddressRole) -> Result<Vec<AddressParts>> {
+        let operation = role.list_operation();
+        let found = self.fleet_addresses(role, operation).await?;
+        found
+            .iter()
+            .map(|(ip, label)| self.address_of(ip, label, operation))
+            .collect()
     }
 }
 

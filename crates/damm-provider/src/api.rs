@@ -36,16 +36,14 @@
 //! ```
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
 
 use crate::retry::{RateLimit, RetryPolicy};
 use crate::{
-    EgressIp, EgressIpRef, Error, ErrorKind, FleetId, Frontdoor, FrontdoorRef, HealthSignal,
-    HealthStatus, IdempotencyKey, Labels, Metrics, NodeRef, NodeRole, NodeState, Operation, Region,
-    Result, Target,
+    Error, ErrorKind, FleetId, HealthSignal, HealthStatus, IdempotencyKey, Labels, Metrics,
+    NodeRole, NodeState, Operation, Result, Target,
 };
 
 /// A provider instance's rate limits and retry policies. Clones share the buckets.
@@ -212,46 +210,20 @@ pub fn require_owned(
     }
 }
 
-/// One provider address as DAMM sees it, whichever capability hands it out: providers
-/// that serve front doors and egress IPs from the same kind of resource (an Elastic IP,
-/// a static address) read it once and hand it out as either.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AddressParts {
-    /// The provider's id of the address (the reference's id).
-    pub id: String,
-    /// DAMM region.
-    pub region: Region,
-    /// The public address.
-    pub address: IpAddr,
-    /// The node it is attached to.
-    pub node: Option<NodeRef>,
-    /// Labels, including the ownership labels.
-    pub labels: Labels,
+pub use crate::addresses::{AddressParts, AddressRole};
+
+/// A lookup's answer: `None` when the resource is not there (any more).
+pub fn found<T>(answer: Result<T>) -> Result<Option<T>> {
+    match answer {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
-impl AddressParts {
-    /// The address as a front door of `provider` (port unknown).
-    pub fn frontdoor(self, provider: &str) -> Frontdoor {
-        Frontdoor {
-            reference: FrontdoorRef::new(provider, self.id),
-            region: self.region,
-            address: self.address,
-            port: None,
-            node: self.node,
-            labels: self.labels,
-        }
-    }
-
-    /// The address as an egress IP of `provider`.
-    pub fn egress_ip(self, provider: &str) -> EgressIp {
-        EgressIp {
-            reference: EgressIpRef::new(provider, self.id),
-            region: self.region,
-            address: self.address,
-            node: self.node,
-            labels: self.labels,
-        }
-    }
+/// A removal's answer: `true` when done now, `false` when it was already gone.
+pub fn gone_is_fine<T>(answer: Result<T>) -> Result<bool> {
+    found(answer).map(|done| done.is_some())
 }
 
 /// The operation that creates a node of `role`.
@@ -677,23 +649,6 @@ mod tests {
             let err = require_owned("p", &fleet, &labels, &key, op).unwrap_err();
             assert_eq!((err.kind(), err.operation()), (ErrorKind::InvalidInput, op));
         }
-    }
-
-    #[test]
-    fn one_address_reads_as_a_front_door_or_an_egress_ip() {
-        let parts = AddressParts {
-            id: "eu/a1".to_owned(),
-            region: Region::new("eu-central").unwrap(),
-            address: "203.0.113.7".parse().unwrap(),
-            node: Some(NodeRef::new("p", "n1")),
-            labels: Labels::new(),
-        };
-        let door = parts.clone().frontdoor("p");
-        assert_eq!(door.reference, FrontdoorRef::new("p", "eu/a1"));
-        assert_eq!((door.port, door.node.as_ref()), (None, parts.node.as_ref()));
-        let ip = parts.clone().egress_ip("p");
-        assert_eq!(ip.reference, EgressIpRef::new("p", "eu/a1"));
-        assert_eq!((ip.address, ip.region), (parts.address, parts.region));
     }
 
     #[test]

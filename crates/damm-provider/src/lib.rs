@@ -23,6 +23,7 @@
 //! With the `testkit` feature, [`testkit`] holds the conformance suite every adapter
 //! runs against a live endpoint.
 
+pub mod addresses;
 pub mod api;
 mod capability;
 pub mod config;

@@ -113,8 +113,12 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Probes one target. An unknown target is an error, never a panic.
     async fn probe_health(&self, target: &Target) -> Result<HealthSignal>;
 
-    /// Reads the metrics of one target.
-    async fn get_metrics(&self, target: &Target) -> Result<Metrics>;
+    /// Reads the metrics of one target. The default, for providers without a metrics
+    /// API, probes the target and reports the probe's round trip
+    /// ([`probe_metrics`](crate::api::probe_metrics)).
+    async fn get_metrics(&self, target: &Target) -> Result<Metrics> {
+        Ok(crate::api::probe_metrics(self.probe_health(target).await?))
+    }
 }
 
 /// Creates and retires VMs. Nodes are listed by [`Provider::list_nodes`].
@@ -258,6 +262,74 @@ macro_rules! adapter {
                 $crate::build_future(async move { $constructor(&config) })
             },
         };
+    };
+}
+
+/// Inside `impl Provider for T`: the [`Provider`] methods that adapters answer the same
+/// way, each named once. `id` reads the adapter's `id` field; `region` looks the DAMM
+/// region up in its `regions` table (DAMM region → provider region); `health_in_listing`
+/// answers `true` (the node probe only reads back the listing's status); `compute`,
+/// `ingress`, `egress`, `overlay`, `cdn_front` and `tunnel_term` hand out `self` as that
+/// capability, which `T` implements.
+///
+/// ```ignore
+/// #[async_trait]
+/// impl Provider for Vultr {
+///     damm_provider::provider_methods!(id, region, health_in_listing, compute, ingress, egress);
+///
+///     async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>> { ... }
+///     async fn probe_health(&self, target: &Target) -> Result<HealthSignal> { ... }
+/// }
+/// ```
+#[macro_export]
+macro_rules! provider_methods {
+    ($($method:ident),+ $(,)?) => {
+        $( $crate::provider_methods!(@one $method); )+
+    };
+    (@one id) => {
+        fn id(&self) -> &str {
+            &self.id
+        }
+    };
+    (@one region) => {
+        fn region(&self, region: &$crate::Region) -> Option<String> {
+            self.regions.get(region.as_str()).cloned()
+        }
+    };
+    (@one health_in_listing) => {
+        fn health_in_listing(&self) -> bool {
+            true
+        }
+    };
+    (@one compute) => {
+        fn compute(&self) -> Option<&dyn $crate::Compute> {
+            Some(self)
+        }
+    };
+    (@one ingress) => {
+        fn ingress(&self) -> Option<&dyn $crate::Ingress> {
+            Some(self)
+        }
+    };
+    (@one egress) => {
+        fn egress(&self) -> Option<&dyn $crate::Egress> {
+            Some(self)
+        }
+    };
+    (@one overlay) => {
+        fn overlay(&self) -> Option<&dyn $crate::Overlay> {
+            Some(self)
+        }
+    };
+    (@one cdn_front) => {
+        fn cdn_front(&self) -> Option<&dyn $crate::CdnFront> {
+            Some(self)
+        }
+    };
+    (@one tunnel_term) => {
+        fn tunnel_term(&self) -> Option<&dyn $crate::TunnelTerm> {
+            Some(self)
+        }
     };
 }
 

@@ -1,43 +1,27 @@
 //! Static external addresses: Compute Engine's one regional resource behind both front
-//! doors ([`Ingress`]) and egress addresses ([`Egress`]), told apart by the `damm-role`
+//! doors (`Ingress`) and egress addresses (`Egress`), told apart by the `damm-role`
 //! label. An address on a node is the external IP of the instance's access config.
 
-use damm_provider::api::{AddressParts, create_or_adopt};
+use damm_provider::addresses::{AddressBackend, AddressParts, AddressRole};
+use damm_provider::api::{create_or_adopt, found, gone_is_fine};
 use damm_provider::{
-    AddressSpec, Egress, EgressIp, EgressIpRef, ErrorKind, Frontdoor, FrontdoorRef, HealthStatus,
-    Ingress, LABEL_KEY, LABEL_ROLE, NodeRef, Operation, Result, async_trait,
+    AddressSpec, ErrorKind, HealthStatus, LABEL_KEY, LABEL_ROLE, NodeRef, Operation, Result,
+    async_trait,
 };
 use google_cloud_compute_v1::model::{self, AccessConfig, Address, Instance};
 
 use super::{
-    EXTERNAL_NAT, Gce, Place, found, instance_of_link, labels_of, last_segment, new_labels,
-    not_found_is_ok, resource_name,
+    EXTERNAL_NAT, Gce, Place, instance_of_link, labels_of, last_segment, new_labels, resource_name,
 };
 use crate::config::region_of_zone;
 use crate::core::request;
 
-/// Where an address's role shows: front doors and egress addresses are the same kind of
-/// resource at Google.
-#[derive(Debug, Clone, Copy)]
-enum Role {
-    Frontdoor,
-    Egress,
-}
-
-impl Role {
-    /// The `damm-role` label value.
-    fn label(self) -> &'static str {
-        match self {
-            Role::Frontdoor => "frontdoor",
-            Role::Egress => "egress",
-        }
-    }
-
-    fn name_prefix(self) -> &'static str {
-        match self {
-            Role::Frontdoor => "damm-fd",
-            Role::Egress => "damm-eg",
-        }
+/// The prefix of an address's resource name: front doors and egress addresses are the
+/// same kind of resource at Google, told apart by name and by the `damm-role` label.
+fn name_prefix(role: AddressRole) -> &'static str {
+    match role {
+        AddressRole::Frontdoor => "damm-fd",
+        AddressRole::Egress => "damm-eg",
     }
 }
 
@@ -212,19 +196,36 @@ impl Gce {
         Ok(())
     }
 
+    /// Health of an address: in use → healthy, reserved but unattached → degraded.
+    pub(super) async fn probe_address(&self, id: &str) -> Result<(HealthStatus, String)> {
+        let operation = Operation::ProbeHealth;
+        let (region, name) = self.split_ref(id, operation)?;
+        let address = self.owned_address(region, name, operation).await?;
+        Ok(match address.users.first() {
+            Some(user) => (
+                HealthStatus::Healthy,
+                format!("in use by {}", last_segment(user)),
+            ),
+            None => (HealthStatus::Degraded, "reserved, not attached".to_owned()),
+        })
+    }
+}
+
+#[async_trait]
+impl AddressBackend for Gce {
     /// Allocates (or adopts, by key) a static external address, attached to the spec's
     /// node when it names one.
-    async fn allocate(
+    async fn allocate_address(
         &self,
         spec: &AddressSpec,
-        role: Role,
-        operation: Operation,
+        role: AddressRole,
     ) -> Result<AddressParts> {
+        let operation = role.allocate_operation();
         self.require_owned(&spec.labels, &spec.key, operation)?;
         let zone = self.zone(&spec.region, operation)?;
         let region = region_of_zone(zone);
         let by_key = self.filter(&[(LABEL_KEY, spec.key.as_str()), (LABEL_ROLE, role.label())]);
-        let name = resource_name(role.name_prefix(), &spec.key);
+        let name = resource_name(name_prefix(role), &spec.key);
         let existing = self.addresses_in(region, by_key, operation).await?;
         let mut address = match existing.into_iter().next() {
             Some(address) => address,
@@ -279,9 +280,10 @@ impl Gce {
     }
 
     /// Releases an address: off its node, then deleted. Gone already is fine.
-    async fn release(&self, id: &str, operation: Operation) -> Result<()> {
+    async fn release_address(&self, id: &str, role: AddressRole) -> Result<()> {
+        let operation = role.release_operation();
         let (region, name) = self.split_ref(id, operation)?;
-        not_found_is_ok(
+        gone_is_fine(
             async {
                 let address = self.owned_address(region, name, operation).await?;
                 if !address.users.is_empty() {
@@ -297,10 +299,12 @@ impl Gce {
             }
             .await,
         )
+        .map(drop)
     }
 
     /// The fleet's addresses of `role`, in every region of the table.
-    async fn list_addresses(&self, role: Role, operation: Operation) -> Result<Vec<AddressParts>> {
+    async fn list_addresses(&self, role: AddressRole) -> Result<Vec<AddressParts>> {
+        let operation = role.list_operation();
         let filter = self.filter(&[(LABEL_ROLE, role.label())]);
         let mut all = Vec::new();
         for region in self.all_regions() {
@@ -308,60 +312,5 @@ impl Gce {
             all.extend(addresses.iter().filter_map(|a| self.address_parts(a)));
         }
         Ok(all)
-    }
-
-    /// Health of an address: in use → healthy, reserved but unattached → degraded.
-    pub(super) async fn probe_address(&self, id: &str) -> Result<(HealthStatus, String)> {
-        let operation = Operation::ProbeHealth;
-        let (region, name) = self.split_ref(id, operation)?;
-        let address = self.owned_address(region, name, operation).await?;
-        Ok(match address.users.first() {
-            Some(user) => (
-                HealthStatus::Healthy,
-                format!("in use by {}", last_segment(user)),
-            ),
-            None => (HealthStatus::Degraded, "reserved, not attached".to_owned()),
-        })
-    }
-}
-
-#[async_trait]
-impl Ingress for Gce {
-    async fn allocate_ingress_frontdoor(&self, spec: &AddressSpec) -> Result<Frontdoor> {
-        let operation = Operation::AllocateIngressFrontdoor;
-        let parts = self.allocate(spec, Role::Frontdoor, operation).await?;
-        Ok(parts.frontdoor(&self.id))
-    }
-
-    async fn release_ingress_frontdoor(&self, frontdoor: &FrontdoorRef) -> Result<()> {
-        self.release(&frontdoor.id, Operation::ReleaseIngressFrontdoor)
-            .await
-    }
-
-    async fn list_frontdoors(&self) -> Result<Vec<Frontdoor>> {
-        let operation = Operation::ListFrontdoors;
-        let doors = self.list_addresses(Role::Frontdoor, operation).await?;
-        Ok(doors.into_iter().map(|p| p.frontdoor(&self.id)).collect())
-    }
-}
-
-#[async_trait]
-impl Egress for Gce {
-    async fn allocate_egress_ip(&self, spec: &AddressSpec) -> Result<EgressIp> {
-        let parts = self
-            .allocate(spec, Role::Egress, Operation::AllocateEgressIp)
-            .await?;
-        Ok(parts.egress_ip(&self.id))
-    }
-
-    async fn release_egress_ip(&self, ip: &EgressIpRef) -> Result<()> {
-        self.release(&ip.id, Operation::ReleaseEgressIp).await
-    }
-
-    async fn list_egress_ips(&self) -> Result<Vec<EgressIp>> {
-        let ips = self
-            .list_addresses(Role::Egress, Operation::ListEgressIps)
-            .await?;
-        Ok(ips.into_iter().map(|p| p.egress_ip(&self.id)).collect())
     }
 }

@@ -130,19 +130,7 @@ pub fn excerpt(text: &str, max: usize) -> String {
         .collect()
 }
 
-/// A lookup's answer: `None` when the resource does not exist.
-pub fn found<T>(answer: Result<T>) -> Result<Option<T>> {
-    match answer {
-        Ok(value) => Ok(Some(value)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// A removal's answer: `true` when done now, `false` when it was already gone.
-pub fn gone_is_fine<T>(answer: Result<T>) -> Result<bool> {
-    found(answer).map(|done| done.is_some())
-}
+pub use crate::api::{found, gone_is_fine};
 
 /// Checks an `api_url` setting the way [`HttpClientBuilder::build`] does: an http(s) URL
 /// with a host. The error names the setting and the value (for a config's `validate`,
