@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::Provider;
 use crate::server::{Api, Shared, lock, provider_error};
-use crate::world::{Bucket, page_of};
+use crate::world::Bucket;
 
 type S = State<Arc<Shared>>;
 type Params = Query<HashMap<String, String>>;
@@ -43,6 +43,7 @@ pub(crate) const API: Api = Api {
     rate_limits: || vec![Bucket::new(1200, Duration::from_secs(300))],
     rate_headers: None,
     admin: Some(admin),
+    reject_body: None,
 };
 
 /// One DNS record.
@@ -111,39 +112,28 @@ impl World {
 }
 
 fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/zones", get(list_zones))
+    let records = Router::new()
+        .route("/dns_records", get(list_records).post(create_record))
         .route(
-            "/zones/{zone_id}/dns_records",
-            get(list_records).post(create_record),
-        )
-        .route(
-            "/zones/{zone_id}/dns_records/{id}",
+            "/dns_records/{id}",
             get(get_record)
                 .put(put_record)
                 .patch(patch_record)
                 .delete(delete_record),
-        )
+        );
+    let tunnels = Router::new()
+        .route("/", get(list_tunnels).post(create_tunnel))
+        .route("/{tunnel_id}", get(get_tunnel).delete(delete_tunnel))
         .route(
-            "/accounts/{account_id}/cfd_tunnel",
-            get(list_tunnels).post(create_tunnel),
-        )
-        .route(
-            "/accounts/{account_id}/cfd_tunnel/{tunnel_id}",
-            get(get_tunnel).delete(delete_tunnel),
-        )
-        .route(
-            "/accounts/{account_id}/cfd_tunnel/{tunnel_id}/configurations",
+            "/{tunnel_id}/configurations",
             get(get_configuration).put(put_configuration),
         )
-        .route(
-            "/accounts/{account_id}/cfd_tunnel/{tunnel_id}/token",
-            get(get_token),
-        )
-        .route(
-            "/accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections",
-            get(get_connections),
-        )
+        .route("/{tunnel_id}/token", get(get_token))
+        .route("/{tunnel_id}/connections", get(get_connections));
+    Router::new()
+        .route("/zones", get(list_zones))
+        .nest("/zones/{zone_id}", records)
+        .nest("/accounts/{account_id}/cfd_tunnel", tunnels)
 }
 
 /// Simulator-only routes under `/_sim/cloudflare`.
@@ -200,34 +190,24 @@ fn paged(
     q: &HashMap<String, String>,
     default_per_page: usize,
 ) -> Response {
-    let page = q
-        .get("page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let per_page = q
-        .get("per_page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(default_per_page)
-        .clamp(1, 5000);
-    let per_page = sh.page_size(per_page);
-    let total = items.len();
-    let result = if sh.page_missing(Provider::Cloudflare, page > 1) {
-        Vec::new()
-    } else {
-        page_of(items, page, per_page).collect()
-    };
+    let number = |key: &str| q.get(key).and_then(|v| v.parse::<usize>().ok());
+    let p = sh.numbered_page(
+        Provider::Cloudflare,
+        items,
+        (number("page"), number("per_page")),
+        (default_per_page, 5000),
+    );
     Json(json!({
         "success": true,
         "errors": [],
         "messages": [],
         "result_info": {
-            "page": page,
-            "per_page": per_page,
-            "count": result.len(),
-            "total_count": total,
+            "page": p.page,
+            "per_page": p.per_page,
+            "count": p.items.len(),
+            "total_count": p.total,
         },
-        "result": result,
+        "result": p.items,
     }))
     .into_response()
 }

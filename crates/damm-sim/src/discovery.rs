@@ -133,22 +133,18 @@ impl Discovery {
         path: &str,
         body: &Value,
     ) -> Result<(), Vec<String>> {
-        let Some(method) = self.method(http_method, path) else {
-            return Ok(());
-        };
-        let mut errors = Vec::new();
-        match &method.request {
-            Some(name) => {
-                self.check_named(name, body, "$", Direction::Request, &method.id, &mut errors)
-            }
-            None if body.as_object().is_some_and(Map::is_empty) || body.is_null() => {}
-            None => errors.push(format!("$: {} takes no request body", method.id)),
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        self.validate(
+            http_method,
+            path,
+            Direction::Request,
+            |checker, method| match &method.request {
+                Some(name) => checker.named(name, body, "$"),
+                None if body.as_object().is_some_and(Map::is_empty) || body.is_null() => {}
+                None => checker
+                    .errors
+                    .push(format!("$: {} takes no request body", method.id)),
+            },
+        )
     }
 
     /// Checks a successful response body against the method's `response` schema.
@@ -158,103 +154,111 @@ impl Discovery {
         path: &str,
         body: &Value,
     ) -> Result<(), Vec<String>> {
+        self.validate(http_method, path, Direction::Response, |checker, method| {
+            if let Some(name) = &method.response {
+                checker.named(name, body, "$");
+            }
+        })
+    }
+
+    /// Runs `check` on the method serving the call, collecting its errors; calls the
+    /// document does not describe pass.
+    fn validate(
+        &self,
+        http_method: &str,
+        path: &str,
+        direction: Direction,
+        check: impl FnOnce(&mut Checker<'_>, &Method),
+    ) -> Result<(), Vec<String>> {
         let Some(method) = self.method(http_method, path) else {
             return Ok(());
         };
-        let mut errors = Vec::new();
-        if let Some(name) = &method.response {
-            self.check_named(
-                name,
-                body,
-                "$",
-                Direction::Response,
-                &method.id,
-                &mut errors,
-            );
-        }
-        if errors.is_empty() {
+        let mut checker = Checker {
+            schemas: &self.schemas,
+            direction,
+            method: &method.id,
+            errors: Vec::new(),
+        };
+        check(&mut checker, method);
+        if checker.errors.is_empty() {
             Ok(())
         } else {
-            Err(errors)
+            Err(checker.errors)
         }
     }
+}
 
-    fn check_named(
-        &self,
-        name: &str,
-        value: &Value,
-        at: &str,
-        direction: Direction,
-        method: &str,
-        errors: &mut Vec<String>,
-    ) {
+/// One body's check against the document: which way it travels, for which method, and the
+/// errors found so far.
+struct Checker<'a> {
+    schemas: &'a Map<String, Value>,
+    direction: Direction,
+    /// The method's id (`compute.instances.insert`), as `annotations.required` names it.
+    method: &'a str,
+    errors: Vec<String>,
+}
+
+impl Checker<'_> {
+    fn named(&mut self, name: &str, value: &Value, at: &str) {
         match self.schemas.get(name) {
-            Some(schema) => self.check(schema, value, at, direction, method, errors),
-            None => errors.push(format!("{at}: schema `{name}` is not in the document")),
+            Some(schema) => self.check(schema, value, at),
+            None => self
+                .errors
+                .push(format!("{at}: schema `{name}` is not in the document")),
         }
     }
 
-    fn check(
-        &self,
-        schema: &Value,
-        value: &Value,
-        at: &str,
-        direction: Direction,
-        method: &str,
-        errors: &mut Vec<String>,
-    ) {
+    fn check(&mut self, schema: &Value, value: &Value, at: &str) {
         if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
-            return self.check_named(target, value, at, direction, method, errors);
+            return self.named(target, value, at);
         }
         let kind = schema.get("type").and_then(Value::as_str).unwrap_or("any");
         let format = schema.get("format").and_then(Value::as_str);
         match kind {
             "any" => {}
-            "object" => self.check_object(schema, value, at, direction, method, errors),
+            "object" => self.check_object(schema, value, at),
             "array" => match value.as_array() {
                 Some(items) => {
                     if let Some(item_schema) = schema.get("items") {
                         for (i, item) in items.iter().enumerate() {
-                            let at = format!("{at}[{i}]");
-                            self.check(item_schema, item, &at, direction, method, errors);
+                            self.check(item_schema, item, &format!("{at}[{i}]"));
                         }
                     }
                 }
-                None => errors.push(format!("{at}: expected an array, found {}", type_of(value))),
+                None => self
+                    .errors
+                    .push(format!("{at}: expected an array, found {}", type_of(value))),
             },
             "string" => match value.as_str() {
-                Some(text) => check_string(schema, format, text, at, errors),
-                None => errors.push(format!("{at}: expected a string, found {}", type_of(value))),
+                Some(text) => check_string(schema, format, text, at, &mut self.errors),
+                None => self
+                    .errors
+                    .push(format!("{at}: expected a string, found {}", type_of(value))),
             },
-            "integer" => check_integer(format, value, at, errors),
+            "integer" => check_integer(format, value, at, &mut self.errors),
             "number" => {
                 if !value.is_number() {
-                    errors.push(format!("{at}: expected a number, found {}", type_of(value)));
+                    self.errors
+                        .push(format!("{at}: expected a number, found {}", type_of(value)));
                 }
             }
             "boolean" => {
                 if !value.is_boolean() {
-                    errors.push(format!(
+                    self.errors.push(format!(
                         "{at}: expected a boolean, found {}",
                         type_of(value)
                     ));
                 }
             }
-            other => errors.push(format!("{at}: the schema has unknown type `{other}`")),
+            other => self
+                .errors
+                .push(format!("{at}: the schema has unknown type `{other}`")),
         }
     }
 
-    fn check_object(
-        &self,
-        schema: &Value,
-        value: &Value,
-        at: &str,
-        direction: Direction,
-        method: &str,
-        errors: &mut Vec<String>,
-    ) {
+    fn check_object(&mut self, schema: &Value, value: &Value, at: &str) {
         let Some(object) = value.as_object() else {
-            errors.push(format!(
+            self.errors.push(format!(
                 "{at}: expected an object, found {}",
                 type_of(value)
             ));
@@ -266,9 +270,11 @@ impl Discovery {
             let child = format!("{at}.{key}");
             match (properties.and_then(|p| p.get(key)), additional) {
                 (Some(property), _) | (None, Some(property)) => {
-                    self.check(property, item, &child, direction, method, errors);
+                    self.check(property, item, &child);
                 }
-                (None, None) => errors.push(format!("{child}: not a documented property")),
+                (None, None) => self
+                    .errors
+                    .push(format!("{child}: not a documented property")),
             }
         }
         let Some(properties) = properties else {
@@ -278,44 +284,45 @@ impl Discovery {
             if object.contains_key(key) {
                 continue;
             }
-            let required = match direction {
-                Direction::Request => required_by(property, method),
+            let required = match self.direction {
+                Direction::Request => required_by(property, self.method),
                 Direction::Response => false,
             };
             if required {
-                errors.push(format!("{at}.{key}: required by {method} but missing"));
+                let method = self.method;
+                self.errors
+                    .push(format!("{at}.{key}: required by {method} but missing"));
             }
         }
-        if direction == Direction::Response {
-            self.check_identity(properties, object, at, errors);
+        if self.direction == Direction::Response {
+            check_identity(properties, object, at, &mut self.errors);
         }
     }
+}
 
-    /// A response object whose schema gives `kind` a default carries that kind, and (for
-    /// resources and lists) its `id` and `selfLink`.
-    fn check_identity(
-        &self,
-        properties: &Map<String, Value>,
-        object: &Map<String, Value>,
-        at: &str,
-        errors: &mut Vec<String>,
-    ) {
-        let Some(constant) = properties
-            .get("kind")
-            .and_then(|k| k.get("default"))
-            .and_then(Value::as_str)
-        else {
-            return;
-        };
-        match object.get("kind").and_then(Value::as_str) {
-            Some(found) if found == constant => {}
-            Some(found) => errors.push(format!("{at}.kind: `{found}`, documented `{constant}`")),
-            None => errors.push(format!("{at}.kind: missing (always `{constant}`)")),
-        }
-        for identity in ["id", "selfLink"] {
-            if properties.contains_key(identity) && !object.contains_key(identity) {
-                errors.push(format!("{at}.{identity}: missing from a `{constant}`"));
-            }
+/// A response object whose schema gives `kind` a default carries that kind, and (for
+/// resources and lists) its `id` and `selfLink`.
+fn check_identity(
+    properties: &Map<String, Value>,
+    object: &Map<String, Value>,
+    at: &str,
+    errors: &mut Vec<String>,
+) {
+    let Some(constant) = properties
+        .get("kind")
+        .and_then(|k| k.get("default"))
+        .and_then(Value::as_str)
+    else {
+        return;
+    };
+    match object.get("kind").and_then(Value::as_str) {
+        Some(found) if found == constant => {}
+        Some(found) => errors.push(format!("{at}.kind: `{found}`, documented `{constant}`")),
+        None => errors.push(format!("{at}.kind: missing (always `{constant}`)")),
+    }
+    for identity in ["id", "selfLink"] {
+        if properties.contains_key(identity) && !object.contains_key(identity) {
+            errors.push(format!("{at}.{identity}: missing from a `{constant}`"));
         }
     }
 }

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,7 +22,7 @@ use tower::ServiceExt as _;
 
 use crate::faults::{Dark, Faults, Rng};
 use crate::validation::Specs;
-use crate::world::{AddressPool, Bucket, unix_after};
+use crate::world::{AddressPool, Bucket, NumberedPage, last_page, page_of, unix_after};
 use crate::{Provider, SimConfig, cloudflare, digitalocean, gce, hetzner, tailscale, vultr};
 
 /// Everything the handlers share.
@@ -93,6 +94,33 @@ impl Shared {
         later_page && self.faults(provider).missing_page
     }
 
+    /// Page `page` (default 1) of `items` listed at `provider`, `per_page` a page: by default
+    /// and at most `sizes` (then capped by [`SimConfig::max_page_size`]). A later page loses
+    /// its items when [`Faults::missing_page`] strikes.
+    pub(crate) fn numbered_page<T>(
+        &self,
+        provider: Provider,
+        items: Vec<T>,
+        (page, per_page): (Option<usize>, Option<usize>),
+        (default, most): (usize, usize),
+    ) -> NumberedPage<T> {
+        let per_page = self.page_size(per_page.unwrap_or(default).clamp(1, most));
+        let page = page.unwrap_or(1).max(1);
+        let total = items.len();
+        let items = if self.page_missing(provider, page > 1) {
+            Vec::new()
+        } else {
+            page_of(items, page, per_page).collect()
+        };
+        NumberedPage {
+            page,
+            per_page,
+            total,
+            last: last_page(total, per_page),
+            items,
+        }
+    }
+
     /// The boot delay for a machine created now at `provider`.
     pub(crate) fn boot_delay(&self, provider: Provider) -> std::time::Duration {
         let factor = self.faults(provider).boot_factor.unwrap_or(1.0).max(0.0);
@@ -112,6 +140,9 @@ pub(crate) struct Api {
     pub(crate) rate_headers: Option<[&'static str; 3]>,
     /// Simulator-only routes under `/_sim/{provider}/` (e.g. a gateway redeeming an auth key).
     pub(crate) admin: Option<fn() -> Router<Arc<Shared>>>,
+    /// Its answer to a request body that does not parse as what a [`ProviderJson`] handler
+    /// takes; `None` answers axum's own refusal.
+    pub(crate) reject_body: Option<fn(JsonRejection) -> Response>,
 }
 
 /// The one place that dispatches on the provider.
@@ -282,6 +313,31 @@ pub(crate) fn provider_error(
         .into_response()
 }
 
+/// A JSON request body, like axum's [`axum::Json`], except that a body that does not parse
+/// is refused in the provider's own shape ([`Api::reject_body`]): a handler taking one
+/// gets the parsed body or never runs.
+pub(crate) struct ProviderJson<T>(pub(crate) T);
+
+impl<T, S> FromRequest<S> for ProviderJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        // `provider_layer` marks every request with the provider it is for.
+        let provider = request.extensions().get::<Provider>().copied();
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(body)) => Ok(ProviderJson(body)),
+            Err(rejection) => Err(match provider.and_then(|p| api(p).reject_body) {
+                Some(reject) => reject(rejection),
+                None => rejection.into_response(),
+            }),
+        }
+    }
+}
+
 /// Auth, rate limits, faults and schema checks around every provider call.
 async fn provider_layer(
     State((shared, provider)): State<(Arc<Shared>, Provider)>,
@@ -343,7 +399,8 @@ async fn provider_layer(
 
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(provider);
     let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
         return provider_error(
             provider,

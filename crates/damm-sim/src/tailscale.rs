@@ -54,6 +54,7 @@ pub(crate) const API: Api = Api {
     rate_limits: || vec![Bucket::new(100, Duration::from_secs(1))],
     rate_headers: None,
     admin: Some(admin),
+    reject_body: None,
 };
 
 /// Default auth-key lifetime when `expirySeconds` is absent (90 days, as Tailscale).

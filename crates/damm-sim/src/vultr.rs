@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Provider;
-use crate::server::{Api, Shared, lock, provider_error};
+use crate::server::{Api, ProviderJson, Shared, lock, provider_error};
 use crate::world::Bucket;
 
 type S = State<Arc<Shared>>;
@@ -32,6 +32,7 @@ pub(crate) const API: Api = Api {
     rate_limits: || vec![Bucket::new(30, Duration::from_secs(1))],
     admin: None,
     rate_headers: None,
+    reject_body: Some(invalid_body),
 };
 
 /// The regions the simulator serves: id, city.
@@ -375,12 +376,8 @@ struct CreateInstance {
 
 async fn create_instance(
     State(sh): S,
-    req: Result<Json<CreateInstance>, JsonRejection>,
+    ProviderJson(req): ProviderJson<CreateInstance>,
 ) -> Response {
-    let req = match req {
-        Ok(Json(req)) => req,
-        Err(rejection) => return invalid_body(rejection),
-    };
     let Some(region) = region(&req.region) else {
         return bad_request(format!("Invalid region: {}", req.region));
     };
@@ -448,12 +445,8 @@ struct UpdateInstance {
 async fn update_instance(
     State(sh): S,
     Path(id): Path<String>,
-    req: Result<Json<UpdateInstance>, JsonRejection>,
+    ProviderJson(req): ProviderJson<UpdateInstance>,
 ) -> Response {
-    let req = match req {
-        Ok(Json(req)) => req,
-        Err(rejection) => return invalid_body(rejection),
-    };
     let mut world = lock(&sh.vultr);
     let Some(instance) = world.instance_mut(&id) else {
         return not_found();
@@ -519,12 +512,8 @@ struct CreateReserved {
 
 async fn create_reserved(
     State(sh): S,
-    req: Result<Json<CreateReserved>, JsonRejection>,
+    ProviderJson(req): ProviderJson<CreateReserved>,
 ) -> Response {
-    let req = match req {
-        Ok(Json(req)) => req,
-        Err(rejection) => return invalid_body(rejection),
-    };
     let Some(region) = region(&req.region) else {
         return bad_request(format!("Invalid region: {}", req.region));
     };
@@ -567,12 +556,8 @@ struct UpdateReserved {
 async fn update_reserved(
     State(sh): S,
     Path(id): Path<String>,
-    req: Result<Json<UpdateReserved>, JsonRejection>,
+    ProviderJson(req): ProviderJson<UpdateReserved>,
 ) -> Response {
-    let req = match req {
-        Ok(Json(req)) => req,
-        Err(rejection) => return invalid_body(rejection),
-    };
     let mut world = lock(&sh.vultr);
     let Some(r) = world.reserved_mut(&id) else {
         return not_found();

@@ -1,8 +1,11 @@
-//! State every provider shares: the clock, the address pool, rate-limit buckets.
+//! State every provider shares: the clock, the address pool, rate-limit buckets, and the
+//! action log Hetzner and DigitalOcean keep.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 /// Hands out addresses from the documentation ranges (RFC 5737, 759 addresses) and then,
 /// for fleets larger than that, from the benchmarking range 198.18.0.0/15 (RFC 2544);
@@ -77,6 +80,62 @@ impl AddressPool {
         {
             self.free.insert(i);
         }
+    }
+}
+
+/// An asynchronous action, as Hetzner and DigitalOcean report them: `kind` on `target` (in
+/// the provider's terms), running for `takes` from `started`.
+#[derive(Debug, Clone)]
+pub(crate) struct Action<T> {
+    pub(crate) id: i64,
+    pub(crate) kind: &'static str,
+    pub(crate) target: T,
+    pub(crate) started: DateTime<Utc>,
+    pub(crate) takes: Duration,
+    pub(crate) done_at: Instant,
+}
+
+/// A world's id sequence (`BASE + 1`, `BASE + 2`, …), which Hetzner and DigitalOcean
+/// number resources and actions from alike, and the actions started so far.
+#[derive(Debug)]
+pub(crate) struct ActionLog<T, const BASE: i64> {
+    last: i64,
+    actions: BTreeMap<i64, Action<T>>,
+}
+
+impl<T, const BASE: i64> Default for ActionLog<T, BASE> {
+    fn default() -> Self {
+        ActionLog {
+            last: 0,
+            actions: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T: Clone, const BASE: i64> ActionLog<T, BASE> {
+    /// The next id of the sequence.
+    pub(crate) fn next_id(&mut self) -> i64 {
+        self.last += 1;
+        BASE + self.last
+    }
+
+    /// Starts `kind` on `target`, done after `takes`, and answers it.
+    pub(crate) fn start(&mut self, kind: &'static str, target: T, takes: Duration) -> Action<T> {
+        let action = Action {
+            id: self.next_id(),
+            kind,
+            target,
+            started: Utc::now(),
+            takes,
+            done_at: Instant::now() + takes,
+        };
+        self.actions.insert(action.id, action.clone());
+        action
+    }
+
+    /// The action `id`, if it was started.
+    pub(crate) fn get(&self, id: i64) -> Option<&Action<T>> {
+        self.actions.get(&id)
     }
 }
 
@@ -183,6 +242,20 @@ pub(crate) fn page_of<T>(items: Vec<T>, page: usize, per_page: usize) -> impl It
 /// The number of pages `total` items fill.
 pub(crate) fn last_page(total: usize, per_page: usize) -> usize {
     total.div_ceil(per_page.max(1)).max(1)
+}
+
+/// One page of a list paged by number, as Hetzner, DigitalOcean and Cloudflare page theirs.
+#[derive(Debug)]
+pub(crate) struct NumberedPage<T> {
+    /// Its number, from 1.
+    pub(crate) page: usize,
+    pub(crate) per_page: usize,
+    /// How many items the whole list holds.
+    pub(crate) total: usize,
+    /// The number of the last page (1 for an empty list).
+    pub(crate) last: usize,
+    /// The page's items.
+    pub(crate) items: Vec<T>,
 }
 
 #[cfg(test)]

@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// The routes below `/projects/{project}/regions/{region}`.
+pub(super) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/addresses", get(list_addresses).post(insert_address))
+        .route(
+            "/addresses/{address}",
+            get(get_address).delete(delete_address),
+        )
+}
+
 /// Resolves an access config's `natIP`: a reserved address of the region (now used by
 /// `user`), or an ephemeral one from the pool when none is named.
 pub(super) fn attach_ip(
@@ -90,30 +100,15 @@ pub(super) async fn list_addresses(
     if !known_region(&region) {
         return not_found(&format!("projects/{project}/regions/{region}"));
     }
-    let terms = match filter_terms(&q) {
-        Ok(t) => t,
-        Err(e) => return *e,
-    };
     let world = lock(&sh.gce);
-    let items = world
+    let addresses = world
         .addresses
         .values()
-        .filter(|a| a.project == project && a.region == region)
-        .filter(|a| {
-            let status = if a.user.is_some() {
-                "IN_USE"
-            } else {
-                "RESERVED"
-            };
-            passes(&terms, &a.name, status, &a.labels)
-        })
-        .map(|a| (a.seq, address_json(a)))
-        .collect();
-    paged(
+        .filter(|a| a.project == project && a.region == region);
+    list(
         "compute#addressList",
         format!("projects/{project}/regions/{region}/addresses"),
-        format!("{LINK_BASE}/projects/{project}/regions/{region}/addresses"),
-        items,
+        addresses,
         &q,
     )
 }
@@ -135,12 +130,8 @@ pub(super) async fn insert_address(
     State(sh): S,
     Path((project, region)): Path<(String, String)>,
     Query(q): Query<MutationQuery>,
-    body: Result<Json<Value>, JsonRejection>,
+    ProviderJson(body): ProviderJson<Value>,
 ) -> Response {
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) => return invalid_body(rejection),
-    };
     if !known_region(&region) {
         return not_found(&format!("projects/{project}/regions/{region}"));
     }
@@ -197,7 +188,7 @@ pub(super) async fn insert_address(
     };
     let link = address.link();
     world.addresses.insert(seq, address);
-    let answer = world.operation(
+    world.operation(
         &project,
         Scope::Region(region),
         "insert",
@@ -205,8 +196,7 @@ pub(super) async fn insert_address(
         id,
         q.request_id,
         span,
-    );
-    Json(answer).into_response()
+    )
 }
 
 pub(super) async fn delete_address(
@@ -233,7 +223,7 @@ pub(super) async fn delete_address(
     }
     world.addresses.remove(&address.seq);
     lock(&sh.addresses).release(address.ip.into());
-    let answer = world.operation(
+    world.operation(
         &project,
         Scope::Region(region),
         "delete",
@@ -241,6 +231,5 @@ pub(super) async fn delete_address(
         address.id,
         q.request_id,
         span,
-    );
-    Json(answer).into_response()
+    )
 }

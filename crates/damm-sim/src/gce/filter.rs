@@ -99,14 +99,33 @@ pub(super) fn passes(
     })
 }
 
-/// The page after `token` of `items` (sequence, JSON), as a `kind` list.
-pub(super) fn paged(
+/// What a list filters on and answers: instances and addresses alike.
+pub(super) trait Listed {
+    /// Its creation sequence number (lists follow it; page tokens name it).
+    fn seq(&self) -> u64;
+    /// Whether its name, status and labels pass every term of the filter.
+    fn passes(&self, terms: &[Term]) -> bool;
+    /// How a list shows it.
+    fn json(&self) -> Value;
+}
+
+/// A `kind` list of `resources` (`id` is their collection's path below the API, e.g.
+/// `projects/p/zones/z/instances`): those that pass the query's filter, the page after
+/// its page token.
+pub(super) fn list<'a, R: Listed + 'a>(
     kind: &str,
     id: String,
-    self_link: String,
-    items: Vec<(u64, Value)>,
+    resources: impl Iterator<Item = &'a R>,
     q: &ListQuery,
 ) -> Response {
+    let terms = match filter_terms(q) {
+        Ok(t) => t,
+        Err(e) => return *e,
+    };
+    let items: Vec<(u64, Value)> = resources
+        .filter(|r| r.passes(&terms))
+        .map(|r| (r.seq(), r.json()))
+        .collect();
     let max = match q.max_results.as_deref().map(str::parse::<usize>) {
         None | Some(Ok(0)) => MAX_RESULTS,
         Some(Ok(n)) if n <= MAX_RESULTS => n,
@@ -131,6 +150,7 @@ pub(super) fn paged(
         .take(end - start)
         .map(|(_, v)| v)
         .collect();
+    let self_link = format!("{LINK_BASE}/{id}");
     let mut body = json!({ "kind": kind, "id": id, "selfLink": self_link });
     if !page.is_empty() {
         body["items"] = Value::Array(page);
@@ -176,7 +196,7 @@ pub(super) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-pub(super) fn filter_terms(q: &ListQuery) -> Result<Vec<Term>, Refusal> {
+fn filter_terms(q: &ListQuery) -> Result<Vec<Term>, Refusal> {
     match q.filter.as_deref().filter(|f| !f.trim().is_empty()) {
         None => Ok(Vec::new()),
         Some(filter) => parse_filter(filter).map_err(|e| Box::new(invalid(e))),

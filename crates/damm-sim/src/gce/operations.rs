@@ -4,7 +4,7 @@
 use super::*;
 
 /// The operation `name` in `scope`, as JSON, and how long until it is done.
-pub(super) fn find_operation(
+fn find_operation(
     sh: &Shared,
     project: &str,
     scope: &Scope,
@@ -21,64 +21,44 @@ pub(super) fn find_operation(
         })
 }
 
-pub(super) fn operation_answer(
-    sh: &Shared,
-    project: &str,
-    scope: Scope,
-    name: &str,
-    where_: String,
-) -> Response {
+/// The routes below a zone's or a region's path: its operations, in the scope `scope`
+/// makes of the zone's or region's name.
+pub(super) fn routes(scope: fn(String) -> Scope) -> Router<Arc<Shared>> {
+    Router::new()
+        .route(
+            "/operations/{operation}",
+            get(move |State(sh): S, Path((project, place, name)): Path<(String, String, String)>| async move {
+                operation_answer(&sh, &project, scope(place), &name)
+            }),
+        )
+        .route(
+            "/operations/{operation}/wait",
+            post(move |State(sh): S, Path((project, place, name)): Path<(String, String, String)>| async move {
+                wait_answer(&sh, &project, scope(place), &name).await
+            }),
+        )
+}
+
+fn operation_answer(sh: &Shared, project: &str, scope: Scope, name: &str) -> Response {
     match find_operation(sh, project, &scope, name) {
         Some((json, _)) => Json(json).into_response(),
-        None => not_found(&format!("projects/{project}/{where_}/operations/{name}")),
+        None => not_found(&format!(
+            "projects/{project}/{}/operations/{name}",
+            scope.path()
+        )),
     }
 }
 
 /// `wait`: blocks until the operation is done (or [`MAX_WAIT`] passed), then answers it.
-pub(super) async fn wait_answer(
-    sh: &Shared,
-    project: &str,
-    scope: Scope,
-    name: &str,
-    where_: String,
-) -> Response {
+async fn wait_answer(sh: &Shared, project: &str, scope: Scope, name: &str) -> Response {
     let Some((_, left)) = find_operation(sh, project, &scope, name) else {
-        return not_found(&format!("projects/{project}/{where_}/operations/{name}"));
+        return not_found(&format!(
+            "projects/{project}/{}/operations/{name}",
+            scope.path()
+        ));
     };
     if !left.is_zero() {
         tokio::time::sleep(left.min(MAX_WAIT)).await;
     }
-    operation_answer(sh, project, scope, name, where_)
-}
-
-pub(super) async fn get_zone_operation(
-    State(sh): S,
-    Path((project, zone, name)): Path<(String, String, String)>,
-) -> Response {
-    let where_ = format!("zones/{zone}");
-    operation_answer(&sh, &project, Scope::Zone(zone), &name, where_)
-}
-
-pub(super) async fn wait_zone_operation(
-    State(sh): S,
-    Path((project, zone, name)): Path<(String, String, String)>,
-) -> Response {
-    let where_ = format!("zones/{zone}");
-    wait_answer(&sh, &project, Scope::Zone(zone), &name, where_).await
-}
-
-pub(super) async fn get_region_operation(
-    State(sh): S,
-    Path((project, region, name)): Path<(String, String, String)>,
-) -> Response {
-    let where_ = format!("regions/{region}");
-    operation_answer(&sh, &project, Scope::Region(region), &name, where_)
-}
-
-pub(super) async fn wait_region_operation(
-    State(sh): S,
-    Path((project, region, name)): Path<(String, String, String)>,
-) -> Response {
-    let where_ = format!("regions/{region}");
-    wait_answer(&sh, &project, Scope::Region(region), &name, where_).await
+    operation_answer(sh, project, scope, name)
 }

@@ -38,8 +38,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::Provider;
-use crate::server::{Api, Shared, lock, provider_error};
-use crate::world::{Bucket, last_page, page_of};
+use crate::server::{Api, ProviderJson, Shared, lock, provider_error};
+use crate::world::{self, ActionLog, Bucket, NumberedPage};
+
+mod reserved_ips;
+mod tags;
 
 type S = State<Arc<Shared>>;
 
@@ -56,6 +59,7 @@ pub(crate) const API: Api = Api {
     },
     admin: None,
     rate_headers: Some(["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]),
+    reject_body: Some(rejected),
 };
 
 /// Region slug and name.
@@ -137,13 +141,9 @@ struct ReservedIp {
     droplet: Option<i64>,
 }
 
+/// What a DigitalOcean action acts on.
 #[derive(Debug, Clone)]
-struct Action {
-    id: i64,
-    kind: &'static str,
-    started: DateTime<Utc>,
-    takes: Duration,
-    done_at: Instant,
+struct Target {
     resource_id: i64,
     resource_type: &'static str,
     region: &'static str,
@@ -152,38 +152,32 @@ struct Action {
 /// DigitalOcean's state: droplets, reserved IPs, actions and tags.
 #[derive(Debug, Default)]
 pub(crate) struct World {
-    next_id: i64,
     droplets: BTreeMap<i64, Droplet>,
     reserved_ips: BTreeMap<Ipv4Addr, ReservedIp>,
-    actions: BTreeMap<i64, Action>,
+    /// The actions, and the ids of everything.
+    actions: ActionLog<Target, 3_000_000>,
     tags: BTreeSet<String>,
 }
 
 impl World {
     fn id(&mut self) -> i64 {
-        self.next_id += 1;
-        3_000_000 + self.next_id
+        self.actions.next_id()
     }
 
+    /// Starts `kind` on `resource` (id and type) in `region`.
     fn action(
         &mut self,
         kind: &'static str,
-        resource: (i64, &'static str),
+        (resource_id, resource_type): (i64, &'static str),
         region: &'static str,
         takes: Duration,
-    ) -> Action {
-        let action = Action {
-            id: self.id(),
-            kind,
-            started: Utc::now(),
-            takes,
-            done_at: Instant::now() + takes,
-            resource_id: resource.0,
-            resource_type: resource.1,
+    ) -> world::Action<Target> {
+        let target = Target {
+            resource_id,
+            resource_type,
             region,
         };
-        self.actions.insert(action.id, action.clone());
-        action
+        self.actions.start(kind, target, takes)
     }
 
     /// The reserved IP assigned to droplet `id`, if any.
@@ -201,22 +195,8 @@ fn routes() -> Router<Arc<Shared>> {
         .route("/droplets/{id}", get(get_droplet).delete(delete_droplet))
         .route("/droplets/{id}/actions", post(droplet_action))
         .route("/actions/{id}", get(get_action))
-        .route(
-            "/reserved_ips",
-            get(list_reserved_ips).post(create_reserved_ip),
-        )
-        .route(
-            "/reserved_ips/{ip}",
-            get(get_reserved_ip).delete(delete_reserved_ip),
-        )
-        .route("/reserved_ips/{ip}/actions", post(reserved_ip_action))
-        // Not in the vendored document, so not schema-checked (see the module docs).
-        .route("/tags", post(create_tag))
-        .route("/tags/{tag}", get(get_tag).delete(delete_tag))
-        .route(
-            "/tags/{tag}/resources",
-            post(tag_resources).delete(untag_resources),
-        )
+        .merge(reserved_ips::routes())
+        .merge(tags::routes())
         .fallback(|| async { not_found() })
 }
 
@@ -384,25 +364,15 @@ fn droplet_json(d: &Droplet) -> Value {
     })
 }
 
-fn action_json(a: &Action) -> Value {
+fn action_json(a: &world::Action<Target>) -> Value {
     let done = Instant::now() >= a.done_at;
     let completed =
         done.then(|| time(a.started + chrono::Duration::from_std(a.takes).unwrap_or_default()));
     json!({
         "id": a.id, "status": if done { "completed" } else { "in-progress" }, "type": a.kind,
-        "started_at": time(a.started), "completed_at": completed, "resource_id": a.resource_id,
-        "resource_type": a.resource_type, "region": region_json(a.region), "region_slug": a.region,
-    })
-}
-
-fn reserved_ip_json(state: &World, r: &ReservedIp) -> Value {
-    let droplet = r
-        .droplet
-        .and_then(|id| state.droplets.get(&id))
-        .map_or(Value::Null, droplet_json);
-    json!({
-        "ip": r.ip.to_string(), "region": region_json(r.region), "droplet": droplet,
-        "locked": false, "project_id": PROJECT_ID,
+        "started_at": time(a.started), "completed_at": completed, "resource_id": a.target.resource_id,
+        "resource_type": a.target.resource_type, "region": region_json(a.target.region),
+        "region_slug": a.target.region,
     })
 }
 
@@ -427,15 +397,18 @@ fn paged<T>(
     base: &str,
     path: &str,
 ) -> Response {
-    let per_page = sh.page_size(q.per_page.unwrap_or(20).clamp(1, 200));
-    let page = q.page.unwrap_or(1).max(1);
-    let total = items.len();
-    let last = last_page(total, per_page);
-    let slice = if sh.page_missing(Provider::DigitalOcean, page > 1) {
-        Vec::new()
-    } else {
-        page_of(items, page, per_page).map(render).collect()
-    };
+    let NumberedPage {
+        page,
+        per_page,
+        total,
+        last,
+        items,
+    } = sh.numbered_page(
+        Provider::DigitalOcean,
+        items,
+        (q.page, q.per_page),
+        (20, 200),
+    );
     let link = |p: usize| {
         let mut href = format!("{base}{path}?page={p}&per_page={per_page}");
         if let Some(tag) = &q.tag_name {
@@ -461,7 +434,7 @@ fn paged<T>(
         json!({ "pages": pages })
     };
     let mut body = Map::new();
-    body.insert(key.to_owned(), Value::Array(slice));
+    body.insert(key.to_owned(), items.into_iter().map(render).collect());
     body.insert("links".to_owned(), links);
     body.insert("meta".to_owned(), json!({ "total": total }));
     Json(Value::Object(body)).into_response()
@@ -516,12 +489,8 @@ struct CreateDroplet {
 async fn create_droplet(
     State(sh): S,
     headers: HeaderMap,
-    body: Result<Json<CreateDroplet>, JsonRejection>,
+    ProviderJson(req): ProviderJson<CreateDroplet>,
 ) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return rejected(e),
-    };
     let wanted = req.region.as_deref().unwrap_or("nyc3");
     let Some(region) = REGIONS.iter().find(|r| r.0 == wanted).map(|r| r.0) else {
         return unprocessable(format!("Region '{wanted}' is not available."));
@@ -635,12 +604,8 @@ struct ActionRequest {
 async fn droplet_action(
     State(sh): S,
     Path(id): Path<String>,
-    body: Result<Json<ActionRequest>, JsonRejection>,
+    ProviderJson(req): ProviderJson<ActionRequest>,
 ) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return rejected(e),
-    };
     let mut state = lock(&sh.digitalocean);
     let Some(droplet) = id
         .parse::<i64>()
@@ -683,334 +648,10 @@ async fn droplet_action(
 
 async fn get_action(State(sh): S, Path(id): Path<String>) -> Response {
     let state = lock(&sh.digitalocean);
-    match id.parse::<i64>().ok().and_then(|id| state.actions.get(&id)) {
+    match id.parse::<i64>().ok().and_then(|id| state.actions.get(id)) {
         Some(a) => Json(json!({ "action": action_json(a) })).into_response(),
         None => not_found(),
     }
-}
-
-async fn list_reserved_ips(
-    State(sh): S,
-    headers: HeaderMap,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Response {
-    let Query(mut q) = match query {
-        Ok(q) => q,
-        Err(e) => return bad_query(e),
-    };
-    // Reserved IPs have no tag or name filter.
-    q.tag_name = None;
-    q.name = None;
-    let state = lock(&sh.digitalocean);
-    let items = state.reserved_ips.values().collect();
-    paged(
-        &sh,
-        "reserved_ips",
-        (items, |r| reserved_ip_json(&state, r)),
-        &q,
-        &base_url(&headers),
-        "/reserved_ips",
-    )
-}
-
-#[derive(Debug, Deserialize)]
-struct CreateReservedIp {
-    droplet_id: Option<i64>,
-    region: Option<String>,
-}
-
-const ONE_PER_DROPLET: &str = "Droplets cannot have more than one reserved IP assigned at a time.";
-
-async fn create_reserved_ip(
-    State(sh): S,
-    headers: HeaderMap,
-    body: Result<Json<CreateReservedIp>, JsonRejection>,
-) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return rejected(e),
-    };
-    let mut state = lock(&sh.digitalocean);
-    let (region, droplet) = match (req.droplet_id, req.region.as_deref()) {
-        (Some(id), _) => {
-            let Some(d) = state.droplets.get(&id) else {
-                return not_found();
-            };
-            if state.reserved_ip_of(id).is_some() {
-                return unprocessable(ONE_PER_DROPLET);
-            }
-            (d.region, Some(id))
-        }
-        (None, Some(wanted)) => match REGIONS.iter().find(|r| r.0 == wanted) {
-            Some(r) => (r.0, None),
-            None => return unprocessable(format!("Region '{wanted}' is not available.")),
-        },
-        (None, None) => return unprocessable("Give either droplet_id or region."),
-    };
-    let Some(ip) = lock(&sh.addresses).v4() else {
-        return unprocessable("No reserved IPs are available in this region.");
-    };
-    let reserved = ReservedIp {
-        ip,
-        region,
-        droplet,
-    };
-    let base = base_url(&headers);
-    let links = match droplet {
-        Some(id) => {
-            let action = state.action("assign_ip", (ip_id(ip), "reserved_ip"), region, ACTION_TIME);
-            json!({
-                "droplets": [{ "id": id, "rel": "droplet", "href": format!("{base}/droplets/{id}") }],
-                "actions": [action_link(&base, action.id, "assign_ip")],
-            })
-        }
-        None => json!({}),
-    };
-    let body = json!({ "reserved_ip": reserved_ip_json(&state, &reserved), "links": links });
-    state.reserved_ips.insert(ip, reserved);
-    (StatusCode::ACCEPTED, Json(body)).into_response()
-}
-
-/// DigitalOcean reports a reserved IP's actions with the address as a number.
-fn ip_id(ip: Ipv4Addr) -> i64 {
-    i64::from(u32::from(ip))
-}
-
-async fn get_reserved_ip(State(sh): S, Path(ip): Path<String>) -> Response {
-    let state = lock(&sh.digitalocean);
-    match ip
-        .parse::<Ipv4Addr>()
-        .ok()
-        .and_then(|ip| state.reserved_ips.get(&ip))
-    {
-        Some(r) => Json(json!({ "reserved_ip": reserved_ip_json(&state, r) })).into_response(),
-        None => not_found(),
-    }
-}
-
-async fn delete_reserved_ip(State(sh): S, Path(ip): Path<String>) -> Response {
-    let mut state = lock(&sh.digitalocean);
-    match ip
-        .parse::<Ipv4Addr>()
-        .ok()
-        .and_then(|ip| state.reserved_ips.remove(&ip))
-    {
-        Some(r) => {
-            lock(&sh.addresses).release(r.ip.into());
-            StatusCode::NO_CONTENT.into_response()
-        }
-        None => not_found(),
-    }
-}
-
-async fn reserved_ip_action(
-    State(sh): S,
-    Path(ip): Path<String>,
-    body: Result<Json<ActionRequest>, JsonRejection>,
-) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return rejected(e),
-    };
-    let mut state = lock(&sh.digitalocean);
-    let Some(reserved) = ip
-        .parse::<Ipv4Addr>()
-        .ok()
-        .and_then(|ip| state.reserved_ips.get(&ip))
-        .cloned()
-    else {
-        return not_found();
-    };
-    let (kind, droplet) = match req.kind.as_str() {
-        "assign" => {
-            let Some(id) = req.droplet_id else {
-                return unprocessable("droplet_id is required to assign a reserved IP.");
-            };
-            let Some(d) = state.droplets.get(&id) else {
-                return not_found();
-            };
-            if d.region != reserved.region {
-                return unprocessable(format!(
-                    "The reserved IP is in {} and the droplet in {}; they must share a region.",
-                    reserved.region, d.region
-                ));
-            }
-            if state
-                .reserved_ip_of(id)
-                .is_some_and(|other| other != reserved.ip)
-            {
-                return unprocessable(ONE_PER_DROPLET);
-            }
-            ("assign_ip", Some(id))
-        }
-        "unassign" => {
-            if reserved.droplet.is_none() {
-                return unprocessable("The reserved IP is not assigned to a droplet.");
-            }
-            ("unassign_ip", None)
-        }
-        other => return unprocessable(format!("Action '{other}' is not valid for reserved IPs.")),
-    };
-    state
-        .reserved_ips
-        .get_mut(&reserved.ip)
-        .expect("present")
-        .droplet = droplet;
-    let action = state.action(
-        kind,
-        (ip_id(reserved.ip), "reserved_ip"),
-        reserved.region,
-        ACTION_TIME,
-    );
-    let mut body = action_json(&action);
-    body["project_id"] = json!(PROJECT_ID);
-    (StatusCode::CREATED, Json(json!({ "action": body }))).into_response()
-}
-
-fn tag_json(state: &World, name: &str) -> Value {
-    let tagged: Vec<&Droplet> = state
-        .droplets
-        .values()
-        .filter(|d| d.tags.iter().any(|t| t == name))
-        .collect();
-    let last = tagged
-        .last()
-        .map(|d| format!("/v2/droplets/{}", d.id))
-        .unwrap_or_default();
-    json!({
-        "name": name,
-        "resources": {
-            "count": tagged.len(), "last_tagged_uri": last,
-            "droplets": { "count": tagged.len(), "last_tagged_uri": last },
-        },
-    })
-}
-
-#[derive(Debug, Deserialize)]
-struct CreateTag {
-    name: String,
-}
-
-/// `POST /tags`: creates a tag; naming an existing tag answers it again.
-async fn create_tag(State(sh): S, body: Result<Json<CreateTag>, JsonRejection>) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return rejected(e),
-    };
-    if !valid_tag(&req.name) {
-        return unprocessable(
-            "Tag names may contain only letters, numbers, colons, dashes and underscores (at most 255).",
-        );
-    }
-    let mut state = lock(&sh.digitalocean);
-    state.tags.insert(req.name.clone());
-    (
-        StatusCode::CREATED,
-        Json(json!({ "tag": tag_json(&state, &req.name) })),
-    )
-        .into_response()
-}
-
-async fn get_tag(State(sh): S, Path(tag): Path<String>) -> Response {
-    let state = lock(&sh.digitalocean);
-    if !state.tags.contains(&tag) {
-        return not_found();
-    }
-    Json(json!({ "tag": tag_json(&state, &tag) })).into_response()
-}
-
-/// `DELETE /tags/{tag}`: removes the tag from every resource and from the account.
-async fn delete_tag(State(sh): S, Path(tag): Path<String>) -> Response {
-    let mut state = lock(&sh.digitalocean);
-    if !state.tags.remove(&tag) {
-        return not_found();
-    }
-    for d in state.droplets.values_mut() {
-        d.tags.retain(|t| *t != tag);
-    }
-    StatusCode::NO_CONTENT.into_response()
-}
-
-#[derive(Debug, Deserialize)]
-struct TagResource {
-    /// DigitalOcean sends and takes it as a string; a number is taken too.
-    resource_id: Value,
-    resource_type: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct TagResources {
-    resources: Vec<TagResource>,
-}
-
-/// The droplet ids a tag-resources body names, or the error to answer.
-fn tagged_droplets(state: &World, req: &TagResources) -> Result<Vec<i64>, Box<Response>> {
-    let mut ids = Vec::new();
-    for r in &req.resources {
-        if r.resource_type != "droplet" {
-            return Err(Box::new(unprocessable(format!(
-                "Resource type '{}' is not simulated; only droplets.",
-                r.resource_type
-            ))));
-        }
-        let id = match &r.resource_id {
-            Value::String(s) => s.parse::<i64>().ok(),
-            Value::Number(n) => n.as_i64(),
-            _ => None,
-        };
-        match id.filter(|id| state.droplets.contains_key(id)) {
-            Some(id) => ids.push(id),
-            None => return Err(Box::new(not_found())),
-        }
-    }
-    Ok(ids)
-}
-
-/// `POST /tags/{tag}/resources`: tags droplets; the tag must exist.
-async fn tag_resources(
-    State(sh): S,
-    Path(tag): Path<String>,
-    body: Result<Json<TagResources>, JsonRejection>,
-) -> Response {
-    retag(&sh, &tag, body, |tags| {
-        if !tags.contains(&tag) {
-            tags.push(tag.clone());
-        }
-    })
-}
-
-/// `DELETE /tags/{tag}/resources`: untags droplets.
-async fn untag_resources(
-    State(sh): S,
-    Path(tag): Path<String>,
-    body: Result<Json<TagResources>, JsonRejection>,
-) -> Response {
-    retag(&sh, &tag, body, |tags| tags.retain(|t| *t != tag))
-}
-
-/// Changes the tags of every droplet `body` names, once all of them and `tag` exist.
-fn retag(
-    sh: &Shared,
-    tag: &str,
-    body: Result<Json<TagResources>, JsonRejection>,
-    change: impl Fn(&mut Vec<String>),
-) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return rejected(e),
-    };
-    let mut state = lock(&sh.digitalocean);
-    if !state.tags.contains(tag) {
-        return not_found();
-    }
-    let ids = match tagged_droplets(&state, &req) {
-        Ok(ids) => ids,
-        Err(response) => return *response,
-    };
-    for id in ids {
-        change(&mut state.droplets.get_mut(&id).expect("checked").tags);
-    }
-    StatusCode::NO_CONTENT.into_response()
 }
 
 #[cfg(test)]
