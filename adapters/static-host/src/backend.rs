@@ -127,13 +127,15 @@ impl StaticHost {
         }
     }
 
-    /// Includes a host for `role` under `spec`'s key, or finds the earlier inclusion.
-    fn include(
+    /// Includes a host for `role` under `spec`'s key, or finds the earlier inclusion; answers
+    /// with the `view` of it (its front door or egress IP).
+    fn include<T>(
         &self,
         role: NodeRole,
         spec: &AddressSpec,
         operation: Operation,
-    ) -> Result<(Host, Inclusion)> {
+        view: impl Fn(&Self, &Host, &Inclusion) -> T,
+    ) -> Result<T> {
         if !spec.labels.is_owned_by(&self.fleet) || spec.labels.key().as_ref() != Some(&spec.key) {
             return Err(self.error(
                 ErrorKind::InvalidInput,
@@ -151,7 +153,7 @@ impl StaticHost {
             .find(|i| i.labels.key().as_ref() == Some(&spec.key))
             && let Some(host) = inventory.host(&done.host)
         {
-            return Ok((host.clone(), done.clone()));
+            return Ok(view(self, host, done));
         }
         let serves = |h: &&Host| h.region == spec.region && h.roles.contains(&role);
         let host = match &spec.node {
@@ -204,15 +206,18 @@ impl StaticHost {
             .update(|map| {
                 map.insert((host.id.clone(), role), inclusion.clone());
             })
-            .map_err(|e| {
-                self.error(
-                    ErrorKind::Unavailable,
-                    operation,
-                    "cannot persist the include state",
-                )
-                .with_source(e)
-            })?;
-        Ok((host.clone(), inclusion))
+            .map_err(|e| self.unpersisted(operation, e))?;
+        Ok(view(self, host, &inclusion))
+    }
+
+    /// The error of an include state that could not be written.
+    fn unpersisted(&self, operation: Operation, e: std::io::Error) -> Error {
+        self.error(
+            ErrorKind::Unavailable,
+            operation,
+            "cannot persist the include state",
+        )
+        .with_source(e)
     }
 
     fn exclude(&self, role: NodeRole, host: &str, operation: Operation) -> Result<()> {
@@ -221,23 +226,16 @@ impl StaticHost {
             .update(|map| {
                 map.remove(&(host.to_owned(), role));
             })
-            .map_err(|e| {
-                self.error(
-                    ErrorKind::Unavailable,
-                    operation,
-                    "cannot persist the include state",
-                )
-                .with_source(e)
-            })
+            .map_err(|e| self.unpersisted(operation, e))
     }
 
-    /// Included hosts for `role` that are still in the inventory.
-    fn included(&self, role: NodeRole) -> Vec<(Host, Inclusion)> {
+    /// The `view` of every host included for `role` that is still in the inventory.
+    fn included<T>(&self, role: NodeRole, view: impl Fn(&Self, &Host, &Inclusion) -> T) -> Vec<T> {
         let inventory = self.inventory();
         let inclusions = self.inclusions.lock().unwrap_or_else(|p| p.into_inner());
         inclusions
             .iter(role)
-            .filter_map(|i| inventory.host(&i.host).map(|h| (h.clone(), i.clone())))
+            .filter_map(|i| inventory.host(&i.host).map(|h| view(self, h, i)))
             .collect()
     }
 
@@ -389,9 +387,12 @@ impl Provider for StaticHost {
 #[async_trait]
 impl Ingress for StaticHost {
     async fn allocate_ingress_frontdoor(&self, spec: &AddressSpec) -> Result<Frontdoor> {
-        let (host, inclusion) =
-            self.include(NodeRole::Ingress, spec, Operation::AllocateIngressFrontdoor)?;
-        Ok(self.frontdoor(&host, &inclusion))
+        self.include(
+            NodeRole::Ingress,
+            spec,
+            Operation::AllocateIngressFrontdoor,
+            Self::frontdoor,
+        )
     }
 
     async fn release_ingress_frontdoor(&self, frontdoor: &FrontdoorRef) -> Result<()> {
@@ -403,20 +404,19 @@ impl Ingress for StaticHost {
     }
 
     async fn list_frontdoors(&self) -> Result<Vec<Frontdoor>> {
-        Ok(self
-            .included(NodeRole::Ingress)
-            .iter()
-            .map(|(h, i)| self.frontdoor(h, i))
-            .collect())
+        Ok(self.included(NodeRole::Ingress, Self::frontdoor))
     }
 }
 
 #[async_trait]
 impl Egress for StaticHost {
     async fn allocate_egress_ip(&self, spec: &AddressSpec) -> Result<EgressIp> {
-        let (host, inclusion) =
-            self.include(NodeRole::Egress, spec, Operation::AllocateEgressIp)?;
-        Ok(self.egress_ip(&host, &inclusion))
+        self.include(
+            NodeRole::Egress,
+            spec,
+            Operation::AllocateEgressIp,
+            Self::egress_ip,
+        )
     }
 
     async fn release_egress_ip(&self, ip: &EgressIpRef) -> Result<()> {
@@ -424,10 +424,6 @@ impl Egress for StaticHost {
     }
 
     async fn list_egress_ips(&self) -> Result<Vec<EgressIp>> {
-        Ok(self
-            .included(NodeRole::Egress)
-            .iter()
-            .map(|(h, i)| self.egress_ip(h, i))
-            .collect())
+        Ok(self.included(NodeRole::Egress, Self::egress_ip))
     }
 }

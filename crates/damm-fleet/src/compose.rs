@@ -26,19 +26,9 @@ use crate::model::{Fleet, Status};
 use crate::policy::Policy;
 use crate::score::Scores;
 
-/// How a client reaches the ingress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Transport {
-    /// Bare WireGuard over UDP to the ingress address.
-    #[serde(rename = "T0")]
-    WireguardUdp,
-    /// WireGuard carried behind a CDN-fronted hostname.
-    #[serde(rename = "T3")]
-    CdnFronted,
-    /// The ingress's overlay (100.x) address.
-    #[serde(rename = "overlay")]
-    Overlay,
-}
+/// How a client reaches the ingress: the catalog's transport, so a composition is published
+/// as it is ranked.
+pub use damm_catalog::Transport;
 
 /// A way in to an ingress node that is not its own address: a CDN front or an overlay
 /// membership, as the shell knows them.

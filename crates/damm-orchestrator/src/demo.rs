@@ -15,7 +15,7 @@ use damm_sim::{Dark, Faults, SimConfig};
 use serde::Serialize;
 
 use crate::engine::{Engine, ManualClock, Options, TickReport};
-use crate::report::{FleetRow, capacity_line, fleet_rows, fleet_table};
+use crate::report::{FleetRow, capacity_line, fleet_rows, fleet_table, live_healthy};
 use crate::state::{FileStore, State};
 
 /// One tick of the demo.
@@ -73,17 +73,7 @@ fn capacity(state: &State, scores: &Scores, policy: &Policy) -> (usize, usize) {
             (NodeRole::Ingress, r.ingress.min),
             (NodeRole::Egress, r.egress.min),
         ] {
-            let live = state
-                .nodes
-                .iter()
-                .filter(|(k, n)| {
-                    &n.region == region
-                        && n.role == role
-                        && n.status == Status::Active
-                        && !scores.dark.contains(&n.provider)
-                        && scores.get(k.as_str()).is_some_and(|s| s.healthy)
-                })
-                .count();
+            let live = live_healthy(state, scores, region, role);
             have += live.min(min as usize);
             want += min as usize;
         }

@@ -411,16 +411,17 @@ fn egress_for(
     })
 }
 
-/// The desired configuration of gateway `id` (a node key), derived from state: see the
-/// module documentation. `catalog` is the last published one (it picks the egress).
-pub fn gateway_config(
+/// The desired configuration of gateway `id` (a node key), derived from state (see the
+/// module documentation) and signed with the catalog key. `catalog` is the last published
+/// one (it picks the egress).
+pub fn signed_gateway_config(
     state: &State,
     policy: &Policy,
     keys: &Keys,
     catalog: Option<&Catalog>,
     id: &str,
     now: DateTime<Utc>,
-) -> Result<GatewayConfig, ConfigRefusal> {
+) -> Result<SignedGatewayConfig, ConfigRefusal> {
     let unknown = || ConfigRefusal::UnknownGateway(id.chars().take(64).collect());
     let key = IdempotencyKey::new(id).map_err(|_| unknown())?;
     let node = state.nodes.get(&key).ok_or_else(unknown)?;
@@ -521,19 +522,6 @@ pub fn gateway_config(
     config
         .validate()
         .map_err(|e| not_ready(format!("the derived config is invalid: {e}")))?;
-    Ok(config)
-}
-
-/// [`gateway_config`], signed with the catalog key.
-pub fn signed_gateway_config(
-    state: &State,
-    policy: &Policy,
-    keys: &Keys,
-    catalog: Option<&Catalog>,
-    id: &str,
-    now: DateTime<Utc>,
-) -> Result<SignedGatewayConfig, ConfigRefusal> {
-    let config = gateway_config(state, policy, keys, catalog, id, now)?;
     damm_catalog::sign_gateway_config(&config, &keys.signing)
         .map_err(|e| ConfigRefusal::NotReady(format!("signing the gateway config: {e}")))
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use damm_fleet::{Action, Plan, Policy, Scores, Status};
-use damm_provider::NodeRole;
+use damm_provider::{NodeRole, Region};
 use serde::Serialize;
 
 use crate::state::State;
@@ -104,23 +104,27 @@ pub fn fleet_table(rows: &[FleetRow]) -> String {
     out
 }
 
+/// How many `role` nodes of `region` are live and healthy: active, at a provider that is not
+/// dark, and healthy by their score.
+pub fn live_healthy(state: &State, scores: &Scores, region: &Region, role: NodeRole) -> usize {
+    state
+        .nodes
+        .iter()
+        .filter(|(k, n)| {
+            &n.region == region
+                && n.role == role
+                && n.status == Status::Active
+                && !scores.dark.contains(&n.provider)
+                && scores.get(k.as_str()).is_some_and(|s| s.healthy)
+        })
+        .count()
+}
+
 /// Per region: live healthy ingress and egress against the policy's minimums.
 pub fn capacity_line(state: &State, scores: &Scores, policy: &Policy) -> String {
     let mut parts = Vec::new();
     for (region, r) in &policy.regions {
-        let live = |role: NodeRole| {
-            state
-                .nodes
-                .iter()
-                .filter(|(k, n)| {
-                    &n.region == region
-                        && n.role == role
-                        && n.status == Status::Active
-                        && !scores.dark.contains(&n.provider)
-                        && scores.get(k.as_str()).is_some_and(|s| s.healthy)
-                })
-                .count()
-        };
+        let live = |role: NodeRole| live_healthy(state, scores, region, role);
         let spares = state
             .nodes
             .values()

@@ -169,6 +169,21 @@ pub struct UserShare {
     pub basis: String,
 }
 
+impl UserShare {
+    /// `ok` of `total` fail over (all of none), counted as `basis` says.
+    fn of(ok: u64, total: u64, clients: Option<u64>, basis: &str) -> UserShare {
+        UserShare {
+            percent: if total == 0 {
+                100.0
+            } else {
+                100.0 * ok as f64 / total as f64
+            },
+            clients,
+            basis: basis.to_owned(),
+        }
+    }
+}
+
 /// How long until capacity is back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -370,32 +385,21 @@ pub fn whatif(
                 .filter(|(r, _)| regions.get(r.as_str()).is_some_and(|a| a.fails_over))
                 .map(|(_, n)| n)
                 .sum();
-            UserShare {
-                percent: if total == 0 {
-                    100.0
-                } else {
-                    100.0 * ok as f64 / total as f64
-                },
-                clients: Some(total),
-                basis: "enrolled clients, by region".to_owned(),
-            }
+            UserShare::of(ok, total, Some(total), "enrolled clients, by region")
         }
         Users::RegionsEqual => {
-            let total = policy.regions.len();
+            let total = policy.regions.len() as u64;
             let ok = policy
                 .regions
                 .keys()
                 .filter(|r| regions.get(r.as_str()).is_some_and(|a| a.fails_over))
-                .count();
-            UserShare {
-                percent: if total == 0 {
-                    100.0
-                } else {
-                    100.0 * ok as f64 / total as f64
-                },
-                clients: None,
-                basis: "no enrolled-client list in state: regions weighted equally".to_owned(),
-            }
+                .count() as u64;
+            UserShare::of(
+                ok,
+                total,
+                None,
+                "no enrolled-client list in state: regions weighted equally",
+            )
         }
     };
 
@@ -611,6 +615,12 @@ pub fn whatif(
     }
 }
 
+/// `target ≥ {target}{unit}: ok`, or `MISSED` where `value` falls short of it.
+fn against<T: PartialOrd + std::fmt::Display>(value: T, target: T, unit: &str) -> String {
+    let verdict = if value >= target { "ok" } else { "MISSED" };
+    format!("target ≥ {target}{unit}: {verdict}")
+}
+
 /// The answer as a human table.
 pub fn render(w: &WhatIf) -> String {
     use std::fmt::Write as _;
@@ -645,32 +655,32 @@ pub fn render(w: &WhatIf) -> String {
             if r.fails_over { "yes" } else { "NO" }
         );
     }
-    let mark = |ok: bool| if ok { "ok" } else { "MISSED" };
     let _ = writeln!(
         out,
-        "alternate paths: {} in all, {} in the poorest region (target ≥ {}: {})",
+        "alternate paths: {} in all, {} in the poorest region ({})",
         w.alternate_paths,
         w.alternate_paths_min_region,
-        targets::ALTERNATE_PATHS,
-        mark(w.alternate_paths_min_region >= targets::ALTERNATE_PATHS)
+        against(w.alternate_paths_min_region, targets::ALTERNATE_PATHS, "")
     );
     let _ = writeln!(
         out,
-        "users failing over without re-enrollment: {:.1} % ({}; target ≥ {} %: {})",
+        "users failing over without re-enrollment: {:.1} % ({}; {})",
         w.users.percent,
         w.users.basis,
-        targets::USERS_PERCENT,
-        mark(w.users.percent >= targets::USERS_PERCENT)
+        against(w.users.percent, targets::USERS_PERCENT, " %")
     );
     let r = &w.refill;
     let _ = writeln!(
         out,
-        "capacity: {:.0} % now, {:.0} % right after the loss, {:.0} % at 5 min (target ≥ {} %: {})",
+        "capacity: {:.0} % now, {:.0} % right after the loss, {:.0} % at 5 min ({})",
         w.capacity_now_percent,
         w.capacity_after_loss_percent,
         w.capacity_at_5_min_percent,
-        targets::CAPACITY_AT_5_MIN_PERCENT,
-        mark(w.capacity_at_5_min_percent >= targets::CAPACITY_AT_5_MIN_PERCENT)
+        against(
+            w.capacity_at_5_min_percent,
+            targets::CAPACITY_AT_5_MIN_PERCENT,
+            " %"
+        )
     );
     let _ = writeln!(
         out,

@@ -70,13 +70,17 @@ fn stock_minisign_accepts_our_signature() {
     let sig = write(dir.path(), "catalog.json.minisig", &signed.signature);
     let public = write(dir.path(), "damm.pub", &key().public_key().to_minisign());
 
-    let ok = run(Command::new(&minisign)
-        .arg("-Vm")
-        .arg(&catalog)
-        .arg("-x")
-        .arg(&sig)
-        .arg("-p")
-        .arg(&public));
+    // `minisign -Vm catalog.json -x catalog.json.minisig -p damm.pub`.
+    let verify = || {
+        run(Command::new(&minisign)
+            .arg("-Vm")
+            .arg(&catalog)
+            .arg("-x")
+            .arg(&sig)
+            .arg("-p")
+            .arg(&public))
+    };
+    let ok = verify();
     assert!(ok.status.success(), "minisign refused our signature");
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(
@@ -97,13 +101,7 @@ fn stock_minisign_accepts_our_signature() {
         signed.json.replace("\"version\": 42", "\"version\": 43"),
     )
     .unwrap();
-    let tampered = run(Command::new(&minisign)
-        .arg("-Vm")
-        .arg(&catalog)
-        .arg("-x")
-        .arg(&sig)
-        .arg("-p")
-        .arg(&public));
+    let tampered = verify();
     assert!(
         !tampered.status.success(),
         "minisign accepted a tampered catalog"

@@ -1,6 +1,6 @@
 //! Signing and verification: every refusal `verify` promises, and no panic on any input.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use damm_catalog::{
     Catalog, KeyId, PublicKey, SigningKey, VerifyError, catalog_trusted_comment, sign,
     sign_catalog, verify, verify_signature,
@@ -182,56 +182,34 @@ fn rotation_trusts_several_keys() {
     assert!(verify(json.as_bytes(), &sig, &both, None, now()).is_ok());
 }
 
+/// The sample catalog, signed with the trusted key, verified at `at`.
+fn verify_sample_at(at: DateTime<Utc>) -> Result<Catalog, VerifyError> {
+    let (json, sig) = signed();
+    verify(json.as_bytes(), &sig, &trusted(), None, at)
+}
+
 #[test]
 fn expired_catalog_is_rejected() {
-    let (json, sig) = signed();
     let expires = sample().expires_at;
-    assert!(matches!(
-        verify(json.as_bytes(), &sig, &trusted(), None, expires),
-        Err(VerifyError::Expired { .. })
-    ));
-    assert!(matches!(
-        verify(
-            json.as_bytes(),
-            &sig,
-            &trusted(),
-            None,
-            expires + Duration::days(30)
-        ),
-        Err(VerifyError::Expired { .. })
-    ));
-    let just_before = expires - Duration::seconds(1);
-    assert!(verify(json.as_bytes(), &sig, &trusted(), None, just_before).is_ok());
-    let message = verify(json.as_bytes(), &sig, &trusted(), None, expires)
-        .unwrap_err()
-        .to_string();
+    for at in [expires, expires + Duration::days(30)] {
+        assert!(
+            matches!(verify_sample_at(at), Err(VerifyError::Expired { .. })),
+            "at {at}"
+        );
+    }
+    assert!(verify_sample_at(expires - Duration::seconds(1)).is_ok());
+    let message = verify_sample_at(expires).unwrap_err().to_string();
     assert!(message.contains("expired"), "{message}");
 }
 
 #[test]
 fn catalog_from_the_future_is_rejected_beyond_the_skew() {
-    let (json, sig) = signed();
     let issued = sample().issued_at;
     assert!(matches!(
-        verify(
-            json.as_bytes(),
-            &sig,
-            &trusted(),
-            None,
-            issued - Duration::minutes(6)
-        ),
+        verify_sample_at(issued - Duration::minutes(6)),
         Err(VerifyError::NotYetValid { .. })
     ));
-    assert!(
-        verify(
-            json.as_bytes(),
-            &sig,
-            &trusted(),
-            None,
-            issued - Duration::minutes(4)
-        )
-        .is_ok()
-    );
+    assert!(verify_sample_at(issued - Duration::minutes(4)).is_ok());
 }
 
 #[test]

@@ -248,15 +248,7 @@ impl<'a> Planner<'a> {
         self.created_at[usize::from(px)] += 1;
         self.nodes_at[usize::from(px)] += 1;
         self.spend_cents += p.node_cents();
-        self.creates.push(DesiredNode {
-            key: key.clone(),
-            provider: provider.to_owned(),
-            region: region.clone(),
-            role,
-            status: if spare { Status::Spare } else { Status::Active },
-            new: true,
-        });
-        self.actions.push(Action::Create {
+        let create = Action::Create {
             key,
             provider: provider.to_owned(),
             region: region.clone(),
@@ -264,7 +256,9 @@ impl<'a> Planner<'a> {
             profile: p.profile.clone(),
             spare,
             reason: reason.to_owned(),
-        });
+        };
+        self.creates.extend(create.created_node());
+        self.actions.push(create);
         true
     }
 

@@ -25,7 +25,7 @@ use damm_provider::{IdempotencyKey, NodeRole, NodeState, Region};
 use serde::{Deserialize, Serialize};
 
 use crate::fasthash::FastMap;
-use crate::model::{AddressKind, Fleet, FleetNode, Status};
+use crate::model::{AddressKind, Fleet, FleetAddress, FleetNode, Status};
 use crate::policy::{Policy, ProviderPolicy, RegionPolicy};
 use crate::score::{Score, Scores};
 
@@ -121,26 +121,72 @@ pub enum Action {
 impl Action {
     /// The provider the action calls.
     pub fn provider(&self) -> &str {
-        match self {
-            Action::Create { provider, .. }
-            | Action::Promote { provider, .. }
-            | Action::Drain { provider, .. }
-            | Action::Retire { provider, .. }
-            | Action::Allocate { provider, .. }
-            | Action::Release { provider, .. } => provider,
-        }
+        self.target().1
     }
 
     /// The key of the resource it creates or touches.
     pub fn key(&self) -> &IdempotencyKey {
+        self.target().0
+    }
+
+    /// The resource the action creates or touches, and the provider that holds it.
+    fn target(&self) -> (&IdempotencyKey, &str) {
         match self {
-            Action::Create { key, .. }
-            | Action::Promote { key, .. }
-            | Action::Drain { key, .. }
-            | Action::Retire { key, .. }
-            | Action::Allocate { key, .. }
-            | Action::Release { key, .. } => key,
+            Action::Create { key, provider, .. }
+            | Action::Promote { key, provider, .. }
+            | Action::Drain { key, provider, .. }
+            | Action::Retire { key, provider, .. }
+            | Action::Allocate { key, provider, .. }
+            | Action::Release { key, provider, .. } => (key, provider),
         }
+    }
+
+    /// For a create, the node it adds as the desired fleet lists it: new, a spare or active.
+    pub fn created_node(&self) -> Option<DesiredNode> {
+        let Action::Create {
+            region,
+            role,
+            spare,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some(DesiredNode {
+            key: self.key().clone(),
+            provider: self.provider().to_owned(),
+            region: region.clone(),
+            role: *role,
+            status: if *spare {
+                Status::Spare
+            } else {
+                Status::Active
+            },
+            new: true,
+        })
+    }
+
+    /// For an allocate, the address it adds as the fleet lists it until the provider names it.
+    pub fn allocated_address(&self) -> Option<FleetAddress> {
+        let Action::Allocate {
+            key,
+            kind,
+            node,
+            provider,
+            region,
+        } = self
+        else {
+            return None;
+        };
+        Some(FleetAddress {
+            key: key.clone(),
+            provider: provider.clone(),
+            id: None,
+            region: region.clone(),
+            kind: *kind,
+            node: Some(node.clone()),
+            owned: true,
+        })
     }
 
     /// One line for humans: `+ create eu-central ingress at hetzner (i4-eu-central): fill`.
@@ -437,15 +483,10 @@ impl<'a> Planner<'a> {
         let mut promoted: BTreeMap<&Region, u32> = BTreeMap::new();
         // 3. Fill, ingress first: round-robin over regions so the global cap is shared.
         for role in [NodeRole::Ingress, NodeRole::Egress] {
-            let mut want: Vec<(&Region, u32)> = regions
-                .iter()
-                .map(|r| {
-                    let view = self.view(r, role);
-                    let bounds = self.policy.regions[*r].bounds(role);
-                    let have = (view.keep.len() + view.due.len() + view.pending.len()) as u32;
-                    (*r, bounds.min.saturating_sub(have))
-                })
-                .collect();
+            let mut want = self.wants(&regions, role, |_, view, policy| {
+                let have = (view.keep.len() + view.due.len() + view.pending.len()) as u32;
+                policy.bounds(role).min.saturating_sub(have)
+            });
             if role == NodeRole::Ingress {
                 for (r, need) in &mut want {
                     let p = self.promote(r, *need, "fill live ingress to min");
@@ -462,25 +503,21 @@ impl<'a> Planner<'a> {
         }
         // 4. Rotation: replace due nodes up to what min still misses counting pending.
         for role in [NodeRole::Ingress, NodeRole::Egress] {
-            let mut want: Vec<(&Region, u32)> = regions
-                .iter()
-                .map(|r| {
-                    let view = self.view(r, role);
-                    let bounds = self.policy.regions[*r].bounds(role);
-                    let coming = view.pending.len() as u32
-                        + self.planned(r, role, false)
-                        + if role == NodeRole::Ingress {
-                            promoted.get(r).copied().unwrap_or(0)
-                        } else {
-                            0
-                        };
-                    let missing = bounds
-                        .min
-                        .max(1)
-                        .saturating_sub(view.keep.len() as u32 + coming);
-                    (*r, missing.min(view.due.len() as u32))
-                })
-                .collect();
+            let mut want = self.wants(&regions, role, |r, view, policy| {
+                let coming = view.pending.len() as u32
+                    + self.planned(r, role, false)
+                    + if role == NodeRole::Ingress {
+                        promoted.get(r).copied().unwrap_or(0)
+                    } else {
+                        0
+                    };
+                let missing = policy
+                    .bounds(role)
+                    .min
+                    .max(1)
+                    .saturating_sub(view.keep.len() as u32 + coming);
+                missing.min(view.due.len() as u32)
+            });
             if role == NodeRole::Ingress {
                 for (r, need) in &mut want {
                     let p = self.promote(r, *need, "replace a node due for rotation");
@@ -495,15 +532,11 @@ impl<'a> Planner<'a> {
             self.diversify(r);
         }
         // 6. Warm spares.
-        let mut want: Vec<(&Region, u32)> = regions
-            .iter()
-            .map(|r| {
-                let view = self.view(r, NodeRole::Ingress);
-                let have = (view.spares.len() + view.spares_pending.len()) as u32
-                    + self.planned(r, NodeRole::Ingress, true);
-                (*r, self.policy.regions[*r].warm_spares.saturating_sub(have))
-            })
-            .collect();
+        let mut want = self.wants(&regions, NodeRole::Ingress, |r, view, policy| {
+            let have = (view.spares.len() + view.spares_pending.len()) as u32
+                + self.planned(r, NodeRole::Ingress, true);
+            policy.warm_spares.saturating_sub(have)
+        });
         self.create_round_robin(&mut want, NodeRole::Ingress, true, "keep warm spares");
         // 7. Drain rotated and surplus nodes whose replacements are live.
         for r in &regions {
@@ -513,6 +546,20 @@ impl<'a> Planner<'a> {
         }
         self.addresses();
         self.finish()
+    }
+
+    /// What each of `regions` wants created or promoted for `role`: `need` of the region's
+    /// view and policy.
+    fn wants(
+        &self,
+        regions: &[&'a Region],
+        role: NodeRole,
+        need: impl Fn(&Region, &View, &RegionPolicy) -> u32,
+    ) -> Vec<(&'a Region, u32)> {
+        regions
+            .iter()
+            .map(|r| (*r, need(r, &self.view(r, role), &self.policy.regions[*r])))
+            .collect()
     }
 
     /// The live and coming nodes of one region and role, after this tick's decisions so far.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use damm_fleet::{Action, Fleet, FleetAddress, FleetNode, Plan, Policy, ScoreBook, Status};
+use damm_fleet::{Action, Fleet, FleetNode, Plan, Policy, ScoreBook, Status};
 use damm_provider::{NodeState, Region};
 
 pub fn t0() -> DateTime<Utc> {
@@ -87,47 +87,25 @@ impl World {
 pub fn apply(fleet: &mut Fleet, plan: &Plan, now: DateTime<Utc>) {
     for action in &plan.actions {
         match action {
-            Action::Create {
-                key,
-                provider,
-                region,
-                role,
-                spare,
-                ..
-            } => fleet.nodes.push(FleetNode {
-                key: key.clone(),
-                provider: provider.clone(),
-                id: Some(format!("id-{key}")),
-                region: region.clone(),
-                role: *role,
-                owned: true,
-                status: if *spare {
-                    Status::Spare
-                } else {
-                    Status::Active
-                },
-                status_since: now,
-                state: NodeState::Provisioning,
-                created_at: now,
-            }),
+            Action::Create { .. } => {
+                let created = action.created_node().expect("a create adds a node");
+                fleet.nodes.push(FleetNode {
+                    id: Some(format!("id-{}", created.key)),
+                    key: created.key,
+                    provider: created.provider,
+                    region: created.region,
+                    role: created.role,
+                    owned: true,
+                    status: created.status,
+                    status_since: now,
+                    state: NodeState::Provisioning,
+                    created_at: now,
+                });
+            }
             Action::Promote { key, .. } => set_status(fleet, key, Status::Active, now),
             Action::Drain { key, .. } => set_status(fleet, key, Status::Draining, now),
             Action::Retire { key, .. } => fleet.nodes.retain(|n| &n.key != key),
-            Action::Allocate {
-                key,
-                kind,
-                node,
-                provider,
-                region,
-            } => fleet.addresses.push(FleetAddress {
-                key: key.clone(),
-                provider: provider.clone(),
-                id: None,
-                region: region.clone(),
-                kind: *kind,
-                node: Some(node.clone()),
-                owned: true,
-            }),
+            Action::Allocate { .. } => fleet.addresses.extend(action.allocated_address()),
             Action::Release { key, .. } => fleet.addresses.retain(|a| &a.key != key),
         }
     }

@@ -121,32 +121,17 @@ impl Engine {
 
     fn record(&mut self, action: &Action, outcome: Outcome, now: DateTime<Utc>) {
         match (action, outcome) {
-            (
-                Action::Create {
-                    key,
-                    provider,
-                    region,
-                    role,
-                    spare,
-                    ..
-                },
-                Outcome::Created(node),
-            ) => {
-                self.state.nodes.insert(
-                    key.clone(),
-                    NodeRecord::first_seen(
-                        &node,
-                        provider,
-                        region,
-                        *role,
-                        if *spare {
-                            Status::Spare
-                        } else {
-                            Status::Active
-                        },
-                        now,
-                    ),
+            (Action::Create { .. }, Outcome::Created(node)) => {
+                let created = action.created_node().expect("a create adds a node");
+                let record = NodeRecord::first_seen(
+                    &node,
+                    &created.provider,
+                    &created.region,
+                    created.role,
+                    created.status,
+                    now,
                 );
+                self.state.nodes.insert(created.key, record);
             }
             (Action::Promote { key, .. }, _) => self.set_status(key, Status::Active, now),
             (Action::Drain { key, .. }, _) => self.set_status(key, Status::Draining, now),
@@ -155,27 +140,19 @@ impl Engine {
                 self.state.scores.forget(key.as_str());
                 self.state.orphans.remove(&format!("{provider}/{key}"));
             }
-            (
-                Action::Allocate {
-                    key,
-                    kind,
-                    node,
-                    provider,
-                    region,
-                },
-                Outcome::Allocated(id, address),
-            ) => {
-                self.state.addresses.insert(
-                    key.clone(),
-                    AddressRecord {
-                        provider: provider.clone(),
-                        id,
-                        region: region.clone(),
-                        kind: *kind,
-                        node: Some(node.clone()),
-                        address: Some(address),
-                    },
-                );
+            (Action::Allocate { .. }, Outcome::Allocated(id, address)) => {
+                let allocated = action
+                    .allocated_address()
+                    .expect("an allocate adds an address");
+                let record = AddressRecord {
+                    provider: allocated.provider,
+                    id,
+                    region: allocated.region,
+                    kind: allocated.kind,
+                    node: allocated.node,
+                    address: Some(address),
+                };
+                self.state.addresses.insert(allocated.key, record);
             }
             (Action::Release { key, .. }, _) => {
                 self.state.addresses.remove(key);

@@ -89,24 +89,18 @@ impl Engine {
                     }
                     continue;
                 }
-                if let Some((seq, region, role, spare)) = self.journaled_create(provider, &key) {
+                if let Some((seq, created)) = self.journaled_create(provider, &key) {
                     info!(%provider, %key, "adopting a node the journal created");
                     self.state.nodes.insert(
                         key.clone(),
-                        NodeRecord {
-                            provider: provider.clone(),
-                            id: node.reference.id.clone(),
-                            region,
-                            role,
-                            status: if spare { Status::Spare } else { Status::Active },
-                            status_since: now,
-                            state: node.state,
-                            created_at: now,
-                            addresses: node.addresses.clone(),
-                            wireguard_port: node.wireguard_port,
-                            last_seen: now,
-                            ready_at: None,
-                        },
+                        NodeRecord::first_seen(
+                            node,
+                            provider,
+                            &created.region,
+                            created.role,
+                            created.status,
+                            now,
+                        ),
                     );
                     self.state.settle(seq, Phase::Done);
                     summary.adopted += 1;
@@ -173,28 +167,19 @@ impl Engine {
         gc
     }
 
-    /// The newest create journaled for `key` at `provider`: its sequence number, region,
-    /// role and whether it was a spare.
+    /// The newest create journaled for `key` at `provider`: its sequence number and the node
+    /// it was to add.
     fn journaled_create(
         &self,
         provider: &str,
         key: &IdempotencyKey,
-    ) -> Option<(u64, damm_provider::Region, damm_provider::NodeRole, bool)> {
+    ) -> Option<(u64, damm_fleet::DesiredNode)> {
         self.state
             .journal
             .iter()
             .rev()
-            .find_map(|e| match &e.action {
-                Action::Create {
-                    key: k,
-                    provider: p,
-                    region,
-                    role,
-                    spare,
-                    ..
-                } if k == key && p == provider => Some((e.seq, region.clone(), *role, *spare)),
-                _ => None,
-            })
+            .filter(|e| e.action.key() == key && e.action.provider() == provider)
+            .find_map(|e| Some((e.seq, e.action.created_node()?)))
     }
 
     fn reconcile_addresses(
