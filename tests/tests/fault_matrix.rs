@@ -3,14 +3,18 @@
 //! breaker opens, the provider's nodes are never forgotten while its listing fails (a
 //! truncated listing would read as "the nodes vanished"), the other providers keep being
 //! listed and planned, no resource is created twice, another fleet's resources are never
-//! touched, and the provider recovers — breaker closed, fleet reconverged — once the fault
-//! clears. Prints provider × fault → ticks until the breaker opened and until recovery.
+//! touched, and the provider recovers — breaker closed, alert cleared, fleet reconverged —
+//! once the fault clears. A revoked token (the 401 fault) opens no breaker: it raises that
+//! provider's alert, in the state and in `/metrics`, and darkens nobody, since waiting does
+//! not fix a credential and the provider's machines still carry traffic. Prints provider ×
+//! fault → ticks until the breaker opened (or the alert was raised) and until recovery.
 //!
 //! Hetzner, DigitalOcean and Vultr, and GCE when built with the `gce` feature (CI's
 //! `--all-features`), run under a real [`Engine`]. The engine's tick calls Cloudflare and
 //! Tailscale not at all (they have no compute; their `list_nodes` is empty and answers
 //! without a request), so those two run an adapter-level loop instead: each tick lists their
-//! resources and feeds the outcome to a [`ScoreBook`] with the same breaker. AWS is not
+//! resources and feeds the engine's [`Verdict`] of it to a [`ScoreBook`] with the same breaker
+//! and alerts. AWS is not
 //! simulated (its adapter is tested against moto). Tailscale's lists are not paged, and GCE's
 //! list answers carry no total (a lost page is indistinguishable from the end, and a bad
 //! `pageToken` is an error), so the missing-page fault does not apply to those two.
@@ -24,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use damm_fleet::{Action, Mode, Policy, ScoreBook};
 use damm_orchestrator::engine::ManualClock;
+use damm_orchestrator::engine::alerts::Verdict;
 use damm_orchestrator::{Engine, FileStore, Options, TickReport};
 use damm_provider::{
     FleetId, FrontSpec, IdempotencyKey, Labels, NodeFilter, NodeRole, NodeSpec, NodeState,
@@ -82,6 +87,11 @@ impl Fault {
         Fault::Unauthorized,
         Fault::MissingPage,
     ];
+
+    /// The alert the fault raises instead of an outage, by kind.
+    fn alert(self) -> Option<&'static str> {
+        (self == Fault::Unauthorized).then_some("unauthenticated")
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -294,6 +304,41 @@ impl Harness {
         }
     }
 
+    /// `provider`'s alert is `kind` (or none) in the state, its JSON and `/metrics`.
+    fn check_alert(&self, provider: &str, fault: Fault, kind: Option<&str>) {
+        let state = self.engine.state();
+        let cell = format!("{provider}/{}", fault.name());
+        let raised = state.scores.alert(provider).map(|a| a.kind.as_str());
+        assert_eq!(raised, kind, "{cell}: {:?}", state.scores.breakers);
+        let json = serde_json::to_value(state).unwrap();
+        let alert = &json["scores"]["breakers"][provider]["alert"];
+        assert_eq!(
+            alert["kind"].as_str(),
+            kind,
+            "{cell}: the state JSON says it"
+        );
+        let snapshot = damm_orchestrator::serve::Snapshot {
+            state: Some(state.clone()),
+            metrics: self.engine.metrics().clone(),
+            ..Default::default()
+        };
+        let metrics = damm_orchestrator::serve::render_metrics(&snapshot);
+        let series: Vec<_> = metrics
+            .lines()
+            .filter(|l| l.starts_with("damm_provider_alert{"))
+            .collect();
+        let expected: Vec<String> = kind
+            .map(|k| format!("damm_provider_alert{{provider=\"{provider}\",kind=\"{k}\"}} 1"))
+            .into_iter()
+            .collect();
+        assert_eq!(series, expected, "{cell}: /metrics says it");
+        let dark = format!("damm_provider_dark{{provider=\"{provider}\"}} 0");
+        assert!(
+            kind.is_none() || metrics.lines().any(|l| l == dark),
+            "{cell}: not dark in /metrics: {metrics}"
+        );
+    }
+
     async fn run(&mut self, provider: &str, fault: Fault) -> Cell {
         let before = self.nodes_at(provider);
         let needs = if fault == Fault::MissingPage { 2 } else { 1 };
@@ -306,12 +351,14 @@ impl Harness {
         self.sim.set_faults(api(provider), fault.faults());
         let mut to_open = None;
         let mut error = String::new();
-        // The breaker opens, the provider's nodes stay known, nobody else goes dark.
+        // The breaker opens (or the alert is raised), the provider's nodes stay known,
+        // nobody else goes dark.
         for t in 1..=MAX_TO_OPEN + 2 {
             let report = self.tick().await;
             let dark: Vec<_> = report.scores.dark.iter().cloned().collect();
             assert!(
-                dark.iter().all(|p| p == provider),
+                dark.iter()
+                    .all(|p| p == provider && fault.alert().is_none()),
                 "{provider}/{}: only its breaker opens, not {dark:?}",
                 fault.name()
             );
@@ -331,6 +378,19 @@ impl Harness {
                 "{provider}/{}: a failed listing must not forget the provider's nodes",
                 fault.name()
             );
+            if let Some(kind) = fault.alert() {
+                self.check_alert(provider, fault, Some(kind));
+                assert!(
+                    !report.scores.suspect.contains(provider),
+                    "{provider}/{}: an alert is not counted as a failure",
+                    fault.name()
+                );
+                to_open.get_or_insert(t);
+                if t == MAX_TO_OPEN {
+                    break; // Alerted all along, never dark.
+                }
+                continue;
+            }
             if to_open.is_some() {
                 // Dark: the planner leaves it alone and plans the others.
                 assert!(
@@ -353,6 +413,10 @@ impl Harness {
         let to_open =
             to_open.unwrap_or_else(|| panic!("{provider}/{}: the breaker opens", fault.name()));
         assert!(to_open <= MAX_TO_OPEN);
+        if fault.alert().is_some() {
+            assert_eq!(to_open, 1, "{provider}/{}: alerted at once", fault.name());
+            assert!(!self.engine.state().scores.is_dark(provider));
+        }
         // While it is dark the others carry the region's minimums in the desired fleet
         // (replacements planned there now, or kept from an earlier case).
         let desired = &self.engine.state().orchestrator.desired_fleet;
@@ -364,8 +428,9 @@ impl Harness {
         };
         let region = &self.policy.regions[&"eu-central".parse().unwrap()];
         assert!(
-            elsewhere(NodeRole::Ingress) >= region.ingress.min as usize
-                && elsewhere(NodeRole::Egress) >= region.egress.min as usize,
+            fault.alert().is_some()
+                || (elsewhere(NodeRole::Ingress) >= region.ingress.min as usize
+                    && elsewhere(NodeRole::Egress) >= region.egress.min as usize),
             "{provider}/{}: the others carry the region: {desired:?}",
             fault.name()
         );
@@ -383,6 +448,7 @@ impl Harness {
             )
         });
         assert!(!self.engine.state().scores.is_dark(provider));
+        self.check_alert(provider, fault, None);
         self.check_inventory().await;
         Cell {
             to_open,
@@ -433,7 +499,10 @@ async fn every_compute_provider_survives_every_fault_and_recovers() {
 }
 
 fn print_table(title: &str, providers: &[String], table: &BTreeMap<(String, &str), Cell>) {
-    println!("\nfault matrix ({title}): ticks until the breaker opened / until recovered");
+    println!(
+        "\nfault matrix ({title}): ticks until the breaker opened (401: until the alert was \
+         raised) / until recovered"
+    );
     print!("{:<14}", "provider");
     for fault in Fault::ALL {
         print!("{:>14}", fault.name());
@@ -530,21 +599,31 @@ async fn cdn_and_overlay_adapters_fail_cleanly_under_every_fault_and_recover() {
             }
             Ok::<usize, damm_provider::Error>(n)
         };
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok(n)) => Ok(n),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("timed out after {CALL_TIMEOUT:?}")),
-        }
+        tokio::time::timeout(CALL_TIMEOUT, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(damm_provider::Error::new(
+                    damm_provider::ErrorKind::Unavailable,
+                    p.id(),
+                    damm_provider::Operation::ListFronts,
+                )
+                .with_message(format!("timed out after {CALL_TIMEOUT:?}")))
+            })
     };
+    // The engine's verdict of a listing, fed to the same book.
+    let feed =
+        |book: &mut ScoreBook, name: &str, at, result: &Result<usize, damm_provider::Error>| {
+            let verdict = Verdict::of(result.as_ref().map(drop), None);
+            verdict.record(book, name, at, &policy.scoring.breaker);
+        };
 
     let clock = ManualClock::new(chrono::Utc::now());
-    let breaker = &policy.scoring.breaker;
     let mut book = ScoreBook::default();
     let names = ["cloudflare".to_owned(), "tailscale".to_owned()];
     let mut table = BTreeMap::new();
     for name in &names {
         let p = Arc::clone(&providers[name.as_str()]);
-        assert_eq!(list(Arc::clone(&p)).await, Ok(expected(name)));
+        assert_eq!(list(Arc::clone(&p)).await.ok(), Some(expected(name)));
         for fault in Fault::ALL {
             if not_applicable(name, fault) {
                 continue; // Tailscale's device and key lists are not paged.
@@ -553,50 +632,63 @@ async fn cdn_and_overlay_adapters_fail_cleanly_under_every_fault_and_recover() {
             let mut to_open = None;
             let mut error = String::new();
             for t in 1..=MAX_TO_OPEN {
-                let mut outcome = Ok(());
                 for other in &names {
                     let result = list(Arc::clone(&providers[other.as_str()])).await;
-                    if other != name {
-                        assert_eq!(result, Ok(expected(other)), "{other} is unaffected");
-                    } else if let Ok(n) = result {
-                        assert_eq!(
-                            n,
+                    match &result {
+                        Ok(n) if other == name => assert_eq!(
+                            *n,
                             expected(name),
                             "{name}/{}: never truncated",
                             fault.name()
-                        );
+                        ),
+                        Err(e) if other == name => error = e.to_string(),
+                        _ => assert_eq!(
+                            result.as_ref().ok(),
+                            Some(&expected(other)),
+                            "{other} is unaffected: {result:?}"
+                        ),
                     }
-                    let r = result.map(drop);
-                    if other == name {
-                        outcome = r.clone();
-                    }
-                    book.provider_tick(other, clock.now(), r, breaker);
-                }
-                if let Err(e) = outcome {
-                    error = e;
+                    feed(&mut book, other, clock.now(), &result);
                 }
                 clock.advance(Duration::from_secs(60));
-                if book.is_dark(name) {
+                let alerted = book.alert(name).map(|a| a.kind.as_str());
+                if book.is_dark(name) || (fault.alert().is_some() && alerted == fault.alert()) {
                     to_open = Some(t);
                     break;
                 }
             }
             let dark: Vec<_> = names.iter().filter(|n| book.is_dark(n)).collect();
+            let expected_dark = if fault.alert().is_some() {
+                vec![]
+            } else {
+                vec![name]
+            };
             assert_eq!(
                 dark,
-                vec![name],
-                "{name}/{}: only its breaker",
+                expected_dark,
+                "{name}/{}: only its breaker (none for an alert)",
                 fault.name()
             );
+            let alerted: Vec<_> = names.iter().filter(|n| book.alert(n).is_some()).collect();
+            let expected_alerted = if fault.alert().is_some() {
+                vec![name]
+            } else {
+                vec![]
+            };
+            assert_eq!(alerted, expected_alerted, "{name}/{}: alerts", fault.name());
             let to_open = to_open.unwrap();
             sim.clear_faults(api(name));
             let mut to_recover = None;
             for t in 1..=MAX_TO_RECOVER {
                 let result = list(Arc::clone(&p)).await;
-                book.provider_tick(name, clock.now(), result.clone().map(drop), breaker);
+                feed(&mut book, name, clock.now(), &result);
                 clock.advance(Duration::from_secs(60));
-                if !book.is_dark(name) {
-                    assert_eq!(result, Ok(expected(name)), "{name}: all there, once each");
+                if !book.is_dark(name) && book.alert(name).is_none() {
+                    assert_eq!(
+                        result.ok(),
+                        Some(expected(name)),
+                        "{name}: all there, once each"
+                    );
                     to_recover = Some(t);
                     break;
                 }

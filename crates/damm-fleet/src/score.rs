@@ -118,6 +118,22 @@ pub struct BreakerState {
     pub open_until: Option<DateTime<Utc>>,
     /// The last failure, for operators.
     pub last_error: Option<String>,
+    /// Raised while the provider refuses DAMM's credentials or quota. Not a failure: the
+    /// breaker does not count it, because waiting does not fix it and the operator can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<ProviderAlert>,
+}
+
+/// Why a provider needs its operator rather than patience.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderAlert {
+    /// The error kind, as `damm_provider::ErrorKind::as_str` names it (`unauthenticated`,
+    /// `quota_exceeded`).
+    pub kind: String,
+    /// When the alert of this kind was raised.
+    pub since: DateTime<Utc>,
+    /// The latest error's text (provider errors never carry secrets).
+    pub error: String,
 }
 
 impl BreakerState {
@@ -205,6 +221,43 @@ impl ScoreBook {
                 }
             }
         }
+    }
+
+    /// Raises an alert of `kind` at `provider`, or keeps the one it has, with the latest
+    /// `error`; the breaker is left as it is. True when the alert is new (or of a new kind),
+    /// which is when the operator should hear of it.
+    pub fn provider_alert(
+        &mut self,
+        provider: &str,
+        at: DateTime<Utc>,
+        kind: &str,
+        error: String,
+    ) -> bool {
+        let state = self.breakers.entry(provider.to_owned()).or_default();
+        match &mut state.alert {
+            Some(alert) if alert.kind == kind => {
+                alert.error = error;
+                false
+            }
+            slot => {
+                *slot = Some(ProviderAlert {
+                    kind: kind.to_owned(),
+                    since: at,
+                    error,
+                });
+                true
+            }
+        }
+    }
+
+    /// A call of `provider` succeeded: its alert, if it had one, is cleared and returned.
+    pub fn provider_answered(&mut self, provider: &str) -> Option<ProviderAlert> {
+        self.breakers.get_mut(provider)?.alert.take()
+    }
+
+    /// `provider`'s alert, if one is raised.
+    pub fn alert(&self, provider: &str) -> Option<&ProviderAlert> {
+        self.breakers.get(provider)?.alert.as_ref()
     }
 
     /// Whether `provider`'s breaker is open.
@@ -406,5 +459,38 @@ mod tests {
         book.provider_tick("p", t(400), Ok(()), b);
         assert!(!book.is_dark("p"));
         assert!(book.snapshot(t(400), &scoring).dark.is_empty());
+    }
+
+    #[test]
+    fn alerts_are_raised_once_leave_the_breaker_alone_and_clear_on_an_answer() {
+        let scoring = Scoring::default();
+        let b = &scoring.breaker;
+        let mut book = ScoreBook::default();
+        book.provider_tick("p", t(0), Err("503".into()), b);
+        assert!(book.provider_alert("p", t(60), "unauthenticated", "401 a".into()));
+        assert!(!book.provider_alert("p", t(120), "unauthenticated", "401 b".into()));
+        assert!(book.provider_alert("p", t(180), "quota_exceeded", "quota".into()));
+        assert!(book.provider_alert("p", t(240), "unauthenticated", "401 c".into()));
+        let alert = book.alert("p").unwrap();
+        assert_eq!(
+            (alert.kind.as_str(), alert.since, alert.error.as_str()),
+            ("unauthenticated", t(240), "401 c")
+        );
+        // Neither counted nor reset: one earlier failure, still closed.
+        assert_eq!(book.breakers["p"].failures, 1);
+        assert!(!book.is_dark("p"));
+        assert!(book.snapshot(t(240), &scoring).suspect.contains("p"));
+        let json = serde_json::to_value(&book).unwrap();
+        assert_eq!(json["breakers"]["p"]["alert"]["kind"], "unauthenticated");
+        assert_eq!(book.provider_answered("p").unwrap().error, "401 c");
+        assert_eq!(book.alert("p"), None);
+        assert_eq!(book.provider_answered("p"), None);
+        assert_eq!(book.provider_answered("never-seen"), None);
+        // A book written before alerts existed still reads.
+        let old = r#"{"components":{},"breakers":{"p":{"failures":0,"open_until":null,
+            "last_error":null}}}"#;
+        let old: ScoreBook = serde_json::from_str(old).unwrap();
+        assert_eq!(old.alert("p"), None);
+        assert!(!serde_json::to_string(&old).unwrap().contains("alert"));
     }
 }

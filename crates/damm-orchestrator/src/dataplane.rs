@@ -30,11 +30,58 @@ use crate::enroll::EnrollmentFile;
 /// Timeout of every request to the orchestrator or the catalog source.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The HTTP client for the orchestrator and the catalog source.
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .context("building the HTTP client")
+}
+
+/// Sends `request` (`what` names it in errors: `GET <url>`) and fails on a status other than
+/// success, with the server's reply when it gave one.
+async fn send(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<reqwest::Response> {
+    let response = request.send().await.with_context(|| what.to_owned())?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        match text.trim() {
+            "" => bail!("{what}: {status}"),
+            text => bail!("{what}: {status}: {text}"),
+        }
+    }
+    Ok(response)
+}
+
+/// Waits for the next of `ticks`; false once `stop` reads true or its sender is gone. A change
+/// of `stop` that leaves it false starts a round at once.
+async fn next_round(
+    ticks: &mut tokio::time::Interval,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        _ = ticks.tick() => true,
+        changed = stop.changed() => changed.is_ok() && !*stop.borrow(),
+    }
+}
+
 /// Reads a trusted catalog public key (minisign format, e.g. `keys/catalog.pub`).
 pub fn trusted_key(path: &Path) -> anyhow::Result<PublicKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the trusted key {}", path.display()))?;
     PublicKey::from_minisign(&text).with_context(|| path.display().to_string())
+}
+
+/// Reads a one-line secret (a gateway credential) from `path`; the error names the file,
+/// never its content.
+pub fn secret_file(path: &Path) -> anyhow::Result<damm_provider::SecretString> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the secret file {}", path.display()))?;
+    let line = text.trim();
+    if line.is_empty() || line.contains('\n') {
+        anyhow::bail!("{}: expected one line holding the secret", path.display());
+    }
+    Ok(line.to_owned().into())
 }
 
 /// Reads a WireGuard private key file (base64, as `wg genkey` writes and cloud-init installs).
@@ -85,6 +132,7 @@ impl Backend {
 pub struct Orchestrator {
     base: String,
     http: reqwest::Client,
+    gateway_token: Option<damm_provider::SecretString>,
 }
 
 #[derive(Deserialize)]
@@ -96,14 +144,18 @@ struct SignedConfigBody {
 impl Orchestrator {
     /// The orchestrator at `base` (`http://127.0.0.1:9477`).
     pub fn new(base: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .build()
-            .context("building the HTTP client")?;
         Ok(Orchestrator {
             base: base.trim_end_matches('/').to_owned(),
-            http,
+            http: http_client()?,
+            gateway_token: None,
         })
+    }
+
+    /// Presents `token` (the gateway's credential, `damm gateway-token`) when fetching a
+    /// gateway config.
+    pub fn with_gateway_token(mut self, token: damm_provider::SecretString) -> Self {
+        self.gateway_token = Some(token);
+        self
     }
 
     /// Fetches and verifies gateway `id`'s configuration: signed by a trusted key, for this
@@ -116,17 +168,12 @@ impl Orchestrator {
         now: DateTime<Utc>,
     ) -> anyhow::Result<GatewayConfig> {
         let url = format!("{}/v1/gateways/{id}/config", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            bail!("GET {url}: {status}: {}", text.trim());
+        let mut request = self.http.get(&url);
+        if let Some(token) = &self.gateway_token {
+            use damm_provider::ExposeSecret as _;
+            request = request.bearer_auth(token.expose_secret());
         }
+        let response = send(request, &format!("GET {url}")).await?;
         let body: SignedConfigBody = response
             .json()
             .await
@@ -151,19 +198,8 @@ impl Orchestrator {
     /// Posts one report with the client's token. The token never appears in errors.
     pub async fn post_report(&self, token: &str, report: &Report) -> anyhow::Result<()> {
         let url = format!("{}/v1/reports", self.base);
-        let response = self
-            .http
-            .post(&url)
-            .bearer_auth(token)
-            .json(report)
-            .send()
-            .await
-            .with_context(|| format!("POST {url}"))?;
-        let status = response.status();
-        if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            bail!("POST {url}: {status}: {}", text.trim());
-        }
+        let request = self.http.post(&url).bearer_auth(token).json(report);
+        send(request, &format!("POST {url}")).await?;
         Ok(())
     }
 }
@@ -200,20 +236,9 @@ impl CatalogSource {
             }
             CatalogSource::Url(url) => {
                 let get = |url: String| async move {
-                    let response = http
-                        .get(&url)
-                        .send()
-                        .await
-                        .with_context(|| format!("GET {url}"))?;
-                    let status = response.status();
-                    if !status.is_success() {
-                        bail!("GET {url}: {status}");
-                    }
-                    Ok(response
-                        .bytes()
-                        .await
-                        .with_context(|| format!("GET {url}"))?
-                        .to_vec())
+                    let what = format!("GET {url}");
+                    let response = send(http.get(&url), &what).await?;
+                    anyhow::Ok(response.bytes().await.context(what)?.to_vec())
                 };
                 let bytes = get(url.clone()).await?;
                 let sig = get(format!("{url}.minisig")).await?;
@@ -257,11 +282,7 @@ pub async fn fetch_catalog(
     versions: &VersionFile,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Catalog> {
-    let http = reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .build()
-        .context("building the HTTP client")?;
-    let (bytes, signature) = source.fetch(&http).await?;
+    let (bytes, signature) = source.fetch(&http_client()?).await?;
     let last = versions.load()?;
     let catalog = damm_catalog::verify(&bytes, &signature, trusted, last, now)
         .with_context(|| format!("catalog from {source:?}: rejected"))?;
@@ -280,6 +301,8 @@ pub struct GatewayOptions {
     pub orchestrator: String,
     /// The trusted catalog key.
     pub trusted: PublicKey,
+    /// The gateway's config credential, when the orchestrator asks for one.
+    pub token: Option<damm_provider::SecretString>,
     /// The gateway's WireGuard private key.
     pub private_key_file: PathBuf,
     /// Its interfaces.
@@ -303,19 +326,14 @@ pub async fn run_gateway(
         private_key_file(&options.private_key_file)?,
         options.interfaces.clone(),
     );
-    let orchestrator = Orchestrator::new(&options.orchestrator)?;
+    let mut orchestrator = Orchestrator::new(&options.orchestrator)?;
+    if let Some(token) = options.token {
+        orchestrator = orchestrator.with_gateway_token(token);
+    }
     let trusted = [options.trusted];
     let mut applied: Option<u64> = None;
     let mut ticks = tokio::time::interval(options.interval);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    return Ok(());
-                }
-            }
-        }
+    while next_round(&mut ticks, &mut stop).await {
         let config = match orchestrator
             .gateway_config(&options.gateway, &trusted, applied, Utc::now())
             .await
@@ -341,6 +359,7 @@ pub async fn run_gateway(
             Err(e) => warn!(version = config.version, "applying the gateway config: {e}"),
         }
     }
+    Ok(())
 }
 
 /// `damm client`'s settings.
@@ -396,15 +415,7 @@ pub async fn run_client(
     let orchestrator = Orchestrator::new(&options.orchestrator)?;
     let mut ticks = tokio::time::interval(options.poll);
     let mut refreshed = Instant::now();
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    return Ok(());
-                }
-            }
-        }
+    while next_round(&mut ticks, &mut stop).await {
         match agent.tick(Instant::now()) {
             Ok(reports) => {
                 for report in reports {
@@ -423,4 +434,5 @@ pub async fn run_client(
             }
         }
     }
+    Ok(())
 }

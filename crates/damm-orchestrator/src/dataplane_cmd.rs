@@ -2,7 +2,6 @@
 //! `agent`, `client` (gateway and client side).
 
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -113,6 +112,10 @@ pub(crate) struct AgentArgs {
     /// The trusted catalog key (minisign format, keys/catalog.pub).
     #[arg(long, env = "DAMM_TRUSTED_KEY")]
     trusted_key: PathBuf,
+    /// A file holding this gateway's config credential (installed by its bootstrap; for a
+    /// static host, `damm gateway-token`).
+    #[arg(long, env = "DAMM_GATEWAY_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// This gateway's WireGuard private key (installed by its bootstrap).
     #[arg(long, default_value = "/etc/damm/wg.key")]
     private_key: PathBuf,
@@ -174,19 +177,6 @@ fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
     }
 }
 
-/// Creates `path` (it must not exist) with mode 0600 and writes `text`.
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
-}
-
 pub(crate) fn enroll(args: &EnrollArgs) -> anyhow::Result<ExitCode> {
     let policy = load_policy(args.policy.as_deref())?;
     let region = Region::new(args.region.as_str()).context("--region")?;
@@ -218,7 +208,7 @@ pub(crate) fn enroll(args: &EnrollArgs) -> anyhow::Result<ExitCode> {
     let bundle = EnrollmentFile::new(&enrolled, &policy, &catalog)?;
     let bundle_json = serde_json::to_string_pretty(&bundle)? + "\n";
     if let Some(out) = &args.out {
-        write_secret(out, &bundle_json)?;
+        damm_orchestrator::publish::write_secret(out, &bundle_json)?;
     }
     if let Err(e) = store.save(&mut state) {
         if let Some(out) = &args.out {
@@ -307,6 +297,11 @@ pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         gateway: args.gateway,
         orchestrator: args.orchestrator,
         trusted: dataplane::trusted_key(&args.trusted_key)?,
+        token: args
+            .token_file
+            .as_deref()
+            .map(dataplane::secret_file)
+            .transpose()?,
         private_key_file: args.private_key,
         interfaces: GatewayInterfaces {
             main: args.interface,

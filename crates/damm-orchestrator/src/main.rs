@@ -449,6 +449,12 @@ fn status(path: &Path, policy: Option<&Path>, json: bool) -> anyhow::Result<Exit
             "serial": state.serial,
             "lastTick": state.orchestrator.last_tick,
             "dark": scores.dark,
+            "alerts": state
+                .scores
+                .breakers
+                .iter()
+                .filter_map(|(p, b)| Some((p, b.alert.as_ref()?)))
+                .collect::<std::collections::BTreeMap<_, _>>(),
             "nodes": rows,
         }))?;
         return Ok(ExitCode::SUCCESS);
@@ -468,6 +474,14 @@ fn status(path: &Path, policy: Option<&Path>, json: bool) -> anyhow::Result<Exit
             println!(
                 "provider {p}: DARK (breaker open; last error: {})",
                 b.last_error.as_deref().unwrap_or("-")
+            );
+        }
+        if let Some(alert) = &b.alert {
+            println!(
+                "provider {p}: ALERT {} since {} (not dark; an operator must act): {}",
+                alert.kind,
+                alert.since.to_rfc3339(),
+                alert.error
             );
         }
     }

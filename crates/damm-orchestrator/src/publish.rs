@@ -45,16 +45,18 @@ impl std::fmt::Debug for Keys {
     }
 }
 
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Creates `path` (it must not exist) with mode 0600 and writes `text` to disk: for keys and
+/// other secrets, which are never overwritten.
+pub fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    Ok(())
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 impl Keys {
@@ -118,6 +120,35 @@ impl Keys {
             signing,
             gateway_seed: bytes,
         })
+    }
+
+    /// The credential with which the gateway `id` fetches its own config: BLAKE2b of the
+    /// gateway seed and the id under its own domain, 32 bytes as hex. Derived, so nothing
+    /// new is stored; the bootstrap installs it, `damm gateway-token` shows it for static
+    /// hosts, and rotating `gateway.seed` revokes every one.
+    pub fn gateway_token(&self, id: &str) -> damm_provider::SecretString {
+        let mut h = blake2::Blake2b512::new();
+        h.update(b"damm-gateway-token/1\0");
+        h.update(self.gateway_seed);
+        h.update(id.as_bytes());
+        let digest = h.finalize();
+        let hex: String = digest[..32].iter().map(|b| format!("{b:02x}")).collect();
+        hex.into()
+    }
+
+    /// Whether `presented` is gateway `id`'s credential. The comparison takes the same
+    /// time wherever the two differ.
+    pub fn is_gateway_token(&self, id: &str, presented: &str) -> bool {
+        use damm_provider::ExposeSecret as _;
+        let expected = self.gateway_token(id);
+        let expected = expected.expose_secret().as_bytes();
+        let presented = presented.trim().as_bytes();
+        expected.len() == presented.len()
+            && expected
+                .iter()
+                .zip(presented)
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
     }
 
     /// The WireGuard key pair of the gateway created with `key`.
@@ -191,7 +222,7 @@ pub fn build_catalog(
             if let (Some(entry), Some(provider)) = (&c.entry, &c.entry_provider) {
                 composition.push(Component {
                     role: match c.transport {
-                        damm_fleet::Transport::Overlay => Role::Overlay,
+                        Transport::Overlay => Role::Overlay,
                         _ => Role::Front,
                     },
                     provider: provider.clone(),
@@ -212,11 +243,7 @@ pub fn build_catalog(
                 path_id: c.path_id(),
                 composition,
                 score: c.score,
-                transports: vec![match c.transport {
-                    damm_fleet::Transport::WireguardUdp => Transport::WireguardUdp,
-                    damm_fleet::Transport::CdnFronted => Transport::CdnFronted,
-                    damm_fleet::Transport::Overlay => Transport::Overlay,
-                }],
+                transports: vec![c.transport],
                 endpoint,
                 gateway_public_key: keys.gateway(&c.ingress).public_key(),
             });

@@ -7,7 +7,6 @@
 //! persist, then the loop exits cleanly.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +19,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use damm_fleet::{Mode, Plan, Scores};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, RwLock};
 use tracing::{error, info};
 
 use crate::engine::Engine;
+use crate::engine::metrics::{Metrics, OutcomeLabel, ProviderLabel};
 use crate::state::State;
 
 /// What the HTTP side reads: refreshed after every tick.
@@ -49,6 +54,8 @@ pub struct Snapshot {
     pub keys: Option<Arc<crate::publish::Keys>>,
     /// Client reports: waiting for the next tick, and the counts.
     pub reports: ReportQueue,
+    /// The engine's counters and histograms.
+    pub metrics: Metrics,
 }
 
 /// Accepted client reports waiting for the next tick, and what was accepted and refused.
@@ -126,6 +133,7 @@ pub async fn run_loop(mut engine: Engine, shared: Shared, stop: Arc<Stop>) -> an
         snap.interval = interval;
         snap.policy = Some(engine.policy().clone());
         snap.keys = engine.keys().cloned();
+        snap.metrics = engine.metrics().clone();
     }
     loop {
         // Reports accepted since the last tick feed this tick's scores.
@@ -366,136 +374,178 @@ async fn reports(
 }
 
 async fn metrics(AxState(shared): AxState<Shared>) -> Response {
-    let snap = shared.read().await;
-    let body = render_metrics(&snap);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let body = render_metrics(&*shared.read().await);
+    (
+        [(
+            header::CONTENT_TYPE,
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
+        body,
+    )
+        .into_response()
 }
 
-/// The Prometheus exposition of a snapshot.
+/// `{provider, region, role, status}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct NodeLabels {
+    provider: String,
+    region: String,
+    role: String,
+    status: &'static str,
+}
+
+/// `{outcome, reason}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReportLabels {
+    outcome: &'static str,
+    reason: &'static str,
+}
+
+/// `{provider, kind}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AlertLabels {
+    provider: String,
+    kind: String,
+}
+
+/// A gauge of a value read at scrape time.
+fn gauge(value: u64) -> ConstGauge {
+    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+/// The Prometheus exposition (text format 0.0.4) of a snapshot: the engine's counters and
+/// histograms, and gauges read from the state. `docs/metrics.md` lists the series.
 pub fn render_metrics(snap: &Snapshot) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP damm_reports_total Client path reports since start, by outcome and reason."
-    );
-    let _ = writeln!(out, "# TYPE damm_reports_total counter");
-    let _ = writeln!(
-        out,
-        "damm_reports_total{{outcome=\"accepted\",reason=\"ok\"}} {}",
-        snap.reports.accepted
-    );
+    let mut registry = Registry::default();
+    snap.metrics.register(&mut registry);
+    let reports = Family::<ReportLabels, Counter>::default();
+    reports
+        .get_or_create(&ReportLabels {
+            outcome: "accepted",
+            reason: "ok",
+        })
+        .inc_by(snap.reports.accepted);
     for reason in [
         "unauthenticated",
         "malformed",
         "unknown_path",
         "unavailable",
     ] {
-        let _ = writeln!(
-            out,
-            "damm_reports_total{{outcome=\"refused\",reason=\"{reason}\"}} {}",
-            snap.reports.refused.get(reason).copied().unwrap_or(0)
-        );
+        reports
+            .get_or_create(&ReportLabels {
+                outcome: "refused",
+                reason,
+            })
+            .inc_by(snap.reports.refused.get(reason).copied().unwrap_or(0));
     }
-    let mut gauge = |name: &str, help: &str, samples: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    let Some(state) = &snap.state else {
-        gauge(
-            "damm_up",
-            "1 once the first tick has completed.",
-            vec![(String::new(), 0.0)],
-        );
-        return out;
-    };
-    gauge(
-        "damm_clients",
-        "Enrolled clients.",
-        vec![(String::new(), state.clients.len() as f64)],
+    registry.register(
+        "damm_reports",
+        "Client path reports since start, by outcome and reason",
+        reports,
     );
-    gauge(
+    registry.register(
+        "damm_tick_errors",
+        "Ticks that failed since start (state not persisted, adapter bookkeeping broken, ...)",
+        ConstCounter::new(snap.tick_errors),
+    );
+    registry.register(
         "damm_up",
-        "1 once the first tick has completed.",
-        vec![(String::new(), 1.0)],
+        "1 once the first tick has completed",
+        gauge(u64::from(snap.state.is_some())),
     );
-    let mut nodes: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
-    for n in state.nodes.values() {
-        *nodes
-            .entry((
-                n.provider.clone(),
-                n.region.to_string(),
-                n.role.to_string(),
-                n.status.as_str().to_owned(),
-            ))
-            .or_default() += 1;
+    if let Some(state) = &snap.state {
+        register_state(&mut registry, state);
     }
-    gauge(
-        "damm_nodes",
-        "Nodes DAMM owns, by provider, region, role and status.",
-        nodes
-            .into_iter()
-            .map(|((p, r, role, s), n)| {
-                (
-                    format!("{{provider=\"{p}\",region=\"{r}\",role=\"{role}\",status=\"{s}\"}}"),
-                    n as f64,
-                )
-            })
-            .collect(),
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
+    out
+}
+
+/// The gauges read from the state after the last tick.
+fn register_state(registry: &mut Registry, state: &State) {
+    registry.register(
+        "damm_clients",
+        "Enrolled clients",
+        gauge(state.clients.len() as u64),
     );
-    gauge(
-        "damm_provider_dark",
-        "1 while the provider's circuit breaker is open.",
-        state
-            .scores
-            .breakers
-            .iter()
-            .map(|(p, b)| {
-                (
-                    format!("{{provider=\"{p}\"}}"),
-                    f64::from(u8::from(b.is_open())),
-                )
+    let nodes = Family::<NodeLabels, Gauge>::default();
+    for n in state.nodes.values() {
+        nodes
+            .get_or_create(&NodeLabels {
+                provider: n.provider.clone(),
+                region: n.region.to_string(),
+                role: n.role.to_string(),
+                status: n.status.as_str(),
             })
-            .collect(),
+            .inc();
+    }
+    registry.register(
+        "damm_nodes",
+        "Nodes DAMM owns, by provider, region, role and status",
+        nodes,
+    );
+    let dark = Family::<ProviderLabel, Gauge>::default();
+    let alerts = Family::<AlertLabels, Gauge>::default();
+    for (provider, breaker) in &state.scores.breakers {
+        dark.get_or_create(&ProviderLabel::new(provider))
+            .set(i64::from(breaker.is_open()));
+        if let Some(alert) = &breaker.alert {
+            alerts
+                .get_or_create(&AlertLabels {
+                    provider: provider.clone(),
+                    kind: alert.kind.clone(),
+                })
+                .set(1);
+        }
+    }
+    registry.register(
+        "damm_provider_dark",
+        "1 while the provider's circuit breaker is open",
+        dark,
+    );
+    registry.register(
+        "damm_provider_alert",
+        "1 while the provider refuses DAMM's credentials or quota (an operator must act; not \
+         counted as the provider going dark), by kind",
+        alerts,
     );
     let t = &state.orchestrator.last_tick;
-    gauge(
+    registry.register(
         "damm_tick_number",
-        "Ticks run.",
-        vec![(String::new(), t.number as f64)],
+        "Number of the last tick (persisted: it goes on across restarts)",
+        gauge(t.number),
     );
-    gauge(
+    registry.register(
         "damm_tick_probe_seconds",
-        "Wall time of the last tick's inventory and probe phase.",
-        vec![(String::new(), t.probe_ms as f64 / 1000.0)],
+        "Wall time of the last tick's inventory and probe phase",
+        ConstGauge::new(t.probe_ms as f64 / 1000.0),
     );
-    gauge(
+    let actions = Family::<OutcomeLabel, Gauge>::default();
+    for (outcome, n) in [
+        ("planned", t.planned),
+        ("applied", t.applied),
+        ("failed", t.failed),
+    ] {
+        actions
+            .get_or_create(&OutcomeLabel { outcome })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    registry.register(
         "damm_tick_actions",
-        "Actions of the last tick, by outcome.",
-        vec![
-            ("{outcome=\"planned\"}".into(), t.planned as f64),
-            ("{outcome=\"applied\"}".into(), t.applied as f64),
-            ("{outcome=\"failed\"}".into(), t.failed as f64),
-        ],
+        "Actions of the last tick, by outcome",
+        actions,
     );
-    gauge(
-        "damm_tick_errors",
-        "Ticks that failed since start.",
-        vec![(String::new(), snap.tick_errors as f64)],
-    );
-    gauge(
+    registry.register(
         "damm_state_serial",
-        "Serial of the persisted state.",
-        vec![(String::new(), state.serial as f64)],
+        "Serial of the persisted state",
+        gauge(state.serial),
     );
-    gauge(
+    registry.register(
         "damm_orphans",
-        "Labelled resources no journal entry explains.",
-        vec![(String::new(), state.orphans.len() as f64)],
+        "Labelled resources no journal entry explains",
+        gauge(state.orphans.len() as u64),
     );
-    out
 }
 
 /// Whether the mode lets the loop mutate anything (for the startup log line).
@@ -503,5 +553,159 @@ pub fn describe_mode(mode: Mode) -> &'static str {
     match mode {
         Mode::Plan => "plan (no changes are made)",
         Mode::Apply => "apply",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use damm_fleet::score::ProviderAlert;
+
+    use super::*;
+
+    /// A label value of the text format: `"` … `"` with `\\`, `\"` and `\n` escapes.
+    fn label_value(rest: &str) -> Option<(String, &str)> {
+        let mut chars = rest.strip_prefix('"')?.char_indices();
+        let mut value = String::new();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => return Some((value, &rest[i + 2..])),
+                '\\' => value.push(match chars.next()?.1 {
+                    '\\' => '\\',
+                    '"' => '"',
+                    'n' => '\n',
+                    _ => return None,
+                }),
+                c => value.push(c),
+            }
+        }
+        None
+    }
+
+    /// Parses one sample line into its name, labels and value, or fails the test.
+    fn sample(line: &str) -> (String, Vec<(String, String)>, f64) {
+        let name_end = line
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or_else(|| panic!("no value: {line:?}"));
+        let (name, mut rest) = line.split_at(name_end);
+        let mut labels = Vec::new();
+        if let Some(mut inner) = rest.strip_prefix('{') {
+            loop {
+                if let Some(after) = inner.strip_prefix('}') {
+                    rest = after;
+                    break;
+                }
+                let (key, after) = inner.split_once('=').expect("label=value");
+                let (value, after) = label_value(after).unwrap_or_else(|| panic!("{line:?}"));
+                labels.push((key.to_owned(), value));
+                inner = after.strip_prefix(',').unwrap_or(after);
+            }
+        }
+        let value = rest.strip_prefix(' ').expect("one space before the value");
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("value of {line:?}")),
+        };
+        (name.to_owned(), labels, value)
+    }
+
+    #[test]
+    fn the_exposition_is_typed_and_escapes_every_label() {
+        let weird = "we\"ird\\provider\nid";
+        let mut state = State::new("f".parse().unwrap());
+        let breaker = state.scores.breakers.entry(weird.to_owned()).or_default();
+        breaker.alert = Some(ProviderAlert {
+            kind: "unauthenticated".into(),
+            since: Utc::now(),
+            error: "401".into(),
+        });
+        let mut snap = Snapshot {
+            state: Some(state),
+            tick_errors: 2,
+            ..Snapshot::default()
+        };
+        snap.reports.accepted = 3;
+        snap.reports.refused.insert("malformed", 1);
+        snap.metrics.probe(weird, false);
+        snap.metrics.probe_call(weird, Duration::from_millis(30));
+        snap.metrics.tick(
+            &crate::state::TickSummary::default(),
+            Duration::from_secs(2),
+        );
+        let text = render_metrics(&snap);
+
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            if let Some(comment) = line.strip_prefix("# ") {
+                assert!(
+                    comment.starts_with("HELP damm_") || comment.starts_with("TYPE damm_"),
+                    "{line:?}"
+                );
+            } else {
+                samples.push(sample(line));
+            }
+        }
+        let find = |name: &str| {
+            samples
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+        };
+        for name in [
+            "damm_provider_dark",
+            "damm_provider_alert",
+            "damm_probes_total",
+            "damm_probe_failures_total",
+            "damm_probe_duration_seconds_count",
+        ] {
+            let (_, labels, value) = find(name);
+            assert_eq!(
+                labels[0],
+                ("provider".to_owned(), weird.to_owned()),
+                "{name}"
+            );
+            let expected = if name == "damm_provider_dark" {
+                0.0
+            } else {
+                1.0
+            };
+            assert_eq!(*value, expected, "{name}");
+        }
+        assert_eq!(find("damm_provider_alert").1[1].1, "unauthenticated");
+        assert!(
+            text.contains("provider=\"we\\\"ird\\\\provider\\nid\""),
+            "{text}"
+        );
+        for (series, kind) in [
+            ("damm_ticks_total", "counter"),
+            ("damm_tick_errors_total", "counter"),
+            ("damm_reports_total", "counter"),
+            ("damm_actions_total", "counter"),
+            ("damm_tick_duration_seconds", "histogram"),
+            ("damm_probe_duration_seconds", "histogram"),
+            ("damm_apply_duration_seconds", "histogram"),
+            ("damm_provider_alert", "gauge"),
+            ("damm_tick_number", "gauge"),
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {series} {kind}\n")),
+                "{series}: {text}"
+            );
+        }
+        assert_eq!(find("damm_ticks_total").2, 1.0);
+        assert_eq!(find("damm_tick_errors_total").2, 2.0);
+        assert_eq!(find("damm_tick_duration_seconds_sum").2, 2.0);
+        assert!(text.contains("damm_reports_total{outcome=\"accepted\",reason=\"ok\"} 3\n"));
+        assert!(text.contains("damm_reports_total{outcome=\"refused\",reason=\"malformed\"} 1\n"));
+        assert!(text.contains("damm_up 1\n"), "{text}");
+    }
+
+    #[test]
+    fn before_the_first_tick_only_the_process_series_show() {
+        let text = render_metrics(&Snapshot::default());
+        assert!(text.contains("damm_up 0\n"), "{text}");
+        assert!(text.contains("damm_ticks_total 0\n"), "{text}");
+        assert!(!text.contains("damm_nodes"), "{text}");
     }
 }

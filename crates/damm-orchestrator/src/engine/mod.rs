@@ -14,12 +14,16 @@ use damm_provider::{
 };
 use futures::StreamExt as _;
 use futures::future::join_all;
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::publish::{Keys, Sink, build_catalog, write_catalog};
 use crate::state::{AddressRecord, NodeRecord, Phase, State, StateStore, TickSummary};
 
+use self::alerts::{AlertChange, ProbeTally, Verdict};
+
+pub mod alerts;
 mod apply;
+pub mod metrics;
 mod reconcile;
 
 /// Where the time comes from (tests and the demo compress it).
@@ -100,6 +104,7 @@ pub struct Engine {
     publisher: Option<(Arc<Keys>, Sink)>,
     /// The proven-failover record behind the catalog's `validated_for`.
     validated: Option<std::path::PathBuf>,
+    metrics: metrics::Metrics,
 }
 
 impl std::fmt::Debug for Engine {
@@ -141,6 +146,7 @@ impl Engine {
             crash_hook: None,
             publisher: None,
             validated: None,
+            metrics: metrics::Metrics::default(),
         })
     }
 
@@ -192,6 +198,11 @@ impl Engine {
         &self.providers
     }
 
+    /// The counters and histograms the ticks feed (clones share them).
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
     /// The current time on the engine's clock.
     pub fn now(&self) -> DateTime<Utc> {
         (self.clock)()
@@ -207,10 +218,10 @@ impl Engine {
             ..TickSummary::default()
         };
         let started = Instant::now();
-        let inventories = self.inventory().await;
+        let (inventories, failures) = split_failures(self.inventory().await);
         summary.inventory_ms = started.elapsed().as_millis() as u64;
         let gc = self.reconcile(&inventories, now, &mut summary);
-        self.probe(&inventories, now, &mut summary).await;
+        self.probe(&inventories, &failures, now, &mut summary).await;
         summary.probe_ms = started.elapsed().as_millis() as u64;
         let scores = self.state.scores.snapshot(now, &self.policy.scoring);
         let plan = damm_fleet::plan(&self.fleet(), &self.policy, &scores, now);
@@ -222,7 +233,11 @@ impl Engine {
             let mut actions = plan.actions.clone();
             actions.extend(gc);
             self.state.orchestrator.next_serial = plan.next_serial;
-            self.apply(actions, now, &mut summary).await?;
+            if !actions.is_empty() {
+                let applying = Instant::now();
+                self.apply(actions, now, &mut summary).await?;
+                self.metrics.apply(applying.elapsed());
+            }
         }
         self.state.orchestrator.desired_fleet = plan.desired.clone();
         self.state.orchestrator.last_plan = Some(plan.clone());
@@ -269,6 +284,7 @@ impl Engine {
         if let (Some(catalog), Some((keys, sink))) = (&catalog, &self.publisher) {
             write_catalog(catalog, keys, sink)?;
         }
+        self.metrics.tick(&summary, started.elapsed());
         Ok(TickReport {
             plan,
             summary,
@@ -278,30 +294,38 @@ impl Engine {
     }
 
     /// Lists every provider's fleet resources, concurrently, each under the call timeout.
-    async fn inventory(&self) -> BTreeMap<String, Result<Inventory, String>> {
+    async fn inventory(&self) -> BTreeMap<String, Result<Inventory, damm_provider::Error>> {
         let timeout = self.options.call_timeout;
         let calls = self.providers.iter().map(|(name, p)| {
             let p = Arc::clone(p);
             async move {
                 let result = tokio::time::timeout(timeout, list_all(p.as_ref()))
                     .await
-                    .unwrap_or_else(|_| Err(format!("inventory timed out after {timeout:?}")));
+                    .unwrap_or_else(|_| {
+                        Err(damm_provider::Error::new(
+                            damm_provider::ErrorKind::Unavailable,
+                            p.id(),
+                            damm_provider::Operation::ListNodes,
+                        )
+                        .with_message(format!("inventory timed out after {timeout:?}")))
+                    });
                 (name.clone(), result)
             }
         });
         join_all(calls).await.into_iter().collect()
     }
 
-    /// Probes every running node at providers whose inventory answered; feeds the scores
-    /// and each provider's breaker.
+    /// Probes every running node at providers whose inventory answered; feeds the scores,
+    /// each provider's breaker and its alert.
     async fn probe(
         &mut self,
         inventories: &BTreeMap<String, Result<Inventory, String>>,
+        failures: &BTreeMap<String, damm_provider::Error>,
         now: DateTime<Utc>,
         summary: &mut TickSummary,
     ) {
         let timeout = self.options.probe_timeout;
-        let mut listed = Vec::new();
+        let mut results: Vec<ProbeResult> = Vec::new();
         let mut targets: Vec<(IdempotencyKey, String, Arc<dyn Provider>, NodeRef)> = Vec::new();
         for (k, n) in &self.state.nodes {
             if n.state != NodeState::Running || !matches!(inventories.get(&n.provider), Some(Ok(_)))
@@ -315,7 +339,12 @@ impl Engine {
                 // Its probe would read back the status this tick's listing just gave
                 // (reconcile copied it into the record): running, and seen now.
                 let seen = n.last_seen == now;
-                listed.push((k.clone(), n.provider.clone(), Some((seen, None))));
+                results.push(ProbeResult {
+                    key: k.clone(),
+                    provider: n.provider.clone(),
+                    verdict: Ok(Some((seen, None))),
+                    call: None,
+                });
             } else {
                 targets.push((
                     k.clone(),
@@ -325,38 +354,58 @@ impl Engine {
                 ));
             }
         }
-        let mut results: Vec<_> = futures::stream::iter(targets)
+        let probed: Vec<ProbeResult> = futures::stream::iter(targets)
             .map(|(key, provider, p, node)| async move {
                 let started = Instant::now();
                 let result =
                     tokio::time::timeout(timeout, p.probe_health(&Target::Node(node))).await;
+                let took = started.elapsed();
                 let verdict = match result {
-                    Ok(Ok(signal)) => match signal.status {
+                    Ok(Ok(signal)) => Ok(match signal.status {
                         HealthStatus::Healthy | HealthStatus::Degraded => {
-                            Some((true, signal.rtt.or(Some(started.elapsed()))))
+                            Some((true, signal.rtt.or(Some(took))))
                         }
                         HealthStatus::Down => Some((false, None)),
                         HealthStatus::Unknown => None,
-                    },
-                    Ok(Err(_)) | Err(_) => Some((false, None)),
+                    }),
+                    // Refused credentials or quota say nothing of the node itself.
+                    Ok(Err(e)) if alerts::is_alert(e.kind()) => Err(e),
+                    Ok(Err(_)) | Err(_) => Ok(Some((false, None))),
                 };
-                (key, provider, verdict)
+                ProbeResult {
+                    key,
+                    provider,
+                    verdict,
+                    call: Some(took),
+                }
             })
             .buffer_unordered(self.options.probe_concurrency.max(1))
             .collect()
             .await;
-        results.extend(listed);
+        results.extend(probed);
         let scoring = self.policy.scoring.clone();
-        let mut per_provider: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        for (key, provider, verdict) in results {
-            let Some((ok, rtt)) = verdict else { continue };
+        let mut tallies: BTreeMap<String, ProbeTally> = BTreeMap::new();
+        for result in results {
+            if let Some(took) = result.call {
+                self.metrics.probe_call(&result.provider, took);
+            }
+            let tally = tallies.entry(result.provider.clone()).or_default();
+            let (ok, rtt) = match result.verdict {
+                Ok(Some(verdict)) => verdict,
+                Ok(None) => continue,
+                Err(e) => {
+                    tally.alert.get_or_insert(e);
+                    continue;
+                }
+            };
             summary.probes += 1;
-            let e = per_provider.entry(provider).or_default();
-            e.0 += 1;
+            tally.probes += 1;
             if !ok {
                 summary.probe_failures += 1;
-                e.1 += 1;
+                tally.failed += 1;
             }
+            self.metrics.probe(&result.provider, ok);
+            let key = result.key;
             self.state
                 .scores
                 .probe(key.as_str(), now, ok, rtt, &scoring);
@@ -367,23 +416,45 @@ impl Engine {
                 node.ready_at = Some(now);
             }
         }
-        for provider in self.policy.providers.keys() {
-            let outcome = match inventories.get(provider) {
-                None => continue,
-                Some(Err(e)) => Err(e.clone()),
-                Some(Ok(_)) => match per_provider.get(provider) {
-                    Some(&(n, failed)) if n >= 2 && failed == n => {
-                        Err(format!("every probe failed ({n} nodes)"))
-                    }
-                    _ => Ok(()),
-                },
-            };
-            if let Err(e) = &outcome {
+        let providers: Vec<String> = self.policy.providers.keys().cloned().collect();
+        for provider in providers {
+            if !inventories.contains_key(&provider) {
+                continue;
+            }
+            let listing = failures.get(&provider).map_or(Ok(()), Err);
+            let verdict = Verdict::of(listing, tallies.get(&provider));
+            self.judge(&provider, &verdict, now);
+        }
+    }
+
+    /// Feeds one tick's verdict of `provider` to its breaker and its alert, and tells the
+    /// operator when an alert is raised or cleared.
+    fn judge(&mut self, provider: &str, verdict: &Verdict, now: DateTime<Utc>) {
+        let breaker = &self.policy.scoring.breaker;
+        let change = verdict.record(&mut self.state.scores, provider, now, breaker);
+        match (verdict, &change) {
+            (Verdict::Alert(kind, e), AlertChange::Raised) => {
+                let adapter = self
+                    .policy
+                    .providers
+                    .get(provider)
+                    .map_or(provider, |p| p.adapter(provider));
+                error!(
+                    %provider,
+                    kind = kind.as_str(),
+                    "provider ALERT, not an outage (the provider is not marked dark): {e}. \
+                     To fix: {}",
+                    alerts::remedy(*kind, provider, adapter)
+                );
+            }
+            (Verdict::Alert(_, e), _) => debug!(%provider, "provider alert persists: {e}"),
+            (Verdict::ProbesFailed(e) | Verdict::Outage(e), _) => {
                 warn!(%provider, "provider tick failed: {e}");
             }
-            self.state
-                .scores
-                .provider_tick(provider, now, outcome, &scoring.breaker);
+            (Verdict::Healthy, _) => {}
+        }
+        if let AlertChange::Cleared(alert) = change {
+            info!(%provider, kind = %alert.kind, "provider alert cleared: its API answered");
         }
     }
 
@@ -393,21 +464,46 @@ impl Engine {
     }
 }
 
-async fn list_all(p: &dyn Provider) -> Result<Inventory, String> {
-    let nodes = p
-        .list_nodes(&NodeFilter::all())
-        .await
-        .map_err(|e| e.to_string())?;
+/// One health verdict: `Ok(None)` when the probe could not tell, `Err` when the provider
+/// refused DAMM's credentials or quota; `call` is the probe call's latency.
+struct ProbeResult {
+    key: IdempotencyKey,
+    provider: String,
+    verdict: Result<Option<(bool, Option<Duration>)>, damm_provider::Error>,
+    call: Option<Duration>,
+}
+
+/// Reconciling reads each failed listing as its text; the typed errors are kept aside
+/// for the breaker and the alerts.
+fn split_failures(
+    listings: BTreeMap<String, Result<Inventory, damm_provider::Error>>,
+) -> (
+    BTreeMap<String, Result<Inventory, String>>,
+    BTreeMap<String, damm_provider::Error>,
+) {
+    let mut failures = BTreeMap::new();
+    let inventories = listings
+        .into_iter()
+        .map(|(name, listing)| {
+            let listing = listing.map_err(|e| {
+                let text = e.to_string();
+                failures.insert(name.clone(), e);
+                text
+            });
+            (name, listing)
+        })
+        .collect();
+    (inventories, failures)
+}
+
+async fn list_all(p: &dyn Provider) -> Result<Inventory, damm_provider::Error> {
+    let nodes = p.list_nodes(&NodeFilter::all()).await?;
     let frontdoors = match p.ingress() {
-        Some(i) if p.compute().is_some() => {
-            Some(i.list_frontdoors().await.map_err(|e| e.to_string())?)
-        }
+        Some(i) if p.compute().is_some() => Some(i.list_frontdoors().await?),
         _ => None,
     };
     let egress_ips = match p.egress() {
-        Some(e) if p.compute().is_some() => {
-            Some(e.list_egress_ips().await.map_err(|e| e.to_string())?)
-        }
+        Some(e) if p.compute().is_some() => Some(e.list_egress_ips().await?),
         _ => None,
     };
     Ok(Inventory {
