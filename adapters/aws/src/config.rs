@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use damm_provider::tables::{check_regions, profile_table, region_table, string_table};
+use damm_provider::tables::{check_tables, profile_table, region_table, string_table};
 use damm_provider::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -156,12 +156,9 @@ impl AwsConfig {
         if self.request_timeout_ms == 0 {
             return Err("request_timeout_ms must be at least 1".to_owned());
         }
-        check_regions(&self.regions)?;
-        for (name, profile) in &self.profiles {
-            if profile.instance_type.trim().is_empty() {
-                return Err(format!("profiles.{name}: instance_type must not be empty"));
-            }
-        }
+        check_tables(&self.regions, &self.profiles, "instance_type", |p| {
+            (&p.instance_type, &p.currency)
+        })?;
         if self.ami.as_ref().is_some_and(|a| a.trim().is_empty()) {
             return Err("ami must not be empty".to_owned());
         }
@@ -193,13 +190,10 @@ impl AwsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use damm_provider::FleetId;
-    use damm_provider::config::AdapterConfig;
+    use damm_provider::testkit::checks;
 
     fn load(env: &[(&str, &str)]) -> Result<AwsConfig, String> {
-        let config = AdapterConfig::new(FleetId::new("f").unwrap(), "aws")
-            .with_env(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let settings: AwsConfig = config.load("aws").map_err(|e| e.to_string())?;
+        let settings: AwsConfig = checks::settings("aws", env)?;
         settings.validate().map(|()| settings)
     }
 
@@ -237,10 +231,7 @@ mod tests {
             ("DAMM_AWS_SESSION_TOKEN", "session-secret"),
         ])
         .unwrap();
-        let shown = format!("{c:?}");
-        assert!(!shown.contains("very-secret"), "{shown}");
-        assert!(!shown.contains("session-secret"), "{shown}");
-        assert!(!shown.contains("AKIDEXAMPLE"), "{shown}");
-        assert!(shown.contains("[redacted]"), "{shown}");
+        let secrets = ["very-secret", "session-secret", "AKIDEXAMPLE"];
+        checks::assert_redacted(&format!("{c:?}"), &secrets);
     }
 }

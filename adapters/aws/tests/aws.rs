@@ -5,9 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Moto, SECRET_ACCESS_KEY, adapter, config, fleet, spec};
+use common::{Moto, SECRET_ACCESS_KEY, adapter, config};
 use damm_adapter_aws::{Aws, CAPABILITIES};
 use damm_provider::config::AdapterConfig;
+use damm_provider::testkit::checks::{self, fleet, node_spec};
 use damm_provider::testkit::{self, Fixture};
 use damm_provider::{
     AddressSpec, EgressIpRef, ErrorKind, FrontdoorRef, HealthStatus, IdempotencyKey, Labels,
@@ -49,13 +50,8 @@ async fn lists_beyond_one_page() {
     // moto pages DescribeInstances by reservation: seven creates, five per page.
     let provider = adapter(&moto, "pages", &[("DAMM_AWS_PAGE_SIZE", "5")]);
     let compute = provider.compute().unwrap();
-    for i in 0..7 {
-        compute
-            .create_node(&spec("pages", &format!("page-{i}"), NodeRole::Egress))
-            .await
-            .unwrap();
-    }
-    let nodes = provider.list_nodes(&NodeFilter::all()).await.unwrap();
+    checks::create_nodes(compute, "pages", NodeRole::Egress, 7).await;
+    let nodes = checks::nodes(&provider).await;
     assert_eq!(nodes.len(), 7, "every page was read: {nodes:#?}");
     assert!(nodes.iter().all(|n| n.labels.is_owned_by(&fleet("pages"))));
     assert!(nodes.iter().all(|n| n.roles == [NodeRole::Egress]));
@@ -76,7 +72,7 @@ async fn a_repeated_create_adopts_the_first_instance() {
     let moto = Moto::start();
     let provider = adapter(&moto, "idem", &[]);
     let compute = provider.compute().unwrap();
-    let mut spec = spec("idem", "same-key", NodeRole::Ingress);
+    let mut spec = node_spec("idem", "same-key", NodeRole::Ingress);
     spec.user_data = Some(damm_provider::UserData::new("#cloud-config\n"));
     let first = compute.create_node(&spec).await.unwrap();
     let second = compute.create_node(&spec).await.unwrap();
@@ -93,27 +89,18 @@ async fn a_repeated_create_adopts_the_first_instance() {
 
     // Another fleet in the same account does not see it, and gets its own.
     let other = adapter(&moto, "other", &[]);
-    assert!(
-        other
-            .list_nodes(&NodeFilter::all())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(checks::nodes(&other).await.is_empty());
     let theirs = other
         .compute()
         .unwrap()
-        .create_node(&common::spec("other", "same-key", NodeRole::Ingress))
+        .create_node(&node_spec("other", "same-key", NodeRole::Ingress))
         .await
         .unwrap();
     assert_ne!(theirs.reference, first.reference);
-    let err = other
-        .compute()
-        .unwrap()
-        .drain_node(&first.reference)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    checks::expect_err(
+        other.compute().unwrap().drain_node(&first.reference).await,
+        ErrorKind::NotFound,
+    );
 }
 
 #[tokio::test]
@@ -122,22 +109,16 @@ async fn drain_tags_and_retire_terminates() {
     let provider = adapter(&moto, "life", &[]);
     let compute = provider.compute().unwrap();
     let node = compute
-        .create_node(&spec("life", "drain-me", NodeRole::Ingress))
+        .create_node(&node_spec("life", "drain-me", NodeRole::Ingress))
         .await
         .unwrap();
     compute.drain_node(&node.reference).await.unwrap();
-    let listed = provider.list_nodes(&NodeFilter::all()).await.unwrap();
+    let listed = checks::nodes(&provider).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].state, NodeState::Draining);
     assert_eq!(listed[0].labels.get("damm-draining"), Some("true"));
     compute.retire_node(&node.reference).await.unwrap();
-    assert!(
-        provider
-            .list_nodes(&NodeFilter::all())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(checks::nodes(&provider).await.is_empty());
     compute
         .retire_node(&node.reference)
         .await
@@ -157,18 +138,16 @@ async fn unknown_resources_map_to_not_found() {
     let missing = NodeRef::new("aws", "eu-central-1/i-0123456789abcdef0");
 
     // InvalidInstanceID.NotFound from DescribeInstances.
-    let err = provider
-        .probe_health(&Target::Node(missing.clone()))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert!(!err.is_temporary());
+    let err = checks::expect_failure(
+        provider.probe_health(&Target::Node(missing.clone())).await,
+        ErrorKind::NotFound,
+        false,
+    );
     assert!(
         err.to_string().contains("InvalidInstanceID.NotFound"),
         "{err}"
     );
-    let err = compute.drain_node(&missing).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    checks::expect_err(compute.drain_node(&missing).await, ErrorKind::NotFound);
     compute
         .retire_node(&missing)
         .await
@@ -180,11 +159,12 @@ async fn unknown_resources_map_to_not_found() {
 
     // InvalidAllocationID.NotFound from DescribeAddresses.
     let door = FrontdoorRef::new("aws", "eu-central-1/eipalloc-0123456789abcdef0");
-    let err = provider
-        .probe_health(&Target::Frontdoor(door.clone()))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let err = checks::expect_err(
+        provider
+            .probe_health(&Target::Frontdoor(door.clone()))
+            .await,
+        ErrorKind::NotFound,
+    );
     assert!(
         err.to_string().contains("InvalidAllocationID.NotFound"),
         "{err}"
@@ -210,7 +190,7 @@ async fn addresses_attach_to_nodes_and_detach_on_release() {
     let node = provider
         .compute()
         .unwrap()
-        .create_node(&spec("eip", "eip-host", NodeRole::Egress))
+        .create_node(&node_spec("eip", "eip-host", NodeRole::Egress))
         .await
         .unwrap();
     let key = IdempotencyKey::new("eip-1").unwrap();
@@ -226,15 +206,9 @@ async fn addresses_attach_to_nodes_and_detach_on_release() {
     assert_eq!(ip.labels.get("damm-role"), Some("egress"));
     let again = egress.allocate_egress_ip(&address).await.unwrap();
     assert_eq!(again.reference, ip.reference, "allocated once per key");
-    assert_eq!(egress.list_egress_ips().await.unwrap().len(), 1);
+    assert_eq!(checks::egress_ips(&provider).await.len(), 1);
     assert!(
-        provider
-            .ingress()
-            .unwrap()
-            .list_frontdoors()
-            .await
-            .unwrap()
-            .is_empty(),
+        checks::frontdoors(&provider).await.is_empty(),
         "egress IPs are not front doors"
     );
     let signal = provider
@@ -243,7 +217,7 @@ async fn addresses_attach_to_nodes_and_detach_on_release() {
         .unwrap();
     assert_eq!(signal.status, HealthStatus::Healthy, "{}", signal.detail);
     egress.release_egress_ip(&ip.reference).await.unwrap();
-    assert!(egress.list_egress_ips().await.unwrap().is_empty());
+    assert!(checks::egress_ips(&provider).await.is_empty());
     egress.release_egress_ip(&ip.reference).await.unwrap();
 }
 
@@ -253,12 +227,16 @@ async fn bad_credentials_are_unauthenticated_and_never_shown() {
     let moto = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]);
     let config = config(&moto, "auth", &[]);
     let provider = Aws::from_config(&config).unwrap();
-    let err = provider.list_nodes(&NodeFilter::all()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
-    assert!(!err.is_temporary());
+    let err = checks::expect_failure(
+        provider.list_nodes(&NodeFilter::all()).await,
+        ErrorKind::Unauthenticated,
+        false,
+    );
     assert!(err.to_string().contains("AuthFailure"), "{err}");
-    let err = provider.probe_health(&Target::Api).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
+    let err = checks::expect_err(
+        provider.probe_health(&Target::Api).await,
+        ErrorKind::Unauthenticated,
+    );
     for shown in [
         format!("{err}"),
         format!("{err:?}"),
@@ -285,9 +263,11 @@ async fn an_unreachable_endpoint_is_temporary_unavailable() {
     ];
     let provider =
         Aws::from_config(&AdapterConfig::new(fleet("dark"), "aws").with_env(env)).unwrap();
-    let err = provider.probe_health(&Target::Api).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(err.is_temporary());
+    let err = checks::expect_failure(
+        provider.probe_health(&Target::Api).await,
+        ErrorKind::Unavailable,
+        true,
+    );
     assert!(!format!("{err:?}").contains(SECRET_ACCESS_KEY));
 }
 
@@ -303,23 +283,17 @@ async fn configuration_is_checked() {
         Aws::from_config(&AdapterConfig::new(fleet("cfg"), "aws").with_env(env)).unwrap()
     };
     let compute = no_ami.compute().unwrap();
-    let err = compute
-        .create_node(&spec("cfg", "no-ami", NodeRole::Ingress))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let err = checks::expect_err(
+        compute
+            .create_node(&node_spec("cfg", "no-ami", NodeRole::Ingress))
+            .await,
+        ErrorKind::InvalidInput,
+    );
     assert!(err.to_string().contains("DAMM_AWS_AMI"), "{err}");
 
     let provider = adapter(&moto, "cfg", &[]);
     let compute = provider.compute().unwrap();
-    let mut bad = spec("cfg", "bad-region", NodeRole::Ingress);
-    bad.region = "mars".parse().unwrap();
-    let err = compute.create_node(&bad).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    let mut bad = spec("cfg", "bad-profile", NodeRole::Ingress);
-    bad.profile = "huge".into();
-    let err = compute.create_node(&bad).await.unwrap_err();
-    assert!(err.to_string().contains("huge"), "{err}");
+    checks::check_unplaceable_creates(compute, "cfg").await;
     assert_eq!(
         compute
             .price("medium", &"eu-central".parse().unwrap())
@@ -327,11 +301,13 @@ async fn configuration_is_checked() {
         Some((1518, "USD".to_owned()))
     );
 
-    let err = Aws::from_config(
-        &AdapterConfig::new(fleet("cfg"), "aws").with_env([("DAMM_AWS_ACCESS_KEY_ID", "AKIDX")]),
-    )
-    .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = checks::expect_err(
+        Aws::from_config(
+            &AdapterConfig::new(fleet("cfg"), "aws")
+                .with_env([("DAMM_AWS_ACCESS_KEY_ID", "AKIDX")]),
+        ),
+        ErrorKind::InvalidInput,
+    );
     assert!(err.to_string().contains("secret_access_key"), "{err}");
 }
 

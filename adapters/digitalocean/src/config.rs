@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use damm_provider::config::env_name;
 use damm_provider::http::check_base_url;
-use damm_provider::tables::{check_regions, profile_table, region_table, string_table};
+use damm_provider::tables::{check_tables, profile_table, region_table, string_table};
 use damm_provider::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -104,7 +104,7 @@ fn default_currency() -> String {
 
 impl DigitaloceanConfig {
     /// Checks what serde cannot: the token is there, the numbers are in range, the URL
-    /// is an http(s) URL.
+    /// is an http(s) URL, the region and profile tables are well-formed.
     pub fn validate(&self) -> Result<(), String> {
         let env = env_name(ADAPTER);
         match &self.token {
@@ -128,13 +128,9 @@ impl DigitaloceanConfig {
         if self.image.trim().is_empty() {
             return Err("image must not be empty".to_owned());
         }
-        check_regions(&self.regions)?;
-        for (name, profile) in &self.profiles {
-            if profile.size.trim().is_empty() {
-                return Err(format!("profiles.{name}: size must not be empty"));
-            }
-        }
-        Ok(())
+        check_tables(&self.regions, &self.profiles, "size", |p| {
+            (&p.size, &p.currency)
+        })
     }
 
     /// The region table in force: the built-in one with this config's entries over it.
@@ -175,15 +171,13 @@ impl fmt::Debug for DigitaloceanConfig {
 mod tests {
     use damm_provider::FleetId;
     use damm_provider::config::AdapterConfig;
+    use damm_provider::testkit::checks;
 
     use super::*;
 
     fn load(env: &[(&str, &str)]) -> Result<DigitaloceanConfig, String> {
-        let config = AdapterConfig::new(FleetId::new("f").unwrap(), ADAPTER)
-            .with_env(env.iter().map(|(k, v)| (*k, *v)));
-        let settings: DigitaloceanConfig = config.load(ADAPTER).map_err(|e| e.to_string())?;
-        settings.validate()?;
-        Ok(settings)
+        let settings: DigitaloceanConfig = checks::settings(ADAPTER, env)?;
+        settings.validate().map(|()| settings)
     }
 
     #[test]
@@ -207,9 +201,7 @@ mod tests {
     #[test]
     fn debug_redacts_the_token() {
         let s = load(&[("DAMM_DIGITALOCEAN_TOKEN", "dop_v1_secret")]).unwrap();
-        let shown = format!("{s:?}");
-        assert!(!shown.contains("dop_v1_secret"), "{shown}");
-        assert!(shown.contains("[redacted]"), "{shown}");
+        checks::assert_redacted(&format!("{s:?}"), &["dop_v1_secret"]);
     }
 
     #[test]

@@ -5,59 +5,28 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BOOT, adapter, sim, spec};
+use common::{BOOT, adapter, sim};
 use damm_adapter_digitalocean::Digitalocean;
 use damm_provider::config::AdapterConfig;
+use damm_provider::testkit::checks::{self, RawApi, address_spec, node_spec};
 use damm_provider::{
-    AddressSpec, Compute, Egress, EgressIpRef, ErrorKind, FleetId, FrontdoorRef, HealthStatus,
-    IdempotencyKey, Ingress, Labels, NodeFilter, NodeRef, NodeRole, NodeState, Provider, Region,
-    Target,
+    Compute, Egress, EgressIpRef, ErrorKind, FleetId, FrontdoorRef, HealthStatus, Ingress,
+    NodeFilter, NodeRef, NodeRole, NodeState, Provider, Region, Target,
 };
 use damm_sim::{Dark, Faults, Provider as Sim, SimHandle};
-use serde_json::{Value, json};
+use serde_json::json;
 
-/// Waits (boundedly) until the node runs.
-async fn running(provider: &Digitalocean, node: &NodeRef) {
-    for _ in 0..200 {
-        let nodes = provider.list_nodes(&NodeFilter::all()).await.unwrap();
-        if nodes
-            .iter()
-            .any(|n| n.reference == *node && n.state == NodeState::Running)
-        {
-            return;
-        }
-        tokio::time::sleep(BOOT / 4).await;
-    }
-    panic!("{node} never ran");
+const DO: Sim = Sim::DigitalOcean;
+
+/// The simulated API, called as another tool on the same account would call it.
+fn api(sim: &SimHandle) -> RawApi {
+    RawApi::new(sim.url(DO), sim.token())
 }
 
-fn address_spec(fleet: &str, key: &str, node: Option<NodeRef>) -> AddressSpec {
-    let key = IdempotencyKey::new(key).unwrap();
-    AddressSpec {
-        labels: Labels::owned(&FleetId::new(fleet).unwrap(), &key),
-        key,
-        region: Region::new("eu-central").unwrap(),
-        node,
-    }
-}
-
-/// A raw call to the simulated API, as another tool on the same account would make it.
-async fn raw(
-    sim: &SimHandle,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{}{path}", sim.url(Sim::DigitalOcean)))
-        .bearer_auth(sim.token());
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+/// A new ingress node `gw` of the fleet `fleet`.
+async fn gateway(provider: &Digitalocean) -> NodeRef {
+    let spec = node_spec("fleet", "gw", NodeRole::Ingress);
+    provider.create_ingress_node(&spec).await.unwrap().reference
 }
 
 #[tokio::test]
@@ -68,7 +37,7 @@ async fn lists_every_page_and_only_its_fleet() {
     let mut created = Vec::new();
     for i in 0..5 {
         let node = provider
-            .create_ingress_node(&spec("paged", &format!("k{i}"), NodeRole::Ingress))
+            .create_ingress_node(&node_spec("paged", &format!("k{i}"), NodeRole::Ingress))
             .await
             .unwrap();
         assert_eq!(node.state, NodeState::Provisioning);
@@ -78,10 +47,10 @@ async fn lists_every_page_and_only_its_fleet() {
         created.push(node.reference);
     }
     other
-        .create_egress_node(&spec("other", "k0", NodeRole::Egress))
+        .create_egress_node(&node_spec("other", "k0", NodeRole::Egress))
         .await
         .unwrap();
-    let nodes = provider.list_nodes(&NodeFilter::all()).await.unwrap();
+    let nodes = checks::nodes(&provider).await;
     assert_eq!(nodes.len(), 5, "{nodes:?}");
     for reference in &created {
         assert!(nodes.iter().any(|n| n.reference == *reference));
@@ -94,7 +63,7 @@ async fn lists_every_page_and_only_its_fleet() {
     let mut egress_only = NodeFilter::all();
     egress_only.role = Some(NodeRole::Egress);
     assert!(provider.list_nodes(&egress_only).await.unwrap().is_empty());
-    assert_eq!(other.list_nodes(&NodeFilter::all()).await.unwrap().len(), 1);
+    assert_eq!(checks::nodes(&other).await.len(), 1);
     assert!(sim.drifts().is_empty(), "{:?}", sim.drifts());
 }
 
@@ -102,32 +71,34 @@ async fn lists_every_page_and_only_its_fleet() {
 async fn creates_are_idempotent_and_checked() {
     let sim = sim().await;
     let provider = adapter(&sim, "fleet", &[]);
-    let wanted = spec("fleet", "key_1", NodeRole::Egress);
+    let wanted = node_spec("fleet", "key_1", NodeRole::Egress);
     let first = provider.create_egress_node(&wanted).await.unwrap();
     let again = provider.create_egress_node(&wanted).await.unwrap();
     assert_eq!(first.reference, again.reference);
-    let (_, droplet) = raw(
-        &sim,
-        reqwest::Method::GET,
-        &format!("/droplets/{}", first.reference.id),
-        None,
-    )
-    .await;
+    let (_, droplet) = api(&sim)
+        .get(&format!("/droplets/{}", first.reference.id))
+        .await;
     assert_eq!(droplet["droplet"]["name"], "damm-key-1");
     assert_eq!(droplet["droplet"]["size_slug"], "s-1vcpu-1gb");
 
-    let mut far = spec("fleet", "far", NodeRole::Ingress);
+    let mut far = node_spec("fleet", "far", NodeRole::Ingress);
     far.region = Region::new("antarctica").unwrap();
-    let err = provider.create_ingress_node(&far).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    let mut huge = spec("fleet", "huge", NodeRole::Ingress);
+    checks::expect_err(
+        provider.create_ingress_node(&far).await,
+        ErrorKind::InvalidInput,
+    );
+    let mut huge = node_spec("fleet", "huge", NodeRole::Ingress);
     huge.profile = "enormous".into();
-    let err = provider.create_ingress_node(&huge).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let err = checks::expect_err(
+        provider.create_ingress_node(&huge).await,
+        ErrorKind::InvalidInput,
+    );
     assert!(err.message().contains("enormous"), "{err}");
-    let foreign = spec("someone-else", "k", NodeRole::Ingress);
-    let err = provider.create_ingress_node(&foreign).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let foreign = node_spec("someone-else", "k", NodeRole::Ingress);
+    checks::expect_err(
+        provider.create_ingress_node(&foreign).await,
+        ErrorKind::InvalidInput,
+    );
 
     let price = Compute::price(&provider, "medium", &Region::new("uk").unwrap()).unwrap();
     assert_eq!(
@@ -142,49 +113,29 @@ async fn creates_are_idempotent_and_checked() {
 async fn never_touches_droplets_outside_the_fleet() {
     let sim = sim().await;
     let provider = adapter(&sim, "fleet", &[]);
-    let (status, body) = raw(
-        &sim,
-        reqwest::Method::POST,
-        "/droplets",
-        Some(json!({ "name": "pet", "region": "fra1", "size": "s-1vcpu-1gb", "image": "debian-12-x64", "tags": ["damm-key:pet"] })),
-    )
-    .await;
+    let (status, body) = api(&sim).post("/droplets", json!({ "name": "pet", "region": "fra1", "size": "s-1vcpu-1gb", "image": "debian-12-x64", "tags": ["damm-key:pet"] })).await;
     assert_eq!(status, 202, "{body}");
     let pet = NodeRef::new("digitalocean", body["droplet"]["id"].to_string());
-    assert!(
-        provider
-            .list_nodes(&NodeFilter::all())
-            .await
-            .unwrap()
-            .is_empty()
+    assert!(checks::nodes(&provider).await.is_empty());
+    checks::expect_err(provider.drain_node(&pet).await, ErrorKind::InvalidInput);
+    checks::expect_err(provider.retire_node(&pet).await, ErrorKind::InvalidInput);
+    checks::expect_err(
+        provider.probe_health(&Target::Node(pet.clone())).await,
+        ErrorKind::NotFound,
     );
-    let err = provider.drain_node(&pet).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    let err = provider.retire_node(&pet).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    let err = provider
-        .probe_health(&Target::Node(pet.clone()))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    let err = provider
-        .allocate_ingress_frontdoor(&address_spec("fleet", "fd", Some(pet.clone())))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    checks::expect_err(
+        provider
+            .allocate_ingress_frontdoor(&address_spec("fleet", "fd", Some(pet.clone())))
+            .await,
+        ErrorKind::InvalidInput,
+    );
     // The pet's key tag is not this fleet's: a create with that key makes a new droplet.
     let node = provider
-        .create_ingress_node(&spec("fleet", "pet", NodeRole::Ingress))
+        .create_ingress_node(&node_spec("fleet", "pet", NodeRole::Ingress))
         .await
         .unwrap();
     assert_ne!(node.reference, pet);
-    let (status, _) = raw(
-        &sim,
-        reqwest::Method::GET,
-        &format!("/droplets/{}", pet.id),
-        None,
-    )
-    .await;
+    let (status, _) = api(&sim).get(&format!("/droplets/{}", pet.id)).await;
     assert_eq!(status, 200, "the pet is still there");
     // Retiring what is already gone succeeds.
     provider
@@ -198,18 +149,15 @@ async fn never_touches_droplets_outside_the_fleet() {
 async fn addresses_live_on_fleet_droplets() {
     let sim = sim().await;
     let provider = adapter(&sim, "fleet", &[]);
-    let err = provider
-        .allocate_ingress_frontdoor(&address_spec("fleet", "fd", None))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = checks::expect_err(
+        provider
+            .allocate_ingress_frontdoor(&address_spec("fleet", "fd", None))
+            .await,
+        ErrorKind::InvalidInput,
+    );
     assert!(err.message().contains("carry no tags"), "{err}");
 
-    let node = provider
-        .create_ingress_node(&spec("fleet", "gw", NodeRole::Ingress))
-        .await
-        .unwrap()
-        .reference;
+    let node = gateway(&provider).await;
     let signal = provider
         .probe_health(&Target::Node(node.clone()))
         .await
@@ -220,7 +168,7 @@ async fn addresses_live_on_fleet_droplets() {
         "booting: {}",
         signal.detail
     );
-    running(&provider, &node).await;
+    checks::wait_running(&provider, &node, BOOT / 4).await;
 
     let wanted = address_spec("fleet", "fd", Some(node.clone()));
     let door = provider.allocate_ingress_frontdoor(&wanted).await.unwrap();
@@ -231,16 +179,10 @@ async fn addresses_live_on_fleet_droplets() {
         again.reference, door.reference,
         "a replay finds the address"
     );
-    let listed = provider.list_frontdoors().await.unwrap();
+    let listed = checks::frontdoors(&provider).await;
     assert_eq!(listed, vec![door.clone()]);
-    assert!(provider.list_egress_ips().await.unwrap().is_empty());
-    let (_, droplet) = raw(
-        &sim,
-        reqwest::Method::GET,
-        &format!("/droplets/{}", node.id),
-        None,
-    )
-    .await;
+    assert!(checks::egress_ips(&provider).await.is_empty());
+    let (_, droplet) = api(&sim).get(&format!("/droplets/{}", node.id)).await;
     let claim = format!(
         "damm-frontdoor:{}:fd",
         door.address.to_string().replace('.', "-")
@@ -254,11 +196,12 @@ async fn addresses_live_on_fleet_droplets() {
     );
 
     // DigitalOcean assigns one reserved IP per droplet.
-    let err = provider
-        .allocate_egress_ip(&address_spec("fleet", "eg", Some(node.clone())))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    checks::expect_err(
+        provider
+            .allocate_egress_ip(&address_spec("fleet", "eg", Some(node.clone())))
+            .await,
+        ErrorKind::Conflict,
+    );
 
     let target = Target::Frontdoor(door.reference.clone());
     assert_eq!(
@@ -266,13 +209,12 @@ async fn addresses_live_on_fleet_droplets() {
         HealthStatus::Healthy
     );
     assert!(provider.get_metrics(&target).await.unwrap().rtt.is_some());
-    let (status, _) = raw(
-        &sim,
-        reqwest::Method::POST,
-        &format!("/reserved_ips/{}/actions", door.reference.id),
-        Some(json!({ "type": "unassign" })),
-    )
-    .await;
+    let (status, _) = api(&sim)
+        .post(
+            &format!("/reserved_ips/{}/actions", door.reference.id),
+            json!({ "type": "unassign" }),
+        )
+        .await;
     assert_eq!(status, 201);
     let signal = provider.probe_health(&target).await.unwrap();
     assert_eq!(signal.status, HealthStatus::Degraded, "{}", signal.detail);
@@ -281,37 +223,33 @@ async fn addresses_live_on_fleet_droplets() {
         .release_ingress_frontdoor(&door.reference)
         .await
         .unwrap();
-    assert!(provider.list_frontdoors().await.unwrap().is_empty());
-    let (status, _) = raw(
-        &sim,
-        reqwest::Method::GET,
-        &format!("/reserved_ips/{}", door.reference.id),
-        None,
-    )
-    .await;
+    assert!(checks::frontdoors(&provider).await.is_empty());
+    let (status, _) = api(&sim)
+        .get(&format!("/reserved_ips/{}", door.reference.id))
+        .await;
     assert_eq!(status, 404);
     provider
         .release_ingress_frontdoor(&door.reference)
         .await
         .unwrap();
-    let err = provider.probe_health(&target).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound);
+    checks::expect_err(provider.probe_health(&target).await, ErrorKind::NotFound);
 
     // Now the droplet is free for an egress address; retiring the node releases it too.
     let egress = provider
         .allocate_egress_ip(&address_spec("fleet", "eg", Some(node.clone())))
         .await
         .unwrap();
-    assert_eq!(provider.list_egress_ips().await.unwrap().len(), 1);
+    assert_eq!(checks::egress_ips(&provider).await.len(), 1);
     provider.retire_node(&node).await.unwrap();
-    assert!(provider.list_egress_ips().await.unwrap().is_empty());
-    let (_, all) = raw(&sim, reqwest::Method::GET, "/reserved_ips", None).await;
+    assert!(checks::egress_ips(&provider).await.is_empty());
+    let (_, all) = api(&sim).get("/reserved_ips").await;
     assert_eq!(all["meta"]["total"], 0, "{all}");
-    let err = provider
-        .release_egress_ip(&EgressIpRef::new("digitalocean", "not-an-ip"))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    checks::expect_err(
+        provider
+            .release_egress_ip(&EgressIpRef::new("digitalocean", "not-an-ip"))
+            .await,
+        ErrorKind::InvalidInput,
+    );
     provider.release_egress_ip(&egress.reference).await.unwrap();
     assert!(sim.drifts().is_empty(), "{:?}", sim.drifts());
 }
@@ -320,58 +258,45 @@ async fn addresses_live_on_fleet_droplets() {
 async fn an_interrupted_allocation_is_adopted_and_foreign_addresses_are_left_alone() {
     let sim = sim().await;
     let provider = adapter(&sim, "fleet", &[]);
-    let node = provider
-        .create_ingress_node(&spec("fleet", "gw", NodeRole::Ingress))
-        .await
-        .unwrap()
-        .reference;
+    let node = gateway(&provider).await;
     // The reserved IP got created, the claim tag did not (a crash in between).
-    let (status, body) = raw(
-        &sim,
-        reqwest::Method::POST,
-        "/reserved_ips",
-        Some(json!({ "droplet_id": node.id.parse::<u64>().unwrap() })),
-    )
-    .await;
+    let (status, body) = api(&sim)
+        .post(
+            "/reserved_ips",
+            json!({ "droplet_id": node.id.parse::<u64>().unwrap() }),
+        )
+        .await;
     assert_eq!(status, 202, "{body}");
     let orphan = body["reserved_ip"]["ip"].as_str().unwrap().to_owned();
-    assert!(provider.list_frontdoors().await.unwrap().is_empty());
+    assert!(checks::frontdoors(&provider).await.is_empty());
     let door = provider
         .allocate_ingress_frontdoor(&address_spec("fleet", "fd", Some(node.clone())))
         .await
         .unwrap();
     assert_eq!(door.reference.id, orphan);
-    assert_eq!(provider.list_frontdoors().await.unwrap().len(), 1);
+    assert_eq!(checks::frontdoors(&provider).await.len(), 1);
 
     // A reserved IP nobody in the fleet claims is not released.
-    let (_, spare) = raw(
-        &sim,
-        reqwest::Method::POST,
-        "/reserved_ips",
-        Some(json!({ "region": "fra1" })),
-    )
-    .await;
+    let (_, spare) = api(&sim)
+        .post("/reserved_ips", json!({ "region": "fra1" }))
+        .await;
     let spare = spare["reserved_ip"]["ip"].as_str().unwrap().to_owned();
-    let err = provider
-        .release_ingress_frontdoor(&FrontdoorRef::new("digitalocean", spare.clone()))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    let (status, _) = raw(
-        &sim,
-        reqwest::Method::GET,
-        &format!("/reserved_ips/{spare}"),
-        None,
-    )
-    .await;
+    checks::expect_err(
+        provider
+            .release_ingress_frontdoor(&FrontdoorRef::new("digitalocean", spare.clone()))
+            .await,
+        ErrorKind::InvalidInput,
+    );
+    let (status, _) = api(&sim).get(&format!("/reserved_ips/{spare}")).await;
     assert_eq!(status, 200);
     // Nor is a front door released as an egress address.
-    let err = provider
-        .release_egress_ip(&EgressIpRef::new("digitalocean", door.reference.id.clone()))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    assert_eq!(provider.list_frontdoors().await.unwrap().len(), 1);
+    checks::expect_err(
+        provider
+            .release_egress_ip(&EgressIpRef::new("digitalocean", door.reference.id.clone()))
+            .await,
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(checks::frontdoors(&provider).await.len(), 1);
     assert!(sim.drifts().is_empty(), "{:?}", sim.drifts());
 }
 
@@ -379,12 +304,8 @@ async fn an_interrupted_allocation_is_adopted_and_foreign_addresses_are_left_alo
 async fn drain_tags_the_droplet_and_probes_follow_its_state() {
     let sim = sim().await;
     let provider = adapter(&sim, "fleet", &[]);
-    let node = provider
-        .create_ingress_node(&spec("fleet", "gw", NodeRole::Ingress))
-        .await
-        .unwrap()
-        .reference;
-    running(&provider, &node).await;
+    let node = gateway(&provider).await;
+    checks::wait_running(&provider, &node, BOOT / 4).await;
     let target = Target::Node(node.clone());
     assert_eq!(
         provider.probe_health(&target).await.unwrap().status,
@@ -392,25 +313,21 @@ async fn drain_tags_the_droplet_and_probes_follow_its_state() {
     );
     provider.drain_node(&node).await.unwrap();
     provider.drain_node(&node).await.unwrap();
-    let nodes = provider.list_nodes(&NodeFilter::all()).await.unwrap();
+    let nodes = checks::nodes(&provider).await;
     assert_eq!(nodes[0].state, NodeState::Draining);
     assert_eq!(nodes[0].labels.get("damm-draining"), Some(""));
-    let (status, _) = raw(
-        &sim,
-        reqwest::Method::POST,
-        &format!("/droplets/{}/actions", node.id),
-        Some(json!({ "type": "power_off" })),
-    )
-    .await;
+    let (status, _) = api(&sim)
+        .post(
+            &format!("/droplets/{}/actions", node.id),
+            json!({ "type": "power_off" }),
+        )
+        .await;
     assert_eq!(status, 201);
     assert_eq!(
         provider.probe_health(&target).await.unwrap().status,
         HealthStatus::Down
     );
-    assert_eq!(
-        provider.list_nodes(&NodeFilter::all()).await.unwrap()[0].state,
-        NodeState::Stopped
-    );
+    assert_eq!(checks::nodes(&provider).await[0].state, NodeState::Stopped);
     let api = provider.probe_health(&Target::Api).await.unwrap();
     assert_eq!(api.status, HealthStatus::Healthy);
     assert!(api.rtt.is_some());
@@ -430,58 +347,34 @@ async fn drain_tags_the_droplet_and_probes_follow_its_state() {
 async fn rate_limits_are_waited_out_or_reported_with_their_wait() {
     let sim = sim().await;
     let provider = adapter(&sim, "fleet", &[]);
-    sim.set_faults(
-        Sim::DigitalOcean,
-        Faults {
-            rate_limit_storm: 2,
-            ..Faults::default()
-        },
-    );
-    provider
-        .list_nodes(&NodeFilter::all())
-        .await
-        .expect("retried after the reset");
-    sim.set_faults(
-        Sim::DigitalOcean,
-        Faults {
-            rate_limit_storm: 50,
-            ..Faults::default()
-        },
-    );
-    let err = provider.list_nodes(&NodeFilter::all()).await.unwrap_err();
-    assert!(
-        matches!(
-            err.kind(),
-            ErrorKind::RateLimited {
-                retry_after: Some(_)
-            }
-        ),
-        "{err}"
-    );
-    assert!(err.is_temporary());
+    let all = NodeFilter::all();
+    let err = checks::check_rate_limits(
+        |faults| sim.set_faults(DO, faults),
+        provider.list_nodes(&all),
+        provider.list_nodes(&all),
+    )
+    .await;
     assert!(err.retry_after().unwrap() >= Duration::from_secs(1));
-    sim.clear_faults(Sim::DigitalOcean);
+    sim.clear_faults(DO);
 }
 
 #[tokio::test]
 async fn server_errors_are_temporary_after_the_retries() {
     let sim = sim().await;
     let provider = adapter(&sim, "fleet", &[]);
-    sim.set_faults(
-        Sim::DigitalOcean,
-        Faults {
-            error_rate: 1.0,
-            ..Faults::default()
-        },
-    );
+    sim.set_faults(DO, checks::changed(|f: &mut Faults| f.error_rate = 1.0));
     let before = sim.requests();
-    let err = provider.list_nodes(&NodeFilter::all()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(err.is_temporary());
+    checks::expect_failure(
+        provider.list_nodes(&NodeFilter::all()).await,
+        ErrorKind::Unavailable,
+        true,
+    );
     assert!(sim.requests() - before > 1, "reads are retried");
     let before = sim.requests();
-    let err = provider.probe_health(&Target::Api).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    checks::expect_err(
+        provider.probe_health(&Target::Api).await,
+        ErrorKind::Unavailable,
+    );
     assert_eq!(sim.requests() - before, 1, "a probe looks once");
 }
 
@@ -494,7 +387,7 @@ async fn a_wrong_token_is_unauthenticated_and_never_shown() {
         provider.list_nodes(&NodeFilter::all()).await.unwrap_err(),
         provider.probe_health(&Target::Api).await.unwrap_err(),
         provider
-            .create_ingress_node(&spec("fleet", "k", NodeRole::Ingress))
+            .create_ingress_node(&node_spec("fleet", "k", NodeRole::Ingress))
             .await
             .unwrap_err(),
     ] {
@@ -509,8 +402,7 @@ async fn a_wrong_token_is_unauthenticated_and_never_shown() {
 async fn a_missing_token_is_named() {
     let config = AdapterConfig::new(FleetId::new("fleet").unwrap(), "digitalocean")
         .with_env([("DAMM_DIGITALOCEAN_API_URL", "http://127.0.0.1:9/v2")]);
-    let err = Digitalocean::from_config(&config).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = checks::expect_err(Digitalocean::from_config(&config), ErrorKind::InvalidInput);
     assert!(err.message().contains("DAMM_DIGITALOCEAN_TOKEN"), "{err}");
 }
 
@@ -518,16 +410,12 @@ async fn a_missing_token_is_named() {
 async fn malformed_answers_are_errors() {
     let sim = sim().await;
     let provider = adapter(&sim, "fleet", &[]);
-    sim.set_faults(
-        Sim::DigitalOcean,
-        Faults {
-            malformed_rate: 1.0,
-            ..Faults::default()
-        },
+    sim.set_faults(DO, checks::changed(|f: &mut Faults| f.malformed_rate = 1.0));
+    checks::expect_failure(
+        provider.list_nodes(&NodeFilter::all()).await,
+        ErrorKind::Unexpected,
+        true,
     );
-    let err = provider.list_nodes(&NodeFilter::all()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
-    assert!(err.is_temporary());
     assert!(provider.list_frontdoors().await.is_err());
     assert!(provider.probe_health(&Target::Api).await.is_err());
 }
@@ -541,26 +429,24 @@ async fn a_dark_provider_is_unavailable_and_never_hangs() {
         &[("DAMM_DIGITALOCEAN_REQUEST_TIMEOUT_MS", "300")],
     );
     for mode in [Dark::Refuse, Dark::Unavailable] {
-        sim.set_faults(Sim::DigitalOcean, Faults::dark(mode));
+        sim.set_faults(DO, Faults::dark(mode));
         let err = provider.list_nodes(&NodeFilter::all()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{mode:?}: {err}");
         assert!(err.is_temporary(), "{mode:?}");
         let err = provider.probe_health(&Target::Api).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{mode:?}: {err}");
     }
-    sim.set_faults(
-        Sim::DigitalOcean,
-        Faults {
-            latency_ms: 2_000,
-            ..Faults::default()
-        },
+    sim.set_faults(DO, checks::changed(|f: &mut Faults| f.latency_ms = 2_000));
+    let err = checks::expect_failure(
+        provider.probe_health(&Target::Api).await,
+        ErrorKind::Unavailable,
+        true,
     );
-    let err = provider.probe_health(&Target::Api).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(err.is_temporary());
     assert!(err.message().contains("no answer"), "{err}");
-    let err = provider.list_nodes(&NodeFilter::all()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    sim.clear_faults(Sim::DigitalOcean);
-    provider.list_nodes(&NodeFilter::all()).await.unwrap();
+    checks::expect_err(
+        provider.list_nodes(&NodeFilter::all()).await,
+        ErrorKind::Unavailable,
+    );
+    sim.clear_faults(DO);
+    checks::nodes(&provider).await;
 }

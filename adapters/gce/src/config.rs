@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use damm_provider::tables::{profile_table, region_table, string_table};
+use damm_provider::tables::{check_tables, profile_table, region_table, string_table};
 use damm_provider::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -174,12 +174,9 @@ impl GceConfig {
                 ));
             }
         }
-        for (name, profile) in &self.profiles {
-            if profile.machine_type.trim().is_empty() {
-                return Err(format!("profiles.{name}: machine_type must not be empty"));
-            }
-        }
-        Ok(())
+        check_tables(&self.regions, &self.profiles, "machine_type", |p| {
+            (&p.machine_type, &p.currency)
+        })
     }
 
     /// The region table in force: DAMM region → zone.
@@ -231,17 +228,13 @@ impl fmt::Debug for GceConfig {
 
 #[cfg(test)]
 mod tests {
-    use damm_provider::FleetId;
-    use damm_provider::config::AdapterConfig;
+    use damm_provider::testkit::checks;
 
     use super::*;
 
     fn load(env: &[(&str, &str)]) -> Result<GceConfig, String> {
-        let config = AdapterConfig::new(FleetId::new("f").unwrap(), ADAPTER)
-            .with_env(env.iter().map(|(k, v)| (*k, *v)));
-        let settings: GceConfig = config.load(ADAPTER).map_err(|e| e.to_string())?;
-        settings.validate()?;
-        Ok(settings)
+        let settings: GceConfig = checks::settings(ADAPTER, env)?;
+        settings.validate().map(|()| settings)
     }
 
     #[test]
@@ -282,9 +275,7 @@ mod tests {
             ("DAMM_GCE_TOKEN", "ya29.secret-token"),
         ])
         .unwrap();
-        let shown = format!("{s:?}");
-        assert!(!shown.contains("ya29.secret-token"), "{shown}");
-        assert!(shown.contains("[redacted]"), "{shown}");
+        checks::assert_redacted(&format!("{s:?}"), &["ya29.secret-token"]);
     }
 
     #[test]

@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use damm_adapter_gce::{CAPABILITIES, Gce};
 use damm_provider::config::AdapterConfig;
+use damm_provider::testkit::checks;
 use damm_provider::testkit::{self, Fixture};
 use damm_provider::{
-    AddressSpec, ErrorKind, FleetId, IdempotencyKey, Labels, NodeFilter, NodeRole, NodeSpec,
-    NodeState, Provider, Target,
+    AddressSpec, ErrorKind, FleetId, IdempotencyKey, NodeFilter, NodeRole, NodeSpec, NodeState,
+    Provider, Target,
 };
+use damm_sim::SimHandle;
 use damm_sim::testing::{QUICK_BOOT, booting_in};
-use damm_sim::{Dark, Faults, SimHandle};
 
 const GCE: damm_sim::Provider = damm_sim::Provider::Gce;
 
@@ -24,8 +25,11 @@ async fn sim() -> SimHandle {
     booting_in(QUICK_BOOT).await
 }
 
+/// The fleet the tests' adapter is configured for.
+const FLEET: &str = "conformance";
+
 fn fleet() -> FleetId {
-    FleetId::new("conformance").unwrap()
+    checks::fleet(FLEET)
 }
 
 /// The endpoint a Google client takes: the simulator's address and `/gce`.
@@ -59,23 +63,11 @@ async fn adapter(sim: &SimHandle, extra: &[(&str, &str)]) -> Gce {
 }
 
 fn spec(key: &str) -> NodeSpec {
-    NodeSpec::new(
-        &fleet(),
-        IdempotencyKey::new(key).unwrap(),
-        "eu-central".parse().unwrap(),
-        NodeRole::Ingress,
-        "small",
-    )
+    checks::node_spec(FLEET, key, NodeRole::Ingress)
 }
 
 fn address_spec(key: &str, node: Option<damm_provider::NodeRef>) -> AddressSpec {
-    let key = IdempotencyKey::new(key).unwrap();
-    AddressSpec {
-        labels: Labels::owned(&fleet(), &key),
-        key,
-        region: "eu-central".parse().unwrap(),
-        node,
-    }
+    checks::address_spec(FLEET, key, node)
 }
 
 fn assert_clean(sim: &SimHandle) {
@@ -100,12 +92,7 @@ async fn lists_every_page() {
     let sim = sim_with_boot(Duration::ZERO).await;
     let provider = adapter(&sim, &[("DAMM_GCE_PAGE_SIZE", "2")]).await;
     let compute = provider.compute().unwrap();
-    for i in 0..5 {
-        compute
-            .create_node(&spec(&format!("page-{i}")))
-            .await
-            .unwrap();
-    }
+    checks::create_nodes(compute, FLEET, NodeRole::Ingress, 5).await;
     let before = sim.requests();
     let mut in_region = NodeFilter::all();
     in_region.region = Some("eu-central".parse().unwrap());
@@ -117,10 +104,7 @@ async fn lists_every_page() {
         3,
         "five instances are three pages of two"
     );
-    assert_eq!(
-        provider.list_nodes(&NodeFilter::all()).await.unwrap().len(),
-        5
-    );
+    assert_eq!(checks::nodes(&provider).await.len(), 5);
 
     let egress = provider.egress().unwrap();
     for i in 0..3 {
@@ -129,16 +113,8 @@ async fn lists_every_page() {
             .await
             .unwrap();
     }
-    assert_eq!(egress.list_egress_ips().await.unwrap().len(), 3);
-    assert!(
-        provider
-            .ingress()
-            .unwrap()
-            .list_frontdoors()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(checks::egress_ips(&provider).await.len(), 3);
+    assert!(checks::frontdoors(&provider).await.is_empty());
     assert_clean(&sim);
 }
 
@@ -186,7 +162,7 @@ async fn front_doors_move_onto_nodes_and_off_again() {
         .await
         .unwrap();
     assert_eq!(door.node.as_ref(), Some(&node.reference));
-    let listed = provider.list_nodes(&NodeFilter::all()).await.unwrap();
+    let listed = checks::nodes(&provider).await;
     assert_eq!(
         listed[0].addresses,
         vec![door.address],
@@ -200,13 +176,14 @@ async fn front_doors_move_onto_nodes_and_off_again() {
         .unwrap();
     assert_eq!(again.reference, door.reference);
     // One external address per instance: a second static one is a conflict.
-    let err = provider
-        .egress()
-        .unwrap()
-        .allocate_egress_ip(&address_spec("second", Some(node.reference.clone())))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    checks::expect_err(
+        provider
+            .egress()
+            .unwrap()
+            .allocate_egress_ip(&address_spec("second", Some(node.reference.clone())))
+            .await,
+        ErrorKind::Conflict,
+    );
     let signal = provider
         .probe_health(&Target::Frontdoor(door.reference.clone()))
         .await
@@ -221,8 +198,8 @@ async fn front_doors_move_onto_nodes_and_off_again() {
         .release_ingress_frontdoor(&door.reference)
         .await
         .unwrap();
-    assert!(ingress.list_frontdoors().await.unwrap().is_empty());
-    let listed = provider.list_nodes(&NodeFilter::all()).await.unwrap();
+    assert!(checks::frontdoors(&provider).await.is_empty());
+    let listed = checks::nodes(&provider).await;
     assert_eq!(
         listed[0].addresses.len(),
         1,
@@ -252,20 +229,15 @@ async fn a_name_taken_outside_the_fleet_is_a_conflict() {
     their_spec.profile = "small".into();
     // Their key lookup finds nothing; the insert meets 409 alreadyExists on the name,
     // and the instance there is not theirs to adopt.
-    let err = theirs
-        .compute()
-        .unwrap()
-        .create_egress_node(&their_spec)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-    assert!(
+    checks::expect_err(
         theirs
-            .list_nodes(&NodeFilter::all())
-            .await
+            .compute()
             .unwrap()
-            .is_empty()
+            .create_egress_node(&their_spec)
+            .await,
+        ErrorKind::Conflict,
     );
+    assert!(checks::nodes(&theirs).await.is_empty());
     assert_clean(&sim);
 }
 
@@ -273,117 +245,52 @@ async fn a_name_taken_outside_the_fleet_is_a_conflict() {
 async fn rate_limits_are_waited_out_or_reported() {
     let sim = sim().await;
     let provider = adapter(&sim, &[]).await;
-    sim.set_faults(
-        GCE,
-        Faults {
-            rate_limit_storm: 2,
-            ..Faults::default()
-        },
-    );
     // A read retries; a probe makes one attempt (the next tick probes again).
-    provider
-        .list_nodes(&NodeFilter::all())
-        .await
-        .expect("two 429s are waited out");
-    sim.set_faults(
-        GCE,
-        Faults {
-            rate_limit_storm: 50,
-            ..Faults::default()
-        },
-    );
-    let err = provider.probe_health(&Target::Api).await.unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::RateLimited { .. }), "{err}");
-    assert!(err.retry_after().is_some() && err.is_temporary());
+    let all = NodeFilter::all();
+    checks::check_rate_limits(
+        |faults| sim.set_faults(GCE, faults),
+        provider.list_nodes(&all),
+        provider.probe_health(&Target::Api),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn failures_map_to_the_shared_error_kinds() {
     let sim = sim().await;
     let provider = adapter(&sim, &[("DAMM_GCE_REQUEST_TIMEOUT_MS", "300")]).await;
-    let probe = || provider.probe_health(&Target::Api);
 
-    sim.set_faults(
-        GCE,
-        Faults {
-            error_rate: 1.0,
-            ..Faults::default()
-        },
-    );
-    let err = probe().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(err.is_temporary());
-
-    sim.set_faults(
-        GCE,
-        Faults {
-            malformed_rate: 1.0,
-            ..Faults::default()
-        },
-    );
-    let err = probe().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
-
-    sim.set_faults(GCE, Faults::dark(Dark::Unavailable));
-    let err = probe().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(err.is_temporary());
-
-    sim.set_faults(GCE, Faults::dark(Dark::Refuse));
-    let err = provider.list_nodes(&NodeFilter::all()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(err.is_temporary());
-
-    sim.set_faults(
-        GCE,
-        Faults {
-            latency_ms: 2_000,
-            ..Faults::default()
-        },
-    );
-    let err = probe().await.unwrap_err();
-    assert_eq!(
-        err.kind(),
-        ErrorKind::Unavailable,
-        "a request past its timeout: {err}"
-    );
-    assert!(err.is_temporary());
-
-    sim.clear_faults(GCE);
-    probe().await.expect("recovers when the fault clears");
+    checks::check_failures(&provider, |faults| sim.set_faults(GCE, faults)).await;
 
     let wrong = adapter(&sim, &[("DAMM_GCE_TOKEN", "not-the-token")]).await;
-    let err = wrong.probe_health(&Target::Api).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
-    assert!(!err.is_temporary());
+    let err = checks::expect_failure(
+        wrong.probe_health(&Target::Api).await,
+        ErrorKind::Unauthenticated,
+        false,
+    );
     assert!(!format!("{wrong:?}").contains("not-the-token"));
     assert!(!format!("{err:?}").contains("not-the-token"));
 
     // Anonymous credentials send no Authorization header; the simulator wants its token.
     let anonymous = adapter(&sim, &[("DAMM_GCE_ANONYMOUS", "true")]).await;
-    let err = anonymous.probe_health(&Target::Api).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
+    checks::expect_err(
+        anonymous.probe_health(&Target::Api).await,
+        ErrorKind::Unauthenticated,
+    );
     assert_clean(&sim);
 }
 
 #[tokio::test]
 async fn configuration_is_checked() {
-    let err = Gce::from_config(&AdapterConfig::new(fleet(), "gce").without_env())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = checks::expect_err(
+        Gce::from_config(&AdapterConfig::new(fleet(), "gce").without_env()).await,
+        ErrorKind::InvalidInput,
+    );
     assert!(err.to_string().contains("DAMM_GCE_PROJECT"), "{err}");
     let sim = sim().await;
     let provider = adapter(&sim, &[]).await;
     let compute = provider.compute().unwrap();
-    let mut bad = spec("bad-region");
-    bad.region = "mars".parse().unwrap();
-    let err = compute.create_node(&bad).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    let mut bad = spec("bad-profile");
-    bad.profile = "huge".into();
-    let err = compute.create_node(&bad).await.unwrap_err();
-    assert!(err.to_string().contains("huge"), "{err}");
+    checks::check_unplaceable_creates(compute, FLEET).await;
     let price = compute
         .price("small", &"eu-central".parse().unwrap())
         .unwrap();

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use damm_provider::http::check_base_url;
-use damm_provider::tables::{check_regions, profile_table, region_table, string_table};
-use damm_provider::{ExposeSecret, Region, SecretString};
+use damm_provider::tables::{check_tables, profile_table, region_table, string_table};
+use damm_provider::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 /// The API's public base URL.
@@ -122,22 +122,9 @@ impl VultrConfig {
         if self.request_timeout_ms == 0 {
             return Err("`request_timeout_ms` must be at least 1".to_owned());
         }
-        for damm in self.regions.keys() {
-            Region::new(damm.as_str()).map_err(|e| format!("`regions`: {e}"))?;
-        }
-        check_regions(&self.regions)?;
-        for (name, profile) in &self.profiles {
-            if profile.plan.trim().is_empty() {
-                return Err(format!("`profiles.{name}`: `plan` is empty"));
-            }
-            let currency = &profile.currency;
-            if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
-                return Err(format!(
-                    "`profiles.{name}`: `currency` `{currency}` is not an ISO 4217 code"
-                ));
-            }
-        }
-        Ok(())
+        check_tables(&self.regions, &self.profiles, "plan", |p| {
+            (&p.plan, &p.currency)
+        })
     }
 }
 
@@ -207,6 +194,7 @@ fn profiles<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Profile>
 mod tests {
     use damm_provider::FleetId;
     use damm_provider::config::AdapterConfig;
+    use damm_provider::testkit::checks;
 
     use super::*;
 
@@ -276,8 +264,6 @@ mod tests {
     #[test]
     fn debug_hides_the_token() {
         let c = load("", &[("DAMM_VULTR_TOKEN", "hunter2-secret")]).unwrap();
-        let shown = format!("{c:?}");
-        assert!(!shown.contains("hunter2-secret"), "{shown}");
-        assert!(shown.contains("[redacted]"), "{shown}");
+        checks::assert_redacted(&format!("{c:?}"), &["hunter2-secret"]);
     }
 }

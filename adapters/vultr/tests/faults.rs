@@ -4,6 +4,7 @@
 mod common;
 
 use damm_provider::Compute;
+use damm_provider::testkit::checks;
 use damm_provider::{ErrorKind, NodeFilter, NodeRole, Provider, Target};
 use damm_sim::{Dark, Faults, Provider as SimProvider};
 
@@ -13,10 +14,7 @@ async fn a_short_rate_limit_storm_is_waited_out() {
     let vultr = common::adapter(&sim, "storm", &[]);
     sim.set_faults(
         SimProvider::Vultr,
-        Faults {
-            rate_limit_storm: 2,
-            ..Faults::default()
-        },
+        checks::changed(|f: &mut Faults| f.rate_limit_storm = 2),
     );
     let nodes = vultr
         .list_nodes(&NodeFilter::all())
@@ -32,15 +30,10 @@ async fn a_long_rate_limit_storm_is_reported_as_rate_limited() {
     let vultr = common::adapter(&sim, "storm", &[]);
     sim.set_faults(
         SimProvider::Vultr,
-        Faults {
-            rate_limit_storm: 50,
-            ..Faults::default()
-        },
+        checks::changed(|f: &mut Faults| f.rate_limit_storm = 50),
     );
     let err = vultr.list_nodes(&NodeFilter::all()).await.unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::RateLimited { .. }), "{err}");
-    assert!(err.retry_after().is_some(), "{err}");
-    assert!(err.is_temporary(), "{err}");
+    checks::assert_rate_limited(&err);
 }
 
 #[tokio::test]
@@ -49,28 +42,33 @@ async fn server_errors_are_temporary_unavailability() {
     let vultr = common::adapter(&sim, "errors", &[]);
     sim.set_faults(
         SimProvider::Vultr,
-        Faults {
-            error_rate: 1.0,
-            ..Faults::default()
-        },
+        checks::changed(|f: &mut Faults| f.error_rate = 1.0),
     );
-    let err = vultr.list_nodes(&NodeFilter::all()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(err.is_temporary(), "{err}");
+    let err = checks::expect_failure(
+        vultr.list_nodes(&NodeFilter::all()).await,
+        ErrorKind::Unavailable,
+        true,
+    );
     assert!(err.message().contains("HTTP 500"), "{err}");
-    let err = vultr.probe_health(&Target::Api).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    checks::expect_err(
+        vultr.probe_health(&Target::Api).await,
+        ErrorKind::Unavailable,
+    );
 }
 
 #[tokio::test]
 async fn a_wrong_token_is_unauthenticated_and_never_shown() {
     let sim = common::sim().await;
     let vultr = common::adapter(&sim, "auth", &[("DAMM_VULTR_TOKEN", "wrong-secret-token")]);
-    let err = vultr.list_nodes(&NodeFilter::all()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
-    assert!(!err.is_temporary(), "{err}");
-    let err = vultr.probe_health(&Target::Api).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
+    checks::expect_failure(
+        vultr.list_nodes(&NodeFilter::all()).await,
+        ErrorKind::Unauthenticated,
+        false,
+    );
+    let err = checks::expect_err(
+        vultr.probe_health(&Target::Api).await,
+        ErrorKind::Unauthenticated,
+    );
     for shown in [err.to_string(), format!("{err:?}"), format!("{vultr:?}")] {
         assert!(!shown.contains("wrong-secret-token"), "{shown}");
     }
@@ -82,20 +80,20 @@ async fn malformed_answers_are_errors_not_panics() {
     let vultr = common::adapter(&sim, "malformed", &[]);
     sim.set_faults(
         SimProvider::Vultr,
-        Faults {
-            malformed_rate: 1.0,
-            ..Faults::default()
-        },
+        checks::changed(|f: &mut Faults| f.malformed_rate = 1.0),
     );
-    let err = vultr.list_nodes(&NodeFilter::all()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
-    assert!(err.is_temporary(), "{err}");
+    checks::expect_failure(
+        vultr.list_nodes(&NodeFilter::all()).await,
+        ErrorKind::Unexpected,
+        true,
+    );
     assert!(vultr.list_nodes(&NodeFilter::all()).await.is_err());
-    let err = vultr
-        .create_node(&common::spec("malformed", "k1", NodeRole::Egress))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
+    checks::expect_err(
+        vultr
+            .create_node(&checks::node_spec("malformed", "k1", NodeRole::Egress))
+            .await,
+        ErrorKind::Unexpected,
+    );
 }
 
 #[tokio::test]
@@ -120,13 +118,12 @@ async fn a_slow_provider_times_out_instead_of_hanging() {
     let vultr = common::adapter(&sim, "slow", &[("DAMM_VULTR_REQUEST_TIMEOUT_MS", "300")]);
     sim.set_faults(
         SimProvider::Vultr,
-        Faults {
-            latency_ms: 5_000,
-            ..Faults::default()
-        },
+        checks::changed(|f: &mut Faults| f.latency_ms = 5_000),
     );
-    let err = vultr.list_nodes(&NodeFilter::all()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(err.is_temporary(), "{err}");
+    let err = checks::expect_failure(
+        vultr.list_nodes(&NodeFilter::all()).await,
+        ErrorKind::Unavailable,
+        true,
+    );
     assert!(err.message().contains("no answer within"), "{err}");
 }

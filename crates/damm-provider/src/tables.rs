@@ -131,6 +131,48 @@ pub fn check_regions(table: &BTreeMap<String, String>) -> Result<(), String> {
     }
 }
 
+/// Checks a config's region and profile tables, naming the entry at fault and its value:
+/// every region is a DAMM region name mapped to a non-empty provider name (as
+/// [`check_regions`]), and every profile names a machine type (its field is
+/// `machine_field`: `size`, `plan`, ...) priced in an ISO 4217 currency. `parts` gives a
+/// profile's machine type and currency.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use damm_provider::tables::check_tables;
+///
+/// let regions = BTreeMap::from([("uk".to_owned(), "lon1".to_owned())]);
+/// let profiles = BTreeMap::from([("tiny".to_owned(), ("s-1".to_owned(), "usd".to_owned()))]);
+/// let err = check_tables(&regions, &profiles, "size", |(size, currency)| (size.as_str(), currency.as_str()));
+/// assert_eq!(err.unwrap_err(), "profiles.tiny: currency `usd` is not an ISO 4217 code (such as USD)");
+/// ```
+pub fn check_tables<P>(
+    regions: &BTreeMap<String, String>,
+    profiles: &BTreeMap<String, P>,
+    machine_field: &str,
+    parts: impl Fn(&P) -> (&str, &str),
+) -> Result<(), String> {
+    for damm in regions.keys() {
+        Region::new(damm.as_str())
+            .map_err(|e| format!("regions: `{damm}` is not a DAMM region name: {e}"))?;
+    }
+    check_regions(regions)?;
+    for (name, profile) in profiles {
+        let (machine_type, currency) = parts(profile);
+        if machine_type.trim().is_empty() {
+            return Err(format!(
+                "profiles.{name}: {machine_field} must not be empty"
+            ));
+        }
+        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(format!(
+                "profiles.{name}: currency `{currency}` is not an ISO 4217 code (such as USD)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +215,34 @@ mod tests {
             damm_region(&table, Some("Bad Label"), "x", |t| t == "europe-west3-a").as_str(),
             "eu-central"
         );
+    }
+
+    #[test]
+    fn tables_are_checked_entry_by_entry() {
+        let regions = BTreeMap::from([("uk".to_owned(), "lon1".to_owned())]);
+        let profile = |size: &str, currency: &str| {
+            BTreeMap::from([("tiny".to_owned(), (size.to_owned(), currency.to_owned()))])
+        };
+        let check = |regions: &BTreeMap<String, String>,
+                     profiles: &BTreeMap<_, (String, String)>| {
+            check_tables(regions, profiles, "plan", |(plan, currency)| {
+                (plan, currency)
+            })
+        };
+        assert_eq!(check(&regions, &profile("vc2", "EUR")), Ok(()));
+        let err = check(&regions, &profile(" ", "USD")).unwrap_err();
+        assert_eq!(err, "profiles.tiny: plan must not be empty");
+        let err = check(&regions, &profile("vc2", "dollars")).unwrap_err();
+        assert!(err.contains("profiles.tiny: currency `dollars`"), "{err}");
+        let bad_name = BTreeMap::from([("EU".to_owned(), "fra".to_owned())]);
+        let err = check(&bad_name, &BTreeMap::new()).unwrap_err();
+        assert!(
+            err.starts_with("regions: `EU` is not a DAMM region name"),
+            "{err}"
+        );
+        let empty = BTreeMap::from([("uk".to_owned(), String::new())]);
+        let err = check(&empty, &BTreeMap::new()).unwrap_err();
+        assert_eq!(err, "regions: `uk` maps to an empty region");
     }
 
     #[test]

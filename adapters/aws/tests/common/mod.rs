@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use damm_adapter_aws::Aws;
 use damm_provider::config::AdapterConfig;
-use damm_provider::{FleetId, IdempotencyKey, NodeRole, NodeSpec, Region};
+use damm_provider::testkit::checks;
 
 /// The fake credentials moto is given (it accepts any unless told to check them).
 pub(crate) const ACCESS_KEY_ID: &str = "AKIDMOTOTESTING";
@@ -106,10 +106,6 @@ fn server_path() -> PathBuf {
     path
 }
 
-pub(crate) fn fleet(name: &str) -> FleetId {
-    FleetId::new(name).unwrap()
-}
-
 /// The adapter for `fleet`, pointed at `moto`, with `extra` settings over the defaults.
 pub(crate) fn adapter(moto: &Moto, fleet: &str, extra: &[(&str, &str)]) -> Aws {
     Aws::from_config(&config(moto, fleet, extra)).expect("the adapter builds")
@@ -134,16 +130,5 @@ pub(crate) fn config(moto: &Moto, fleet: &str, extra: &[(&str, &str)]) -> Adapte
         env.retain(|(k, _)| k != key);
         env.push(((*key).to_owned(), (*value).to_owned()));
     }
-    AdapterConfig::new(self::fleet(fleet), "aws").with_env(env)
-}
-
-/// A node spec of `fleet` with key `key` in eu-central.
-pub(crate) fn spec(fleet: &str, key: &str, role: NodeRole) -> NodeSpec {
-    NodeSpec::new(
-        &self::fleet(fleet),
-        IdempotencyKey::new(key).unwrap(),
-        Region::new("eu-central").unwrap(),
-        role,
-        "small",
-    )
+    AdapterConfig::new(checks::fleet(fleet), "aws").with_env(env)
 }

@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use damm_adapter_digitalocean::Digitalocean;
 use damm_provider::config::AdapterConfig;
-use damm_provider::{FleetId, IdempotencyKey, NodeRole, NodeSpec, Region};
+use damm_provider::testkit::checks;
 use damm_sim::testing::{QUICK_BOOT, adapter_env, booting_in};
 use damm_sim::{Provider as Sim, SimHandle};
 
 /// The simulator's boot delay.
 pub(crate) const BOOT: Duration = QUICK_BOOT;
 
-/// A fresh simulator on a free port of 127.0.0.1.
+/// A fresh simulator on a free port of 127.0.0.1, its droplets booting in [`BOOT`].
 pub(crate) async fn sim() -> SimHandle {
     booting_in(BOOT).await
 }
@@ -21,17 +21,8 @@ pub(crate) async fn sim() -> SimHandle {
 /// The adapter for `fleet`, pointed at `sim`, with `extra` settings over the defaults.
 pub(crate) fn adapter(sim: &SimHandle, fleet: &str, extra: &[(&str, &str)]) -> Digitalocean {
     let env = adapter_env(sim, Sim::DigitalOcean, extra);
-    let config = AdapterConfig::new(FleetId::new(fleet).unwrap(), "digitalocean").with_env(env);
-    Digitalocean::from_config(&config).expect("the adapter builds")
-}
-
-/// A node spec of `fleet` with key `key` in eu-central.
-pub(crate) fn spec(fleet: &str, key: &str, role: NodeRole) -> NodeSpec {
-    NodeSpec::new(
-        &FleetId::new(fleet).unwrap(),
-        IdempotencyKey::new(key).unwrap(),
-        Region::new("eu-central").unwrap(),
-        role,
-        "small",
+    Digitalocean::from_config(
+        &AdapterConfig::new(checks::fleet(fleet), "digitalocean").with_env(env),
     )
+    .expect("the adapter builds")
 }

@@ -4,7 +4,7 @@
 
 use damm_adapter_vultr::Vultr;
 use damm_provider::config::AdapterConfig;
-use damm_provider::{FleetId, IdempotencyKey, NodeRole, NodeSpec, Region};
+use damm_provider::testkit::checks;
 use damm_sim::testing::{QUICK_BOOT, adapter_env, booting_in};
 use damm_sim::{Provider, SimHandle};
 
@@ -16,19 +16,8 @@ pub(crate) async fn sim() -> SimHandle {
 /// The adapter for `fleet` against `sim`, with extra `DAMM_VULTR_*` settings.
 pub(crate) fn adapter(sim: &SimHandle, fleet: &str, extra: &[(&str, &str)]) -> Vultr {
     let env = adapter_env(sim, Provider::Vultr, extra);
-    let config = AdapterConfig::new(FleetId::new(fleet).unwrap(), "vultr").with_env(env);
-    Vultr::from_config(&config).expect("the adapter configures")
-}
-
-/// A node spec in `eu-central`, profile `small`.
-pub(crate) fn spec(fleet: &str, key: &str, role: NodeRole) -> NodeSpec {
-    NodeSpec::new(
-        &FleetId::new(fleet).unwrap(),
-        IdempotencyKey::new(key).unwrap(),
-        Region::new("eu-central").unwrap(),
-        role,
-        "small",
-    )
+    Vultr::from_config(&AdapterConfig::new(checks::fleet(fleet), "vultr").with_env(env))
+        .expect("the adapter configures")
 }
 
 /// No simulator response drifted from Vultr's document; says whether it was checked.

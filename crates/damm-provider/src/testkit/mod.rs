@@ -17,6 +17,7 @@
 //!
 //! Every lifecycle case cleans up after itself, also when it fails half-way.
 
+pub mod checks;
 pub mod memory;
 
 use std::fmt;
