@@ -8,8 +8,10 @@
 //! - `moto`: installs moto's AWS emulator (PyPI) into `target/moto-venv` for the aws tests.
 //! - `soak`: the crash soak (`kill -9` of `damm serve` while it applies), in release mode.
 //! - `fuzz`: the cargo-fuzz targets on nightly (installs cargo-fuzz when missing).
+//! - `deb`: a Debian package of `damm` (release build, units, default config) with dpkg-deb.
 
 mod ci;
+mod deb;
 mod fuzz;
 mod moto;
 mod scaffold;
@@ -33,6 +35,8 @@ const USAGE: &str = "usage:
                                (crash soak: kill -9 of `damm serve` while it applies; release)
   cargo xtask fuzz [TARGET] [--seconds N]
                                (cargo fuzz on nightly, N s per target; installs cargo-fuzz)
+  cargo xtask deb [--features LIST]
+                               (release build; target/debian/damm_VERSION_amd64.deb via dpkg-deb)
   cargo xtask new-adapter NAME --capabilities CAP[,CAP...]
       CAP: compute, ingress, egress, overlay, cdn_front, tunnel_term";
 
@@ -52,6 +56,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         Some("moto") => moto::ensure(&root),
         Some("soak") => soak::run(&root, &args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
+        Some("deb") => deb::run(&root, &args[1..]),
         Some("new-adapter") => {
             let (name, caps) = parse_new_adapter(&args[1..])?;
             scaffold::new_adapter(&root, &name, &caps)?;
