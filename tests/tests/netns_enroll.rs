@@ -200,8 +200,12 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
     // waits a WireGuard rekey timeout (5 s) before its backbone handshake is retried.
     gateways.sort_by_key(|g| !g.key.as_str().contains("-eg"));
     for gw in &gateways {
+        // Each gateway fetches with its own credential, as its bootstrap installs it.
+        let as_gateway = Orchestrator::new(&base)
+            .unwrap()
+            .with_gateway_token(keys.gateway_token(gw.key.as_str()));
         let config = rt
-            .block_on(orchestrator.gateway_config(gw.key.as_str(), &trusted, None, Utc::now()))
+            .block_on(as_gateway.gateway_config(gw.key.as_str(), &trusted, None, Utc::now()))
             .unwrap_or_else(|e| panic!("config of {}: {e:#}", gw.key));
         if config.role == GatewayRole::Ingress {
             assert!(

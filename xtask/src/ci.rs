@@ -39,13 +39,17 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     // The aws adapter's tests run against moto's EC2 emulator.
     crate::moto::ensure(root)?;
     // damm-catalog's interop test checks its signatures with the stock minisign; damm-tests'
-    // netns_failover runs real tunnels (userspace WireGuard in network namespaces, as root).
+    // netns_failover runs real tunnels (userspace WireGuard in network namespaces, as root);
+    // damm-orchestrator's bootstrap tests validate user-data with cloud-init.
     crate::tools::ensure_debian_packages(&[
         "minisign",
         "wireguard-go",
         "wireguard-tools",
         "iproute2",
         "nftables",
+        // The gateway bootstrap's user-data is checked with cloud-init's own schema.
+        "cloud-init",
+        "curl",
     ])?;
     if has_nextest() {
         step(

@@ -471,12 +471,10 @@ fn backend_rs(n: &Names) -> String {
         "FleetId",
         "HealthSignal",
         "HealthStatus",
-        "Metrics",
         "Node",
         "NodeFilter",
         "Operation",
         "Provider",
-        "Region",
         "Result",
         "Target",
         "async_trait",
@@ -494,17 +492,15 @@ fn backend_rs(n: &Names) -> String {
             format!("Capability::{t}")
         })
         .collect();
-    let mut accessors = String::new();
+    // `id`, `region` and one accessor per capability come from `provider_methods!`.
+    let mut accessors = String::from("id, region");
     let mut impls = String::new();
     for cap in &n.caps {
         let (_, trait_name, methods) = CAPABILITIES
             .iter()
             .find(|(k, _, _)| k == cap)
             .expect("known");
-        let _ = write!(
-            accessors,
-            "\n    fn {cap}(&self) -> Option<&dyn {trait_name}> {{\n        Some(self)\n    }}\n"
-        );
+        let _ = write!(accessors, ", {cap}");
         let _ = write!(
             impls,
             "\n#[async_trait]\nimpl {trait_name} for {} {{",
@@ -577,14 +573,8 @@ impl {camel} {{
 
 #[async_trait]
 impl Provider for {camel} {{
-    fn id(&self) -> &str {{
-        &self.id
-    }}
+    damm_provider::provider_methods!({accessors});
 
-    fn region(&self, region: &Region) -> Option<String> {{
-        self.regions.get(region.as_str()).cloned()
-    }}
-{accessors}
     async fn list_nodes(&self, _filter: &NodeFilter) -> Result<Vec<Node>> {{
         Err(self.not_yet(Operation::ListNodes))
     }}
@@ -609,9 +599,7 @@ impl Provider for {camel} {{
         }})
     }}
 
-    async fn get_metrics(&self, target: &Target) -> Result<Metrics> {{
-        Ok(Metrics::empty(target.clone(), Utc::now()))
-    }}
+    // `get_metrics` defaults to a probe's round trip; override it if the API has metrics.
 }}
 {impls}"#,
         uses = uses.join(", "),

@@ -1,6 +1,7 @@
 //! DAMM's orchestrator shell: the tick loop around `damm-fleet`'s planner, the state store
 //! and apply journal, the HTTP service and the pieces of the `damm` command-line tool.
 
+pub mod bootstrap;
 pub mod dataplane;
 pub mod engine;
 pub mod enroll;

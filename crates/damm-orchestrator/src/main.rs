@@ -28,6 +28,15 @@ struct Cli {
     command: Command,
 }
 
+/// `damm serve --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    /// Compute and show plans; change nothing.
+    Plan,
+    /// Apply plans through the adapters.
+    Apply,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -57,6 +66,42 @@ struct Files {
     /// catalog's `validated_for` (default: validated.json beside the state file).
     #[arg(long, env = "DAMM_VALIDATED")]
     validated: Option<PathBuf>,
+    /// The orchestrator's URL as new gateways reach it (written into their bootstrap).
+    #[arg(long, env = "DAMM_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Where new gateways download the `damm` binary (http(s); pinned by --agent-sha256).
+    #[arg(long, env = "DAMM_AGENT_URL", value_name = "URL")]
+    agent_url: Option<String>,
+    /// The SHA-256 of the binary at --agent-url (`sha256sum` of the release build).
+    #[arg(long, env = "DAMM_AGENT_SHA256", value_name = "HEX")]
+    agent_sha256: Option<String>,
+}
+
+impl Files {
+    /// The gateway bootstrap these settings ask for: all three settings and the keys, or
+    /// none of them (then `None`, and new cloud gateways get only their WireGuard key).
+    fn bootstrap(
+        &self,
+        keys: Option<&damm_orchestrator::publish::Keys>,
+    ) -> anyhow::Result<Option<damm_orchestrator::bootstrap::Bootstrap>> {
+        let (url, agent, sha) = match (&self.public_url, &self.agent_url, &self.agent_sha256) {
+            (None, None, None) => return Ok(None),
+            (Some(url), Some(agent), Some(sha)) => (url, agent, sha),
+            _ => anyhow::bail!(
+                "the gateway bootstrap needs all of --public-url, --agent-url and --agent-sha256"
+            ),
+        };
+        let Some(keys) = keys else {
+            anyhow::bail!(
+                "the gateway bootstrap (--public-url) needs --keys: gateways verify their \
+                 config against the catalog key"
+            );
+        };
+        let trusted = keys.signing.public_key().to_minisign();
+        Ok(Some(damm_orchestrator::bootstrap::Bootstrap::new(
+            url, agent, sha, &trusted,
+        )?))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +145,10 @@ enum Command {
         /// HTTP listen address.
         #[arg(long, env = "DAMM_LISTEN", default_value = "127.0.0.1:9477")]
         listen: SocketAddr,
+        /// Plan or apply, overriding the policy's `mode`. Without a policy file the service
+        /// only plans unless this says `apply`: real servers are never created by default.
+        #[arg(long, env = "DAMM_MODE", value_enum)]
+        mode: Option<ModeArg>,
     },
     /// Show the fleet from the state file.
     Status {
@@ -143,6 +192,15 @@ enum Command {
         /// Directory for catalog.key, catalog.pub and gateway.seed.
         #[arg(long, env = "DAMM_KEYS", default_value = "keys")]
         dir: PathBuf,
+    },
+    /// Print the credential with which gateway GATEWAY fetches its own config (for a static
+    /// host's /etc/damm/gateway.token; cloud gateways get theirs from the bootstrap).
+    GatewayToken {
+        /// The gateway's id (its node key, as in `damm status`).
+        gateway: String,
+        /// Directory from `damm keygen`.
+        #[arg(long, env = "DAMM_KEYS", default_value = "keys")]
+        keys: PathBuf,
     },
     /// Enroll a client: a WireGuard key pair, a tunnel address and a report token; prints a
     /// wg-quick .conf for the region's best path. Takes the state lock (stop `damm serve`).
@@ -230,6 +288,7 @@ fn main() -> ExitCode {
             json,
         } => status(&state, policy.as_deref(), json),
         Command::Keygen { dir } => keygen(&dir),
+        Command::GatewayToken { gateway, keys } => gateway_token(&gateway, &keys),
         Command::Whatif {
             provider_down,
             state,
@@ -289,13 +348,18 @@ async fn run_async(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Apply { files, yes, json } => apply(&files, yes, json).await,
-        Command::Serve { files, listen } => serve_cmd(&files, listen).await,
+        Command::Serve {
+            files,
+            listen,
+            mode,
+        } => serve_cmd(&files, listen, mode).await,
         Command::Agent(args) => dataplane_cmd::agent(args).await,
         Command::Client(args) => dataplane_cmd::client(args).await,
         Command::Adapters { .. }
         | Command::Status { .. }
         | Command::Policy { .. }
         | Command::Keygen { .. }
+        | Command::GatewayToken { .. }
         | Command::Whatif { .. }
         | Command::Catalog { .. }
         | Command::Enroll(_)
@@ -341,8 +405,19 @@ async fn engine(files: &Files, read_only: bool) -> anyhow::Result<Engine> {
             .clone()
             .unwrap_or_else(|| damm_orchestrator::validated::default_path(&files.state)),
     );
-    if let Some(dir) = &files.keys {
-        let keys = damm_orchestrator::publish::Keys::load(dir)?;
+    let keys = match &files.keys {
+        Some(dir) => Some(damm_orchestrator::publish::Keys::load(dir)?),
+        None => None,
+    };
+    match files.bootstrap(keys.as_ref())? {
+        Some(bootstrap) => engine.set_bootstrap(bootstrap),
+        None if keys.is_some() && !read_only => tracing::warn!(
+            "no gateway bootstrap (--public-url, --agent-url, --agent-sha256): new cloud \
+             gateways get their WireGuard key but must already have the agent on their image"
+        ),
+        None => {}
+    }
+    if let Some(keys) = keys {
         engine.set_publisher(
             Arc::new(keys),
             damm_orchestrator::publish::Sink {
@@ -395,9 +470,27 @@ async fn apply(files: &Files, yes: bool, json: bool) -> anyhow::Result<ExitCode>
     })
 }
 
-async fn serve_cmd(files: &Files, listen: SocketAddr) -> anyhow::Result<ExitCode> {
-    let engine = engine(files, false).await?;
-    let mode = engine.policy().fleet.mode;
+async fn serve_cmd(
+    files: &Files,
+    listen: SocketAddr,
+    mode: Option<ModeArg>,
+) -> anyhow::Result<ExitCode> {
+    let mut engine = engine(files, false).await?;
+    let mode = match (mode, &files.policy) {
+        (Some(ModeArg::Plan), _) => Mode::Plan,
+        (Some(ModeArg::Apply), _) => Mode::Apply,
+        (None, Some(_)) => engine.policy().fleet.mode,
+        (None, None) => {
+            if engine.policy().fleet.mode == Mode::Apply {
+                tracing::warn!(
+                    "no policy file: plan mode, nothing is created. Give --policy FILE with \
+                     `mode = \"apply\"`, or --mode apply, to change the fleet"
+                );
+            }
+            Mode::Plan
+        }
+    };
+    engine.set_mode(mode);
     let shared: Shared = Shared::default();
     let (addr, server) = serve::http(listen, Arc::clone(&shared)).await?;
     tracing::info!(
@@ -632,6 +725,13 @@ fn keygen(dir: &Path) -> anyhow::Result<ExitCode> {
         dir.display(),
         keys.signing.key_id()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gateway_token(gateway: &str, dir: &Path) -> anyhow::Result<ExitCode> {
+    use damm_provider::ExposeSecret as _;
+    let keys = damm_orchestrator::publish::Keys::load(dir)?;
+    println!("{}", keys.gateway_token(gateway).expose_secret());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -286,6 +286,7 @@ async fn catalog_signature(AxState(shared): AxState<Shared>) -> Response {
 async fn gateway_config(
     AxState(shared): AxState<Shared>,
     axum::extract::Path(id): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     use crate::enroll::ConfigRefusal;
     let snap = shared.read().await;
@@ -296,6 +297,17 @@ async fn gateway_config(
         )
             .into_response();
     };
+    // The gateway's own credential comes first: without it, a known and an unknown
+    // gateway id get the same answer, so the ids cannot be enumerated.
+    let presented = bearer(&headers).unwrap_or_default();
+    if !keys.is_gateway_token(&id, presented) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            "a gateway config needs the gateway's credential (Authorization: Bearer)\n",
+        )
+            .into_response();
+    }
     match crate::enroll::signed_gateway_config(
         state,
         policy,
@@ -316,6 +328,16 @@ async fn gateway_config(
             (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
         }
     }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }
 
 /// `POST /v1/reports`: a client's path report, `Authorization: Bearer <report token>`.

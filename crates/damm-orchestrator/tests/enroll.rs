@@ -271,10 +271,16 @@ async fn enroll_serve_gateway_configs_and_score_reports() {
         assert!(format!("{err:#}").contains("rejected"), "{err:#}");
 
         // Gateway configs: signed, verified, the clients on every ingress, the egress behind.
-        let orchestrator = Orchestrator::new(&base).unwrap();
+        // Each gateway presents its own credential.
+        let as_gateway = |id: &str| {
+            Orchestrator::new(&base)
+                .unwrap()
+                .with_gateway_token(lab.keys.gateway_token(id))
+        };
         let egress_key = "static-host-eg1";
         let egress_pub = lab.keys.gateway(&egress_key.parse().unwrap()).public_key();
         for ingress in ["static-host-in1", "static-host-in2"] {
+            let orchestrator = as_gateway(ingress);
             let config = orchestrator
                 .gateway_config(ingress, &trusted, None, Utc::now())
                 .await
@@ -312,7 +318,18 @@ async fn enroll_serve_gateway_configs_and_score_reports() {
                 .unwrap_err();
             assert!(format!("{err:#}").contains("rejected"), "rollback: {err:#}");
         }
-        let egress = orchestrator
+        // Without a credential, or with another gateway's, nothing is served.
+        for orchestrator in [
+            Orchestrator::new(&base).unwrap(),
+            as_gateway("static-host-in1"),
+        ] {
+            let err = orchestrator
+                .gateway_config(egress_key, &trusted, None, Utc::now())
+                .await
+                .unwrap_err();
+            assert!(format!("{err:#}").contains("401"), "{err:#}");
+        }
+        let egress = as_gateway(egress_key)
             .gateway_config(egress_key, &trusted, None, Utc::now())
             .await
             .unwrap();
@@ -324,12 +341,23 @@ async fn enroll_serve_gateway_configs_and_score_reports() {
                 .iter()
                 .all(|p| p.allowed_ips[0].ends_with("/32"))
         );
+        // An unknown gateway looks like a known one to whoever lacks its credential.
         let client = reqwest::Client::new();
+        let nope = format!("{base}/v1/gateways/static-host-nope/config");
+        let (status, _) = http(&client, reqwest::Method::GET, &nope, None, None).await;
+        assert_eq!(status, 401);
+        let nope_token = {
+            use damm_provider::ExposeSecret as _;
+            lab.keys
+                .gateway_token("static-host-nope")
+                .expose_secret()
+                .to_owned()
+        };
         let (status, _) = http(
             &client,
             reqwest::Method::GET,
-            &format!("{base}/v1/gateways/static-host-nope/config"),
-            None,
+            &nope,
+            Some(&nope_token),
             None,
         )
         .await;

@@ -105,7 +105,9 @@ impl Engine {
             _ => None,
         };
         let user_data = match (&action, &self.publisher) {
-            (Action::Create { key, .. }, Some((keys, _))) => Some(gateway_user_data(keys, key)),
+            (Action::Create { key, .. }, Some((keys, _))) => {
+                Some(gateway_user_data(keys, self.bootstrap.as_ref(), key))
+            }
             _ => None,
         };
         async move {

@@ -102,6 +102,8 @@ pub struct Engine {
     options: Options,
     crash_hook: Option<CrashHook>,
     publisher: Option<(Arc<Keys>, Sink)>,
+    /// How new cloud gateways install and start the agent.
+    bootstrap: Option<crate::bootstrap::Bootstrap>,
     /// The proven-failover record behind the catalog's `validated_for`.
     validated: Option<std::path::PathBuf>,
     metrics: metrics::Metrics,
@@ -145,6 +147,7 @@ impl Engine {
             options,
             crash_hook: None,
             publisher: None,
+            bootstrap: None,
             validated: None,
             metrics: metrics::Metrics::default(),
         })
@@ -159,6 +162,18 @@ impl Engine {
     /// gateways with their derived WireGuard keys.
     pub fn set_publisher(&mut self, keys: Arc<Keys>, sink: Sink) {
         self.publisher = Some((keys, sink));
+    }
+
+    /// Runs the ticks in `mode`, whatever the policy says (`damm serve --mode`).
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.policy.fleet.mode = mode;
+    }
+
+    /// Gives new gateways a full bootstrap (binary, unit, orchestrator URL, credential);
+    /// without it their user-data holds only the WireGuard key and an agent must be
+    /// installed on the image by other means.
+    pub fn set_bootstrap(&mut self, bootstrap: crate::bootstrap::Bootstrap) {
+        self.bootstrap = Some(bootstrap);
     }
 
     /// Reads the proven-failover record from `path` (see [`crate::validated`]) every time
@@ -551,13 +566,28 @@ impl ManualClock {
     }
 }
 
-/// Cloud-init for a new gateway: its WireGuard private key (derived, never stored) and the
-/// agent that pulls its signed configuration. User-data is redacted in Debug output and
-/// never serialised.
-fn gateway_user_data(keys: &Keys, key: &IdempotencyKey) -> damm_provider::UserData {
+/// Cloud-init for a new gateway: its WireGuard private key (derived, never stored) and,
+/// with a [`Bootstrap`](crate::bootstrap::Bootstrap), the agent binary, unit, trusted key
+/// and config credential. User-data is redacted in Debug output and never serialised.
+fn gateway_user_data(
+    keys: &Keys,
+    bootstrap: Option<&crate::bootstrap::Bootstrap>,
+    key: &IdempotencyKey,
+) -> damm_provider::UserData {
+    use damm_provider::ExposeSecret as _;
     let pair = keys.gateway(key);
-    damm_provider::UserData::new(format!(
-        "#cloud-config\nwrite_files:\n  - path: /etc/damm/wg.key\n    permissions: '0600'\n    content: {}\n  - path: /etc/damm/gateway\n    content: {key}\nruncmd:\n  - [systemctl, enable, --now, damm-agent]\n",
-        pair.private_key().expose_base64()
-    ))
+    let private_key = pair.private_key().expose_base64();
+    match bootstrap {
+        Some(bootstrap) => {
+            let token = keys.gateway_token(key.as_str());
+            bootstrap.user_data(&crate::bootstrap::GatewaySecrets {
+                key,
+                wg_private_key: private_key.as_ref(),
+                token: token.expose_secret(),
+            })
+        }
+        None => damm_provider::UserData::new(format!(
+            "#cloud-config\nwrite_files:\n  - path: /etc/damm/wg.key\n    permissions: '0600'\n    content: {private_key}\nruncmd:\n  - [systemctl, enable, --now, damm-agent]\n",
+        )),
+    }
 }
