@@ -112,11 +112,6 @@ impl Bootstrap {
         })
     }
 
-    /// The orchestrator's URL as gateways reach it.
-    pub fn orchestrator_url(&self) -> &str {
-        &self.orchestrator_url
-    }
-
     /// The agent unit a bootstrapped gateway runs: the packaged unit, with the binary
     /// where the bootstrap installs it.
     pub fn agent_unit() -> String {

@@ -356,3 +356,57 @@ async fn enroll_clients_and_unenroll_through_the_binary() {
     assert_eq!(listed["clients"].as_object().unwrap().len(), 1, "{out}");
     assert!(!run(damm(&sim, d, &["unenroll", &first])).0, "already gone");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_bootstrap_settings_and_token_files_are_refused_by_name() {
+    let (sim, dir) = setup().await;
+    let d = dir.path();
+    // Half a bootstrap: all three settings are named.
+    let (ok, _, err) = run(damm(
+        &sim,
+        d,
+        &["plan", "--public-url", "https://o.example"],
+    ));
+    assert!(!ok);
+    for flag in ["--public-url", "--agent-url", "--agent-sha256"] {
+        assert!(err.contains(flag), "{flag} in {err}");
+    }
+    // A malformed hash names its setting.
+    let (ok, _, err) = run(damm(&sim, d, &["keygen", "--dir", "keys"]));
+    assert!(ok, "{err}");
+    let args = [
+        "plan",
+        "--keys",
+        "keys",
+        "--public-url",
+        "https://o.example",
+        "--agent-url",
+        "https://a.example/damm",
+        "--agent-sha256",
+        "abc",
+    ];
+    let (ok, _, err) = run(damm(&sim, d, &args));
+    assert!(!ok && err.contains("--agent-sha256"), "{err}");
+    // An agent whose token file holds no token stops before any request, naming the file
+    // and never its content.
+    for (content, name) in [
+        ("", "empty.token"),
+        ("SECRET-CANARY\nsecond line\n", "two.token"),
+    ] {
+        std::fs::write(d.join(name), content).unwrap();
+        let args = [
+            "agent",
+            "--gateway",
+            "gw-1",
+            "--orchestrator",
+            "http://127.0.0.1:9",
+            "--trusted-key",
+            "keys/catalog.pub",
+            "--token-file",
+            name,
+        ];
+        let (ok, _, err) = run(damm(&sim, d, &args));
+        assert!(!ok && err.contains(name), "{err}");
+        assert!(!err.contains("SECRET-CANARY"), "{err}");
+    }
+}
