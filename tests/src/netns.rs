@@ -132,7 +132,7 @@ pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
 /// The helper binary: where cargo (or nextest) says, else beside the test binary
 /// (`target/<profile>/deps/<test>-<hash>` → `target/<profile>/damm-netns-udp`; cargo builds a
 /// package's binaries before its integration tests).
-fn helper() -> anyhow::Result<PathBuf> {
+pub(crate) fn helper() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os(format!("CARGO_BIN_EXE_{HELPER}")) {
         return Ok(path.into());
     }
@@ -308,6 +308,9 @@ pub struct Lab {
     /// The next free `ethN` of each host.
     next_eth: BTreeMap<String, u32>,
     processes: Vec<(String, Child)>,
+    /// Processes of the lab outside its namespaces (the dialling ends of
+    /// [`Lab::expose`]), killed on drop.
+    strays: Vec<u32>,
     sockets: Vec<String>,
 }
 
@@ -322,6 +325,7 @@ impl Lab {
             switches: BTreeSet::new(),
             next_eth: BTreeMap::new(),
             processes: Vec::new(),
+            strays: Vec::new(),
             sockets: Vec::new(),
         };
         lab.sweep();
@@ -578,6 +582,13 @@ impl Lab {
         Ok(())
     }
 
+    /// An HTTP server on `listen` inside `ns` serving the files of `dir` (`GET /NAME`; 404
+    /// for anything else): an artifact server.
+    pub fn files(&mut self, ns: &str, listen: SocketAddr, dir: &Path) -> anyhow::Result<()> {
+        self.spawn_helper(ns, &["files", &listen.to_string(), &dir.to_string_lossy()])?;
+        Ok(())
+    }
+
     /// A UDP probe from `ns` to an [`Lab::echo`] server at `target`, one datagram every
     /// `every`.
     pub fn probe(
@@ -613,8 +624,54 @@ impl Lab {
         Ok(local)
     }
 
-    /// Takes a namespace down hard, as a provider outage would: its processes are killed and
-    /// the namespace (with its veth and interfaces) deleted.
+    /// A listener on `listen` inside `ns` whose TCP connections are made again to `local`, a
+    /// port of 127.0.0.1 in the test's own namespace: how hosts of the lab (gateways
+    /// fetching their configs) reach a server the test runs. The reverse of
+    /// [`Lab::forward`].
+    pub fn expose(
+        &mut self,
+        ns: &str,
+        listen: SocketAddr,
+        local: SocketAddr,
+    ) -> anyhow::Result<()> {
+        let own = format!("/proc/{}/ns/net", std::process::id());
+        let log = self.spawn_helper(
+            ns,
+            &["reverse", &listen.to_string(), &own, &local.to_string()],
+        )?;
+        let mut pid = None;
+        let said = wait_until(Duration::from_secs(10), || {
+            let lines = log.lock().unwrap_or_else(|e| e.into_inner());
+            pid = lines
+                .iter()
+                .find_map(|(_, l)| l.strip_prefix("pid ")?.parse::<u32>().ok());
+            pid.is_some()
+        });
+        ensure!(
+            said,
+            "the reverse relay {ns} {listen} → {local} did not start"
+        );
+        self.strays.extend(pid);
+        Ok(())
+    }
+
+    /// Host `name` on the internet with public address `ip` alone (`/32`, every other
+    /// address on-link through `eth0`), as a cloud machine or a home router sees the
+    /// internet; returns its namespace. Such hosts reach each other whatever their
+    /// addresses, so simulated providers' addresses from any range can share the switch.
+    pub fn public_host(&mut self, name: &str, ip: Ipv4Addr) -> anyhow::Result<String> {
+        let ns = self.host(name)?;
+        let iface = self.attach(INTERNET, &ns, &format!("{ip}/32"))?;
+        sh(
+            "ip",
+            &["-n", &ns, "route", "replace", "default", "dev", &iface],
+        )?;
+        Ok(ns)
+    }
+
+    /// Takes a namespace down hard, as a provider outage would: its processes (the lab's
+    /// and any they left behind, daemons included) are killed and the namespace (with its
+    /// veth and interfaces) deleted.
     pub fn destroy(&mut self, ns: &str) {
         let mut kept = Vec::new();
         for (owner, mut child) in std::mem::take(&mut self.processes) {
@@ -625,6 +682,7 @@ impl Lab {
             }
         }
         self.processes = kept;
+        kill_all_in(ns);
         let _ = sh("ip", &["netns", "del", ns]);
         self.namespaces.retain(|n| n != ns);
     }
@@ -635,6 +693,7 @@ impl Lab {
         if let Ok(list) = sh("ip", &["netns", "list"]) {
             for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
                 if name.starts_with(&mine) {
+                    kill_all_in(name);
                     let _ = sh("ip", &["netns", "del", name]);
                 }
             }
@@ -645,6 +704,16 @@ impl Lab {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
+        }
+    }
+}
+
+/// SIGKILLs every process left in namespace `ns` (a deleted namespace lives on while a
+/// process holds it).
+fn kill_all_in(ns: &str) {
+    if let Ok(pids) = sh("ip", &["netns", "pids", ns]) {
+        for pid in pids.split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
         }
     }
 }
@@ -664,13 +733,29 @@ fn stop(child: &mut Child) {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+impl Lab {
+    /// Removes everything the lab made, as dropping it does; the lab is empty afterwards.
+    pub fn teardown(&mut self) {
         for (_, child) in &mut self.processes {
             stop(child);
         }
-        for ns in self.namespaces.iter().rev() {
+        self.processes.clear();
+        for pid in std::mem::take(&mut self.strays) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        for ns in std::mem::take(&mut self.namespaces).iter().rev() {
+            kill_all_in(ns);
             let _ = sh("ip", &["netns", "del", ns]);
         }
-        for socket in &self.sockets {
+        self.switches.clear();
+        self.next_eth.clear();
+        for socket in std::mem::take(&mut self.sockets) {
             let _ = std::fs::remove_file(socket);
         }
     }

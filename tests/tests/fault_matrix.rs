@@ -6,8 +6,12 @@
 //! touched, and the provider recovers — breaker closed, alert cleared, fleet reconverged —
 //! once the fault clears. A revoked token (the 401 fault) opens no breaker: it raises that
 //! provider's alert, in the state and in `/metrics`, and darkens nobody, since waiting does
-//! not fix a credential and the provider's machines still carry traffic. Prints provider ×
-//! fault → ticks until the breaker opened (or the alert was raised) and until recovery.
+//! not fix a credential and the provider's machines still carry traffic. An exhausted
+//! quota (the quota fault: every create refused in the provider's own shape, everything
+//! else working) raises the provider's alert from the apply path: no breaker, its nodes
+//! keep their paths, no create is sent to it while the alert stands, and the fleet
+//! converges on the other providers. Prints provider × fault → ticks until the breaker
+//! opened (or the alert was raised) and until recovery.
 //!
 //! Hetzner, DigitalOcean and Vultr, and GCE when built with the `gce` feature (CI's
 //! `--all-features`), run under a real [`Engine`]. The engine's tick calls Cloudflare and
@@ -29,6 +33,7 @@ use std::time::{Duration, Instant};
 use damm_fleet::{Action, Mode, Policy, ScoreBook};
 use damm_orchestrator::engine::ManualClock;
 use damm_orchestrator::engine::alerts::Verdict;
+use damm_orchestrator::state::Phase;
 use damm_orchestrator::{Engine, FileStore, Options, TickReport};
 use damm_provider::{
     FleetId, FrontSpec, IdempotencyKey, Labels, NodeFilter, NodeRole, NodeSpec, NodeState,
@@ -61,9 +66,11 @@ fn policy_text() -> String {
     }
 }
 
-/// Faults that do not apply to a provider's API.
+/// Faults that do not apply to a provider's API (Cloudflare and Tailscale create no
+/// machines, so a server quota says nothing of them).
 fn not_applicable(provider: &str, fault: Fault) -> bool {
-    fault == Fault::MissingPage && matches!(provider, "tailscale" | "gce")
+    (fault == Fault::MissingPage && matches!(provider, "tailscale" | "gce"))
+        || (fault == Fault::Quota && matches!(provider, "cloudflare" | "tailscale"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,10 +82,11 @@ enum Fault {
     Malformed,
     Unauthorized,
     MissingPage,
+    Quota,
 }
 
 impl Fault {
-    const ALL: [Fault; 7] = [
+    const ALL: [Fault; 8] = [
         Fault::Dark,
         Fault::Timeout,
         Fault::ServerError,
@@ -86,11 +94,16 @@ impl Fault {
         Fault::Malformed,
         Fault::Unauthorized,
         Fault::MissingPage,
+        Fault::Quota,
     ];
 
     /// The alert the fault raises instead of an outage, by kind.
     fn alert(self) -> Option<&'static str> {
-        (self == Fault::Unauthorized).then_some("unauthenticated")
+        match self {
+            Fault::Unauthorized => Some("unauthenticated"),
+            Fault::Quota => Some("quota_exceeded"),
+            _ => None,
+        }
     }
 
     fn name(self) -> &'static str {
@@ -102,6 +115,7 @@ impl Fault {
             Fault::Malformed => "malformed",
             Fault::Unauthorized => "401",
             Fault::MissingPage => "missing-page",
+            Fault::Quota => "quota",
         }
     }
 
@@ -133,6 +147,10 @@ impl Fault {
             },
             Fault::MissingPage => Faults {
                 missing_page: true,
+                ..none
+            },
+            Fault::Quota => Faults {
+                quota_exhausted: true,
                 ..none
             },
         }
@@ -459,6 +477,171 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Node keys at `provider` on any path composed now (every path, not only the
+    /// catalog's top K, so that reranking cannot hide one).
+    fn on_paths(&self, provider: &str, scores: &damm_fleet::Scores) -> BTreeSet<IdempotencyKey> {
+        damm_fleet::compose(&self.engine.fleet(), &self.policy, scores, &[], 64)
+            .into_values()
+            .flatten()
+            .flat_map(|c| {
+                [
+                    (c.ingress_provider, c.ingress),
+                    (c.egress_provider, c.egress),
+                ]
+            })
+            .filter(|(p, _)| p == provider)
+            .map(|(_, key)| key)
+            .collect()
+    }
+
+    /// The quota fault. Every ingress machine of the region is lost behind DAMM's back (a
+    /// zone outage), so the planner sends its replacements to every provider, `provider`
+    /// among them, whose creates are refused for quota. The alert is raised from the apply
+    /// path and held while the listings answer; the provider is neither dark nor suspect,
+    /// its other nodes are left alone and the alert takes none of them off the paths, no
+    /// create goes to it while alerted, and the fleet converges on the other providers with
+    /// the fault still on.
+    async fn run_quota(&mut self, provider: &str) -> Cell {
+        let fault = Fault::Quota;
+        let cell = format!("{provider}/{}", fault.name());
+        let lost: Vec<IdempotencyKey> = self
+            .engine
+            .state()
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.role == NodeRole::Ingress)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let kept: BTreeSet<_> = self
+            .nodes_at(provider)
+            .into_iter()
+            .filter(|k| !lost.contains(k))
+            .collect();
+        let first_seq = self.engine.state().orchestrator.next_seq;
+        self.sim.set_faults(api(provider), fault.faults());
+        for key in &lost {
+            let record = &self.engine.state().nodes[key];
+            let at = &self.observer[&record.provider];
+            let node = damm_provider::NodeRef::new(at.id(), record.id.clone());
+            at.compute()
+                .unwrap()
+                .retire_node(&node)
+                .await
+                .expect("deletes work at the limit");
+        }
+        let refused = |h: &Harness| {
+            h.engine.state().journal.iter().any(|e| {
+                let create_here =
+                    matches!(&e.action, Action::Create { provider: p, .. } if p == provider);
+                let for_quota =
+                    matches!(&e.phase, Phase::Failed { error } if error.contains("quota exceeded"));
+                e.seq >= first_seq && create_here && for_quota
+            })
+        };
+        let mut to_open = None;
+        for t in 1..=MAX_TO_OPEN {
+            let report = self.tick().await;
+            assert!(
+                report.scores.dark.is_empty(),
+                "{cell}: nobody dark: {:?}",
+                report.scores.dark
+            );
+            assert!(
+                !report.scores.suspect.contains(provider),
+                "{cell}: an alert is not counted as a failure"
+            );
+            assert!(
+                report.summary.provider_errors.is_empty(),
+                "{cell}: every listing answers: {:?}",
+                report.summary.provider_errors
+            );
+            let kept_now: BTreeSet<_> = self
+                .nodes_at(provider)
+                .intersection(&kept)
+                .cloned()
+                .collect();
+            assert_eq!(kept_now, kept, "{cell}: its other nodes stay");
+            assert!(
+                report.plan.actions.iter().all(|a| match a {
+                    Action::Drain { key, .. } | Action::Retire { key, .. } => !kept.contains(key),
+                    _ => true,
+                }),
+                "{cell}: its nodes are left alone: {:?}",
+                report.plan.actions
+            );
+            // Unlike a failed tick (suspect), an alert takes none of its nodes off the paths.
+            let mut unalerted = report.scores.clone();
+            unalerted.alerted.clear();
+            assert_eq!(
+                self.on_paths(provider, &report.scores),
+                self.on_paths(provider, &unalerted),
+                "{cell}: its nodes keep their paths"
+            );
+            if to_open.is_none() && refused(self) {
+                // The create was refused this tick: the alert is raised at once.
+                self.check_alert(provider, fault, fault.alert());
+                to_open = Some(t);
+            } else if to_open == Some(t - 1) {
+                // The listings answered since, and the alert stands (held through the
+                // breaker's cooldown of two ticks): the planner sends its creates elsewhere.
+                self.check_alert(provider, fault, fault.alert());
+                assert!(
+                    report.plan.actions.iter().all(|a| {
+                        !(a.provider() == provider && matches!(a, Action::Create { .. }))
+                    }),
+                    "{cell}: a create planned at the alerted provider: {:?}",
+                    report.plan.actions
+                );
+            }
+        }
+        let to_open = to_open.unwrap_or_else(|| {
+            panic!(
+                "{cell}: a create was sent and refused: {:?}",
+                self.engine.state().journal
+            )
+        });
+        let error = self
+            .engine
+            .state()
+            .journal
+            .iter()
+            .rev()
+            .find_map(|e| match &e.phase {
+                Phase::Failed { error } if e.action.provider() == provider => Some(error.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        // The fleet converges on the other providers while the quota is still exhausted.
+        self.converge().await.unwrap_or_else(|| {
+            panic!(
+                "{cell}: converges on the others: {:?}",
+                self.engine.state().nodes
+            )
+        });
+        let replaced = self.engine.state().journal.iter().any(|e| {
+            e.seq >= first_seq
+                && e.phase == Phase::Done
+                && matches!(&e.action, Action::Create { provider: p, .. } if p != provider)
+        });
+        assert!(replaced, "{cell}: the lost nodes are replaced elsewhere");
+
+        self.sim.clear_faults(api(provider));
+        let to_recover = self
+            .converge()
+            .await
+            .unwrap_or_else(|| panic!("{cell}: recovers within {MAX_TO_RECOVER} ticks"));
+        self.check_alert(provider, fault, None);
+        self.check_inventory().await;
+        Cell {
+            to_open,
+            to_recover,
+            error,
+            replaced,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_compute_provider_survives_every_fault_and_recovers() {
     damm_provider::retry::set_time_compression(1000.0);
@@ -477,7 +660,11 @@ async fn every_compute_provider_survives_every_fault_and_recovers() {
             if not_applicable(provider, fault) {
                 continue;
             }
-            let cell = h.run(provider, fault).await;
+            let cell = if fault == Fault::Quota {
+                h.run_quota(provider).await
+            } else {
+                h.run(provider, fault).await
+            };
             table.insert((provider.clone(), fault.name()), cell);
         }
     }
@@ -500,7 +687,7 @@ async fn every_compute_provider_survives_every_fault_and_recovers() {
 
 fn print_table(title: &str, providers: &[String], table: &BTreeMap<(String, &str), Cell>) {
     println!(
-        "\nfault matrix ({title}): ticks until the breaker opened (401: until the alert was \
+        "\nfault matrix ({title}): ticks until the breaker opened (401, quota: until the alert was \
          raised) / until recovered"
     );
     print!("{:<14}", "provider");

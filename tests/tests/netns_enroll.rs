@@ -16,25 +16,20 @@
 //! Needs root and /dev/net/tun; skips loudly otherwise, except under CI (`CI` set) as root.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use damm_agent::Host;
 use damm_agent::agent::GatewayAgent;
-use damm_agent::client::{ClientAgent, ClientSettings};
-use damm_agent::wg::WgTool;
 use damm_catalog::{GatewayRole, Role};
 use damm_fleet::{Mode, Policy};
 use damm_orchestrator::dataplane::{CatalogSource, Orchestrator, VersionFile, fetch_catalog};
-use damm_orchestrator::engine::{Engine, Options, wall_clock};
 use damm_orchestrator::enroll::{self, EnrollmentFile};
-use damm_orchestrator::publish::{Keys, Sink};
-use damm_orchestrator::serve::{self, Shared, Stop};
-use damm_orchestrator::state::FileStore;
+use damm_orchestrator::publish::Keys;
 use damm_provider::{IdempotencyKey, Region};
 use damm_tests::netns::{self, Topology, http_ok, wait_until, wg_identity};
+use damm_tests::service::{self, ClientLoop, Service};
 
 const NET: &str = "172.30.0";
 const REGION: &str = "lab";
@@ -101,13 +96,8 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
     .unwrap();
 
     // The orchestrator: the engine over the static-host adapter, publishing every tick.
-    let rt = Arc::new(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap(),
-    );
+    let service = Service::start();
+    let rt = Arc::clone(&service.rt);
     let policy = Policy::parse(POLICY, "policy.toml").unwrap();
     let providers = rt
         .block_on(damm_orchestrator::providers::build(
@@ -117,20 +107,7 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
         .unwrap();
     let keys = Arc::new(Keys::generate());
     let trusted = [keys.signing.public_key()];
-    let mut engine = Engine::new(
-        policy.clone(),
-        providers,
-        Box::new(FileStore::open(&dir.path().join("state.json")).unwrap()),
-        wall_clock(),
-        Options::default(),
-    )
-    .unwrap();
-    engine.set_publisher(
-        Arc::clone(&keys),
-        Sink {
-            path: dir.path().join("catalog.json"),
-        },
-    );
+    let mut engine = service::engine(&policy, providers, dir.path(), &keys);
     let report = rt.block_on(engine.tick(Mode::Apply, true)).unwrap();
     let catalog = report.catalog.expect("the engine publishes");
     let paths = catalog.region(REGION).unwrap_or_default();
@@ -163,20 +140,8 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
     );
 
     // `damm serve`: the loop and the HTTP API on 127.0.0.1.
-    let shared: Shared = Shared::default();
-    let (addr, server) = rt
-        .block_on(serve::http(
-            "127.0.0.1:0".parse().unwrap(),
-            Arc::clone(&shared),
-        ))
-        .unwrap();
-    rt.spawn(server);
-    let stop = Arc::new(Stop::default());
-    // The loop's future is not Send (the engine's store is not Sync): it gets a thread.
-    let looping = {
-        let (rt, shared, stop) = (Arc::clone(&rt), Arc::clone(&shared), Arc::clone(&stop));
-        std::thread::spawn(move || rt.block_on(serve::run_loop(engine, shared, stop)))
-    };
+    let shared = Arc::clone(&service.shared);
+    let looping = service.run(engine);
     assert!(
         wait_until(Duration::from_secs(30), || rt
             .block_on(shared.read())
@@ -184,8 +149,7 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
             .is_some()),
         "the serve loop published nothing"
     );
-    let base = format!("http://{addr}");
-    let orchestrator = Orchestrator::new(&base).unwrap();
+    let base = service.base();
 
     // Gateways: wireguard-go interfaces, configured from the orchestrator's signed configs.
     let mut gateways: Vec<Gateway> = Vec::new();
@@ -231,62 +195,41 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
         ))
         .unwrap();
     let cl_iface = lab.wireguard(&cl, "cl").unwrap();
-    let mut settings = ClientSettings::new(&cl_iface, bundle.keepalive_s);
-    settings.routes = vec![format!("{dst_ip}/32")];
-    settings.report_every = Duration::from_secs(1);
-    let mut client = ClientAgent::new(
-        Host::netns(&cl),
-        Box::new(WgTool::new(Host::netns(&cl))),
-        bundle.enrollment().unwrap(),
-        settings,
+    let mut client = service::client_in(
+        &cl,
+        &cl_iface,
+        &bundle,
+        vec![format!("{dst_ip}/32")],
         served,
     );
     let first = client.connect(Instant::now()).unwrap();
     let identity_before = wg_identity(&cl, &cl_iface).unwrap();
 
     let current = Arc::new(Mutex::new(first.clone()));
-    let stop_client = Arc::new(AtomicBool::new(false));
     let (posted, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let switches: Arc<Mutex<Vec<Switch>>> = Arc::default();
     let connected_at = Instant::now();
-    let client_thread = {
-        let (current, stop_client) = (current.clone(), stop_client.clone());
-        let switches = switches.clone();
+    let client_loop = {
+        let (current, switches) = (current.clone(), switches.clone());
         let (posted, refused) = (posted.clone(), refused.clone());
-        let handle = rt.handle().clone();
-        let orchestrator = orchestrator.clone();
-        let token = token.clone();
-        std::thread::spawn(move || {
-            while !stop_client.load(Ordering::Relaxed) {
-                match client.tick(Instant::now()) {
-                    Ok(reports) => {
-                        let failed: Vec<String> = reports
-                            .iter()
-                            .filter(|r| r.failures > 0)
-                            .map(|r| r.path_id.clone())
-                            .collect();
-                        if !failed.is_empty() {
-                            let to = client
-                                .current_path()
-                                .map_or(String::new(), |p| p.path_id.clone());
-                            switches.lock().unwrap().push((Instant::now(), to, failed));
-                        }
-                        for r in reports {
-                            match handle.block_on(orchestrator.post_report(&token, &r)) {
-                                Ok(()) => posted.fetch_add(1, Ordering::Relaxed),
-                                Err(e) => {
-                                    eprintln!("report: {e:#}");
-                                    refused.fetch_add(1, Ordering::Relaxed)
-                                }
-                            };
-                        }
-                    }
-                    Err(e) => eprintln!("client tick: {e}"),
-                }
-                if let Some(path) = client.current_path() {
-                    *current.lock().unwrap() = path.clone();
-                }
-                std::thread::sleep(Duration::from_millis(100));
+        ClientLoop::start(&service, client, token.clone(), move |client, reports| {
+            let failed: Vec<String> = reports
+                .iter()
+                .filter(|(r, _)| r.failures > 0)
+                .map(|(r, _)| r.path_id.clone())
+                .collect();
+            if !failed.is_empty() {
+                let to = client
+                    .current_path()
+                    .map_or(String::new(), |p| p.path_id.clone());
+                switches.lock().unwrap().push((Instant::now(), to, failed));
+            }
+            for (_, sent) in reports {
+                let counter = if *sent { &posted } else { &refused };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(path) = client.current_path() {
+                *current.lock().unwrap() = path.clone();
             }
         })
     };
@@ -360,8 +303,7 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
             .get(&active_ingress)
             .is_some_and(|s| s.client_quality.is_some_and(|q| q < 1.0))
     });
-    stop_client.store(true, Ordering::Relaxed);
-    client_thread.join().unwrap();
+    client_loop.stop();
     let snap = rt.block_on(shared.read());
     let reports = &snap.reports;
     println!(
@@ -385,6 +327,5 @@ fn enrolled_client_fails_over_between_static_host_gateways() {
     );
     assert_eq!(refused.load(Ordering::Relaxed), 0, "a report was refused");
     drop(snap);
-    stop.request();
-    looping.join().unwrap().unwrap();
+    looping.stop();
 }

@@ -450,3 +450,25 @@ async fn a_dark_provider_is_unavailable_and_never_hangs() {
     sim.clear_faults(DO);
     checks::nodes(&provider).await;
 }
+
+#[tokio::test]
+async fn a_create_past_the_droplet_limit_is_quota_exceeded() {
+    let sim = sim().await;
+    let provider = adapter(&sim, "fleet", &[]);
+    gateway(&provider).await;
+    sim.set_faults(
+        DO,
+        checks::changed(|f: &mut Faults| f.quota_exhausted = true),
+    );
+    let spec = node_spec("fleet", "past-the-limit", NodeRole::Ingress);
+    let err = checks::expect_failure(
+        provider.create_node(&spec).await,
+        ErrorKind::QuotaExceeded,
+        false,
+    );
+    assert!(err.message().contains("droplet limit"), "{err}");
+    assert_eq!(checks::nodes(&provider).await.len(), 1, "listing works");
+    sim.clear_faults(DO);
+    provider.create_node(&spec).await.expect("room again");
+    assert!(sim.drifts().is_empty(), "{:?}", sim.drifts());
+}

@@ -320,3 +320,31 @@ async fn live_conformance() {
     fixture.poll = Duration::from_secs(5);
     testkit::run(&provider, &fixture).await.assert_passed();
 }
+
+#[tokio::test]
+async fn an_insert_past_the_instances_quota_is_quota_exceeded() {
+    let sim = sim().await;
+    let provider = adapter(&sim, &[]).await;
+    let compute = provider.compute().unwrap();
+    compute.create_node(&spec("first")).await.unwrap();
+    sim.set_faults(
+        GCE,
+        checks::changed(|f: &mut damm_sim::Faults| f.quota_exhausted = true),
+    );
+    let err = checks::expect_failure(
+        compute.create_node(&spec("past-the-quota")).await,
+        ErrorKind::QuotaExceeded,
+        false,
+    );
+    assert!(
+        err.message().contains("Quota 'INSTANCES' exceeded"),
+        "{err}"
+    );
+    assert_eq!(checks::nodes(&provider).await.len(), 1, "listing works");
+    sim.clear_faults(GCE);
+    compute
+        .create_node(&spec("past-the-quota"))
+        .await
+        .expect("room again");
+    assert_clean(&sim);
+}

@@ -115,3 +115,26 @@ async fn live_conformance() {
     fixture.poll = Duration::from_secs(5);
     testkit::run(&provider, &fixture).await.assert_passed();
 }
+
+#[tokio::test]
+async fn a_create_past_the_server_limit_is_quota_exceeded() {
+    let sim = sim().await;
+    let provider = adapter(&sim, &[]);
+    let compute = provider.compute().unwrap();
+    checks::create_nodes(compute, FLEET, NodeRole::Ingress, 1).await;
+    sim.set_faults(
+        HZ,
+        checks::changed(|f: &mut damm_sim::Faults| f.quota_exhausted = true),
+    );
+    let spec = checks::node_spec(FLEET, "past-the-limit", NodeRole::Ingress);
+    let err = checks::expect_failure(
+        compute.create_node(&spec).await,
+        ErrorKind::QuotaExceeded,
+        false,
+    );
+    assert!(err.message().contains("resource_limit_exceeded"), "{err}");
+    assert_eq!(checks::nodes(&provider).await.len(), 1, "listing works");
+    sim.clear_faults(HZ);
+    compute.create_node(&spec).await.expect("room again");
+    assert!(sim.drifts().is_empty(), "schema drift: {:?}", sim.drifts());
+}

@@ -127,3 +127,28 @@ async fn a_slow_provider_times_out_instead_of_hanging() {
     );
     assert!(err.message().contains("no answer within"), "{err}");
 }
+
+#[tokio::test]
+async fn a_create_past_the_instance_limit_is_quota_exceeded() {
+    let sim = common::sim().await;
+    let vultr = common::adapter(&sim, "limit", &[]);
+    checks::create_nodes(&vultr, "limit", NodeRole::Ingress, 1).await;
+    sim.set_faults(
+        SimProvider::Vultr,
+        checks::changed(|f: &mut Faults| f.quota_exhausted = true),
+    );
+    let spec = checks::node_spec("limit", "past-the-limit", NodeRole::Ingress);
+    let err = checks::expect_failure(
+        vultr.create_node(&spec).await,
+        ErrorKind::QuotaExceeded,
+        false,
+    );
+    assert!(
+        err.message().contains("maximum number of instances"),
+        "{err}"
+    );
+    assert_eq!(checks::nodes(&vultr).await.len(), 1, "listing works");
+    sim.clear_faults(SimProvider::Vultr);
+    vultr.create_node(&spec).await.expect("room again");
+    common::assert_no_drift(&sim);
+}

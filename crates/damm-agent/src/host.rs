@@ -94,3 +94,54 @@ impl Host {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 }
+
+/// How a gateway's WireGuard interface came to be there (see [`Host::ensure_wireguard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireguardLink {
+    /// It was there already (made by the unit's `ExecStartPre`, or by hand).
+    Existing,
+    /// Made now, in the kernel (`ip link add NAME type wireguard`).
+    Kernel,
+    /// Made now, in userspace (`wireguard-go NAME`): the host's kernel has no WireGuard
+    /// (containers, some VPS kernels).
+    Userspace,
+}
+
+impl Host {
+    /// Makes WireGuard interface `iface` if it is not there: in the kernel where it can,
+    /// else with `wireguard-go` (which runs on as a daemon; the `wg` tool and the agent
+    /// find it by its UAPI socket). Fails when neither works.
+    pub fn ensure_wireguard(&self, iface: &str) -> Result<WireguardLink, AgentError> {
+        if self.run("ip", &["link", "show", "dev", iface]).is_ok() {
+            return Ok(WireguardLink::Existing);
+        }
+        let kernel = match self.run("ip", &["link", "add", iface, "type", "wireguard"]) {
+            Ok(_) => return Ok(WireguardLink::Kernel),
+            Err(e) => e,
+        };
+        let shown = format!("wireguard-go {iface}");
+        // It forks into the background and exits once the interface is up; its output
+        // stays out of our pipes (a daemon holding them would never close them).
+        let status = self
+            .command("wireguard-go", &[iface])
+            // The userspace fallback is chosen on purpose: silence its kernel-module banner.
+            .env("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|source| AgentError::Spawn {
+                command: shown.clone(),
+                source,
+            })?;
+        if !status.success() {
+            return Err(AgentError::WireGuard {
+                interface: iface.to_owned(),
+                reason: format!(
+                    "cannot make it: the kernel refused ({kernel}) and `{shown}` failed ({status})"
+                ),
+            });
+        }
+        Ok(WireguardLink::Userspace)
+    }
+}

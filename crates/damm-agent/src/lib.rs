@@ -21,7 +21,7 @@ pub mod client;
 mod host;
 pub mod wg;
 
-pub use host::Host;
+pub use host::{Host, WireguardLink};
 
 /// Why the agent could not do something.
 #[derive(Debug, thiserror::Error)]

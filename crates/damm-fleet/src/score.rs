@@ -122,6 +122,11 @@ pub struct BreakerState {
     /// breaker does not count it, because waiting does not fix it and the operator can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<ProviderAlert>,
+    /// Set when a create (or another change) was refused for credentials or quota: until
+    /// then the alert stands even though listings answer, since a listing says nothing of
+    /// a quota or of the right to create. Each refusal moves it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_held_until: Option<DateTime<Utc>>,
 }
 
 /// Why a provider needs its operator rather than patience.
@@ -250,9 +255,26 @@ impl ScoreBook {
         }
     }
 
-    /// A call of `provider` succeeded: its alert, if it had one, is cleared and returned.
-    pub fn provider_answered(&mut self, provider: &str) -> Option<ProviderAlert> {
-        self.breakers.get_mut(provider)?.alert.take()
+    /// Keeps `provider`'s alert raised until at least `until`, whatever its listings say
+    /// (see [`BreakerState::alert_held_until`]).
+    pub fn hold_alert(&mut self, provider: &str, until: DateTime<Utc>) {
+        let state = self.breakers.entry(provider.to_owned()).or_default();
+        state.alert_held_until = state.alert_held_until.max(Some(until));
+    }
+
+    /// A call of `provider` succeeded at `at`: its alert, if it had one and it is not held
+    /// past `at`, is cleared and returned.
+    pub fn provider_answered(
+        &mut self,
+        provider: &str,
+        at: DateTime<Utc>,
+    ) -> Option<ProviderAlert> {
+        let state = self.breakers.get_mut(provider)?;
+        if state.alert_held_until.is_some_and(|until| at < until) {
+            return None;
+        }
+        state.alert_held_until = None;
+        state.alert.take()
     }
 
     /// `provider`'s alert, if one is raised.
@@ -286,10 +308,17 @@ impl ScoreBook {
             .filter(|(_, b)| !b.is_open() && b.failures > 0)
             .map(|(p, _)| p.clone())
             .collect();
+        let alerted = self
+            .breakers
+            .iter()
+            .filter(|(_, b)| b.alert.is_some())
+            .map(|(p, _)| p.clone())
+            .collect();
         Scores {
             components,
             dark,
             suspect,
+            alerted,
         }
     }
 }
@@ -370,6 +399,11 @@ pub struct Scores {
     /// live ingress, and no create is sent to them. Replacing their nodes waits for the
     /// breaker, so one lost answer does not churn the fleet.
     pub suspect: BTreeSet<String>,
+    /// Providers with a raised alert (refused credentials, an exhausted quota): they keep
+    /// their nodes and paths, but no create is sent to them, since it would be refused
+    /// again; other providers take the create.
+    #[serde(default)]
+    pub alerted: BTreeSet<String>,
 }
 
 impl Scores {
@@ -482,15 +516,38 @@ mod tests {
         assert!(book.snapshot(t(240), &scoring).suspect.contains("p"));
         let json = serde_json::to_value(&book).unwrap();
         assert_eq!(json["breakers"]["p"]["alert"]["kind"], "unauthenticated");
-        assert_eq!(book.provider_answered("p").unwrap().error, "401 c");
+        assert!(book.snapshot(t(240), &scoring).alerted.contains("p"));
+        assert_eq!(book.provider_answered("p", t(300)).unwrap().error, "401 c");
         assert_eq!(book.alert("p"), None);
-        assert_eq!(book.provider_answered("p"), None);
-        assert_eq!(book.provider_answered("never-seen"), None);
+        assert!(book.snapshot(t(300), &scoring).alerted.is_empty());
+        assert_eq!(book.provider_answered("p", t(300)), None);
+        assert_eq!(book.provider_answered("never-seen", t(300)), None);
         // A book written before alerts existed still reads.
         let old = r#"{"components":{},"breakers":{"p":{"failures":0,"open_until":null,
             "last_error":null}}}"#;
         let old: ScoreBook = serde_json::from_str(old).unwrap();
         assert_eq!(old.alert("p"), None);
         assert!(!serde_json::to_string(&old).unwrap().contains("alert"));
+    }
+
+    #[test]
+    fn a_held_alert_outlasts_answers_until_its_hold_ends() {
+        let mut book = ScoreBook::default();
+        assert!(book.provider_alert("p", t(0), "quota_exceeded", "limit".into()));
+        book.hold_alert("p", t(120));
+        // An earlier hold never shortens a later one.
+        book.hold_alert("p", t(60));
+        for at in [t(0), t(60), t(119)] {
+            assert_eq!(book.provider_answered("p", at), None, "held at {at}");
+            assert!(book.alert("p").is_some());
+        }
+        let cleared = book.provider_answered("p", t(120)).unwrap();
+        assert_eq!(cleared.kind, "quota_exceeded");
+        assert_eq!(book.breakers["p"].alert_held_until, None);
+        // With the hold gone, the next alert clears on the first answer.
+        assert!(book.provider_alert("p", t(180), "unauthenticated", "401".into()));
+        assert!(book.provider_answered("p", t(180)).is_some());
+        let json = serde_json::to_string(&book).unwrap();
+        assert!(!json.contains("alert"), "{json}");
     }
 }

@@ -283,3 +283,61 @@ fn the_same_inputs_give_the_same_plan() {
     let b = plan(&world.fleet, &world.policy, &scores, world.now);
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_provider_with_an_alert_gets_no_creates_and_keeps_its_nodes() {
+    let mut world = World::new(Policy::default_policy());
+    converge(&mut world, 20);
+    // A node is lost: without an alert, the planner sends its first create to `victim`.
+    world.fleet.nodes.remove(0);
+    let scoring = world.policy.scoring.clone();
+    let creates_at = |book: &damm_fleet::ScoreBook, world: &World| -> Vec<String> {
+        let scores = book.snapshot(world.now, &scoring);
+        plan(&world.fleet, &world.policy, &scores, world.now)
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Create { .. }))
+            .map(|a| a.provider().to_owned())
+            .collect()
+    };
+    let unalerted = creates_at(&world.book, &world);
+    let victim = unalerted.first().expect("a lost node is replaced").clone();
+    let kept: BTreeSet<_> = world
+        .fleet
+        .nodes
+        .iter()
+        .filter(|n| n.provider == victim)
+        .map(|n| n.key.clone())
+        .collect();
+    world
+        .book
+        .provider_alert(&victim, world.now, "quota_exceeded", "limit".into());
+    let alerted = creates_at(&world.book, &world);
+    assert_eq!(
+        alerted.len(),
+        unalerted.len(),
+        "the others take the creates"
+    );
+    assert!(!alerted.contains(&victim), "{alerted:?}");
+    for _ in 0..6 {
+        let plan = world.tick();
+        for a in &plan.actions {
+            assert!(
+                !(a.provider() == victim && matches!(a, Action::Create { .. })),
+                "created at the alerted provider: {a:?}"
+            );
+        }
+    }
+    let still: BTreeSet<_> = world
+        .fleet
+        .nodes
+        .iter()
+        .filter(|n| n.provider == victim)
+        .map(|n| n.key.clone())
+        .collect();
+    assert_eq!(still, kept, "its nodes stay");
+    for region in ["eu-central", "us-east"] {
+        assert!(world.live(region, NodeRole::Ingress).len() >= 2, "{region}");
+        assert_eq!(world.live(region, NodeRole::Egress).len(), 2, "{region}");
+    }
+}

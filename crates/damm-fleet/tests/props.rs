@@ -165,8 +165,9 @@ fn arb_case() -> impl Strategy<Value = Case> {
     (
         arb_policy(),
         prop::collection::vec(node, 0..40),
-        // Per provider: 0 answering, 1 failed its last tick (suspect), 2 dark.
-        prop::collection::vec(0u8..3, PROVIDERS.len()),
+        // Per provider: 0 answering, 1 failed its last tick (suspect), 2 dark, 3 answering
+        // with an alert raised (refused credentials or quota).
+        prop::collection::vec(0u8..4, PROVIDERS.len()),
     )
         .prop_map(|(policy, nodes, dark)| build(policy, nodes, dark))
 }
@@ -236,6 +237,11 @@ fn build(policy: Policy, seeds: Vec<NodeSeed>, dark: Vec<u8>) -> Case {
     }
     fleet.next_serial = 1000;
     for (i, d) in dark.into_iter().enumerate() {
+        if d == 3 {
+            book.provider_tick(PROVIDERS[i], now(), Ok(()), &scoring.breaker);
+            book.provider_alert(PROVIDERS[i], now(), "quota_exceeded", "limit".into());
+            continue;
+        }
         let outcome = if d > 0 {
             Err("down".to_owned())
         } else {
@@ -294,6 +300,12 @@ fn check(case: &Case, plan: &Plan) -> Result<(), TestCaseError> {
             !case.scores.dark.contains(provider),
             "dark provider touched: {action:?}"
         );
+        if matches!(action, Action::Create { .. }) {
+            prop_assert!(
+                !case.scores.alerted.contains(provider),
+                "created at a provider with an alert raised: {action:?}"
+            );
+        }
         if matches!(action, Action::Create { .. } | Action::Promote { .. }) {
             prop_assert!(
                 !case.scores.suspect.contains(provider),

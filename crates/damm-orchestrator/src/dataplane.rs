@@ -320,6 +320,15 @@ pub async fn run_gateway(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let host = Host::local();
+    // The unit makes the interfaces in the kernel where it can; where it could not (no
+    // WireGuard module), they are made in userspace here.
+    let interfaces = &options.interfaces;
+    for iface in std::iter::once(&interfaces.main).chain(&interfaces.backbone) {
+        match host.ensure_wireguard(iface)? {
+            damm_agent::WireguardLink::Existing => {}
+            made => info!(interface = %iface, "made the WireGuard interface: {made:?}"),
+        }
+    }
     let agent = GatewayAgent::new(
         host.clone(),
         options.backend.build(&host),

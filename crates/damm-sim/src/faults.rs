@@ -44,6 +44,11 @@ pub struct Faults {
     /// such a listing rather than return a truncated inventory (which would make the
     /// orchestrator believe the missing nodes vanished). Tailscale's lists are not paged.
     pub missing_page: bool,
+    /// The account's server limit is reached: every create of a machine answers the
+    /// provider's own quota error (Hetzner's 403 `resource_limit_exceeded`, DigitalOcean's
+    /// 422 droplet limit, Vultr's 400 instance limit, Compute Engine's 403
+    /// `quotaExceeded`); reads, deletes and everything else work.
+    pub quota_exhausted: bool,
 }
 
 impl Faults {

@@ -26,12 +26,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod boot;
 mod cloudflare;
 mod digitalocean;
 mod discovery;
 mod faults;
 mod gce;
 mod hetzner;
+pub mod machine;
 pub mod schema;
 mod server;
 mod tailscale;
@@ -138,6 +140,9 @@ pub struct SimConfig {
     /// Caps every list page at this many items, whatever the client asks for (providers
     /// cap `per_page` too): lets a small fleet span several pages in tests.
     pub max_page_size: Option<usize>,
+    /// Runs created machines for real (see [`boot`]); `None`: machines exist only in the
+    /// API.
+    pub boot: Option<boot::BootHook>,
 }
 
 impl Default for SimConfig {
@@ -149,6 +154,7 @@ impl Default for SimConfig {
             validate: true,
             rate_limits: true,
             max_page_size: None,
+            boot: None,
         }
     }
 }

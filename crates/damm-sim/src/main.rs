@@ -61,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         validate: !args.no_validate,
         rate_limits: !args.no_rate_limits,
         max_page_size: None,
+        boot: None,
     };
     let sim = damm_sim::start(config, args.listen).await?;
     for provider in Provider::ALL {

@@ -390,12 +390,19 @@ async fn create_instance(
     if !OPERATING_SYSTEMS.iter().any(|o| o.0 == os_id) {
         return bad_request(format!("Invalid os_id: {os_id}"));
     }
-    if let Some(data) = &req.user_data {
-        match base64_decode(data) {
-            Some(decoded) if decoded.len() <= MAX_USER_DATA => {}
-            Some(_) => return bad_request("user_data is larger than 64 KiB"),
-            None => return bad_request("user_data must be base64 encoded"),
+    let user_data = match req.user_data.as_deref().map(base64_decode) {
+        None => None,
+        Some(Some(decoded)) if decoded.len() <= MAX_USER_DATA => {
+            Some(String::from_utf8_lossy(&decoded).into_owned())
         }
+        Some(Some(_)) => return bad_request("user_data is larger than 64 KiB"),
+        Some(None) => return bad_request("user_data must be base64 encoded"),
+    };
+    if sh.faults(Provider::Vultr).quota_exhausted {
+        return bad_request(
+            "Server add failed: You have reached the maximum number of instances for \
+             this account. Please contact support to raise the limit.",
+        );
     }
     let boot = sh.boot_delay(Provider::Vultr);
     let (main_ip, v6_network) = {
@@ -424,6 +431,13 @@ async fn create_instance(
         v6_network,
     };
     let answer = json!({ "instance": instance_json(&instance) });
+    sh.booted(crate::boot::Machine {
+        provider: Provider::Vultr,
+        id: instance.id.clone(),
+        name: instance.label.clone(),
+        ipv4: Some(instance.main_ip),
+        user_data,
+    });
     world.instances.insert(seq, instance);
     (StatusCode::ACCEPTED, Json(answer)).into_response()
 }
@@ -476,6 +490,7 @@ async fn delete_instance(State(sh): S, Path(id): Path<String>) -> Response {
         }
     }
     lock(&sh.addresses).release(IpAddr::V4(instance.main_ip));
+    sh.halted(Provider::Vultr, &instance.id);
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -396,3 +396,38 @@ async fn auth_rate_limits_and_faults_look_like_digitalocean() {
     assert_eq!(body["id"], "not_found");
     assert_clean(&sim, PROVIDER);
 }
+
+#[tokio::test]
+async fn at_the_droplet_limit_creates_are_refused_and_the_rest_works() {
+    let sim = booting_in(BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
+    let created = api.create("gw-1", "fra1", &["damm-fleet:prod"]).await;
+    let id = created["droplet"]["id"].as_i64().unwrap();
+    sim.set_faults(
+        PROVIDER,
+        Faults {
+            quota_exhausted: true,
+            ..Faults::default()
+        },
+    );
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/droplets",
+            Some(json!({ "name": "gw-2", "region": "fra1", "size": "s-1vcpu-1gb", "image": "debian-12-x64" })),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["id"], "unprocessable_entity");
+    assert!(
+        body["message"].as_str().unwrap().contains("droplet limit"),
+        "{body}"
+    );
+    let (status, page) = api.get("/droplets").await;
+    assert_eq!(status, 200, "listing works");
+    assert_eq!(page["droplets"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(api.delete(&format!("/droplets/{id}")).await.0, 204);
+    sim.clear_faults(PROVIDER);
+    api.create("gw-2", "fra1", &[]).await;
+    assert_clean(&sim, PROVIDER);
+}

@@ -333,3 +333,49 @@ async fn requests_and_answers_follow_the_discovery_document() {
     assert_eq!(status, 429);
     assert_eq!(limited["error"]["errors"][0]["reason"], "rateLimitExceeded");
 }
+
+#[tokio::test]
+async fn past_the_instances_quota_inserts_are_refused_and_the_rest_works() {
+    let sim = booting_in(Duration::from_millis(50)).await;
+    let api = Api::new(&sim, PROVIDER);
+    api.insert("node-1", json!({"damm-fleet": "f1"})).await;
+    sim.set_faults(
+        PROVIDER,
+        Faults {
+            quota_exhausted: true,
+            ..Faults::default()
+        },
+    );
+    let mut body = json!({
+        "name": "node-2",
+        "machineType": "zones/europe-west3-a/machineTypes/e2-small",
+        "disks": [{"boot": true, "autoDelete": true, "initializeParams": {
+            "sourceImage": "projects/debian-cloud/global/images/family/debian-12"}}],
+        "networkInterfaces": [{"network": "global/networks/default"}],
+    });
+    let (status, refused) = api
+        .call(
+            Method::POST,
+            &format!("{ZONE}/instances"),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["code"], 403);
+    assert_eq!(refused["error"]["errors"][0]["reason"], "quotaExceeded");
+    assert_eq!(refused["error"]["errors"][0]["domain"], "usageLimits");
+    let (status, list) = api.get(&format!("{ZONE}/instances")).await;
+    assert_eq!(status, 200, "listing works");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let (status, _) = api
+        .call(Method::DELETE, &format!("{ZONE}/instances/node-1"), None)
+        .await;
+    assert_eq!(status, 200, "deleting works");
+    sim.clear_faults(PROVIDER);
+    body["name"] = json!("node-3");
+    let (status, op) = api
+        .call(Method::POST, &format!("{ZONE}/instances"), Some(body))
+        .await;
+    assert_eq!(status, 200, "{op}");
+    assert_clean(&sim, PROVIDER);
+}

@@ -203,3 +203,33 @@ async fn a_response_that_drifts_from_the_published_schema_is_caught() {
         "{drifts:?}"
     );
 }
+
+#[tokio::test]
+async fn at_the_server_limit_creates_are_refused_and_the_rest_works() {
+    let sim = booting_in(QUICK_BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
+    let created = api.create("gw-1", json!({ "damm-fleet": "prod" })).await;
+    let id = created["server"]["id"].as_i64().unwrap();
+    let quota = Faults {
+        quota_exhausted: true,
+        ..Faults::default()
+    };
+    sim.set_faults(PROVIDER, quota);
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/servers",
+            Some(json!({ "name": "gw-2", "server_type": "cx22", "image": "debian-12" })),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "resource_limit_exceeded");
+    assert!(body["error"]["details"]["limits"].is_array(), "{body}");
+    let (status, page) = api.get("/servers").await;
+    assert_eq!(status, 200, "listing works");
+    assert_eq!(page["servers"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(api.delete(&format!("/servers/{id}")).await.0, 200);
+    sim.clear_faults(PROVIDER);
+    api.create("gw-2", json!({})).await;
+    assert_clean(&sim, PROVIDER);
+}

@@ -351,3 +351,41 @@ async fn more_than_thirty_requests_a_second_are_refused() {
     assert_eq!(api.get("/instances").await.0, 200);
     assert_clean(&sim, PROVIDER);
 }
+
+#[tokio::test]
+async fn at_the_instance_limit_creates_are_refused_and_the_rest_works() {
+    let sim = booting_in(QUICK_BOOT).await;
+    let api = Api::new(&sim, PROVIDER);
+    let first = api.create("fra", json!(["damm-fleet:prod"])).await;
+    let id = first["id"].as_str().unwrap().to_owned();
+    sim.set_faults(
+        PROVIDER,
+        Faults {
+            quota_exhausted: true,
+            ..Faults::default()
+        },
+    );
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/instances",
+            Some(json!({ "region": "fra", "plan": "vc2-1c-1gb", "os_id": 2136 })),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["status"], 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("maximum number of instances"),
+        "{body}"
+    );
+    let (status, page) = api.get("/instances").await;
+    assert_eq!(status, 200, "listing works");
+    assert_eq!(page["instances"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(api.delete(&format!("/instances/{id}")).await.0, 204);
+    sim.clear_faults(PROVIDER);
+    api.create("fra", json!([])).await;
+    assert_clean(&sim, PROVIDER);
+}

@@ -10,6 +10,14 @@
 //! - `damm-netns-udp forward ADDR:PORT`: accepts TCP connections on the listening socket it is
 //!   handed as stdin (made in another namespace, the test's) and relays each to ADDR:PORT,
 //!   dialled from this namespace (`damm_tests::netns::Lab::forward`).
+//! - `damm-netns-udp reverse LISTEN NETNS TARGET`: the other way round: listens on LISTEN
+//!   here and relays each connection to TARGET dialled from network namespace NETNS (a
+//!   `/proc/PID/ns/net` path: the test's), through `forward` under `nsenter`
+//!   (`damm_tests::netns::Lab::expose`).
+//! - `damm-netns-udp files ADDR:PORT DIR`: serves the files of DIR over HTTP (`GET /NAME`),
+//!   404 for anything else: an artifact server.
+//! - `damm-netns-udp boot ROOT USER_DATA HOST_PID`: a simulated machine's init
+//!   (`damm_sim::machine::boot`), run by `damm_tests::bootlab`.
 
 use std::io::Write as _;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -56,26 +64,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some("http") => {
             let addr: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
-            let listener = std::net::TcpListener::bind(addr)?;
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                std::thread::spawn(move || {
-                    use std::io::Read as _;
-                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                    let mut buf = [0u8; 2048];
-                    let mut read = 0;
-                    while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
-                        match stream.read(&mut buf[read..]) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => read += n,
-                        }
-                    }
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
-                    );
-                });
-            }
-            Ok(())
+            serve_http(addr, |_| Some(b"ok\n".to_vec()))
         }
         Some("forward") => {
             let target: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
@@ -86,8 +75,99 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some("reverse") => {
+            let listen: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
+            let netns = args.get(3).ok_or_else(usage)?;
+            let target = args.get(4).ok_or_else(usage)?;
+            let listener = TcpListener::bind(listen)?;
+            // The listening socket stays in this namespace; the child accepts on it from
+            // the other one and dials the target there.
+            let mut child = std::process::Command::new("nsenter")
+                .arg(format!("--net={netns}"))
+                .arg(std::env::current_exe()?)
+                .args(["forward", target])
+                .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                    listener,
+                )))
+                .spawn()?;
+            // The lab kills it by this pid: it lives outside the namespace it serves.
+            println!("pid {}", child.id());
+            std::io::stdout().flush()?;
+            let status = child.wait()?;
+            anyhow::bail!("the reverse relay to {target} stopped: {status}")
+        }
+        Some("files") => {
+            let addr: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
+            let dir = std::path::PathBuf::from(args.get(3).ok_or_else(usage)?);
+            serve_http(addr, move |path| {
+                let name = path.strip_prefix('/')?;
+                if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                    return None;
+                }
+                std::fs::read(dir.join(name)).ok()
+            })
+        }
+        Some("boot") => {
+            let root = args.get(2).ok_or_else(usage)?;
+            let user_data = args.get(3).ok_or_else(usage)?;
+            let host_pid: u32 = args.get(4).ok_or_else(usage)?.parse()?;
+            damm_sim::machine::boot(root.as_ref(), user_data.as_ref(), host_pid)
+        }
         _ => Err(usage()),
     }
+}
+
+/// A tiny HTTP/1.1 server: `answer` maps a GET's path to a body (200) or `None` (404).
+fn serve_http(
+    addr: SocketAddr,
+    answer: impl Fn(&str) -> Option<Vec<u8>> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let answer = std::sync::Arc::new(answer);
+    let listener = TcpListener::bind(addr)?;
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let answer = std::sync::Arc::clone(&answer);
+        std::thread::spawn(move || {
+            let Some(head) = read_head(&mut stream) else {
+                return;
+            };
+            let path = head
+                .strip_prefix("GET ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or("");
+            let (status, body) = match answer(path) {
+                Some(body) => ("200 OK", body),
+                None => ("404 Not Found", b"not found\n".to_vec()),
+            };
+            let _ = stream.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            let _ = stream.write_all(&body);
+        });
+    }
+    Ok(())
+}
+
+/// Reads a request's head (up to the blank line), or `None` if the client goes away.
+fn read_head(stream: &mut TcpStream) -> Option<String> {
+    use std::io::Read as _;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 4096];
+    let mut read = 0;
+    while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+        if read == buf.len() {
+            return None;
+        }
+        match stream.read(&mut buf[read..]) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => read += n,
+        }
+    }
+    Some(String::from_utf8_lossy(&buf[..read]).into_owned())
 }
 
 /// Copies both ways between `inbound` and a connection to `target`; a target that cannot be
@@ -113,6 +193,7 @@ fn relay(inbound: TcpStream, target: SocketAddr) {
 fn usage() -> anyhow::Error {
     anyhow::anyhow!(
         "usage: damm-netns-udp echo ADDR:PORT | probe ADDR:PORT INTERVAL_MS | http ADDR:PORT \
-         | forward ADDR:PORT (stdin: a listening socket)"
+         | forward ADDR:PORT (stdin: a listening socket) | reverse LISTEN NETNS TARGET \
+         | files ADDR:PORT DIR | boot ROOT USER_DATA HOST_PID"
     )
 }

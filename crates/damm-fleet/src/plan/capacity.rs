@@ -193,6 +193,12 @@ impl<'a> Planner<'a> {
                     "scoring.breaker".to_owned(),
                     format!("{name} failed its last tick"),
                 ))
+            } else if self.providers.alerted(px) {
+                // It would refuse the create again; the operator has been told.
+                Some((
+                    format!("providers.{name}"),
+                    format!("{name} has an alert raised (credentials or quota)"),
+                ))
             } else if p.creates_per_tick == 0 || created >= p.creates_per_tick {
                 Some((
                     format!("providers.{name}.creates_per_tick"),

@@ -650,6 +650,8 @@ struct Providers<'a> {
     dark: Vec<bool>,
     /// Per index: the last tick failed, the breaker is still closed.
     suspect: Vec<bool>,
+    /// Per index: an alert is raised (credentials or quota); no creates.
+    alerted: Vec<bool>,
 }
 
 impl<'a> Providers<'a> {
@@ -677,6 +679,10 @@ impl<'a> Providers<'a> {
                 .iter()
                 .map(|(name, _)| scores.suspect.contains(*name))
                 .collect(),
+            alerted: list
+                .iter()
+                .map(|(name, _)| scores.alerted.contains(*name))
+                .collect(),
             list,
         }
     }
@@ -699,6 +705,10 @@ impl<'a> Providers<'a> {
 
     fn suspect(&self, index: u16) -> bool {
         self.suspect[usize::from(index)]
+    }
+
+    fn alerted(&self, index: u16) -> bool {
+        self.alerted[usize::from(index)]
     }
 }
 

@@ -60,6 +60,13 @@ impl Verdict {
         }
     }
 
+    /// The verdict of a create, allocation or other change that `error` refused, when it
+    /// needs the operator (credentials or quota). `None` for any other failure: it stays a
+    /// failed action, since outages and timeouts are the listings' to count.
+    pub fn of_refusal(error: &Error) -> Option<Verdict> {
+        is_alert(error.kind()).then(|| Verdict::Alert(error.kind(), error.to_string()))
+    }
+
     /// What the breaker records: `None` for an alert, which it does not count.
     pub fn breaker_outcome(&self) -> Option<Result<(), String>> {
         match self {
@@ -84,7 +91,7 @@ impl Verdict {
         breaker: &Breaker,
     ) -> AlertChange {
         let cleared = if self.answered() {
-            book.provider_answered(provider)
+            book.provider_answered(provider, at)
         } else {
             None
         };
@@ -103,6 +110,19 @@ impl Verdict {
             _ => AlertChange::None,
         }
     }
+}
+
+/// Keeps `provider`'s alert raised for the breaker's cooldown after a change was refused
+/// at `at`: its listings go on answering, which says nothing of a quota or of the right to
+/// create, and the planner sends it no create while the alert stands. Once the hold ends,
+/// the next answer clears the alert, and a create may try again.
+pub fn hold_after_refusal(
+    book: &mut ScoreBook,
+    provider: &str,
+    at: DateTime<Utc>,
+    breaker: &Breaker,
+) {
+    book.hold_alert(provider, at + breaker.cooldown.chrono());
 }
 
 /// What a verdict did to a provider's alert.
@@ -259,6 +279,64 @@ mod tests {
             Verdict::Healthy.record(&mut book, "p", at, &breaker),
             AlertChange::None
         );
+    }
+
+    #[test]
+    fn a_refused_create_alerts_and_holds_the_alert_through_the_cooldown() {
+        let breaker = Breaker::default();
+        let mut book = ScoreBook::default();
+        let at = DateTime::UNIX_EPOCH;
+        let limit = Error::new(
+            ErrorKind::QuotaExceeded,
+            "hetzner",
+            Operation::CreateIngressNode,
+        )
+        .with_message("HTTP 403 resource_limit_exceeded: server limit exceeded");
+        for kind in [ErrorKind::Unavailable, ErrorKind::InvalidInput] {
+            let failed = Error::new(kind, "hetzner", Operation::CreateIngressNode);
+            assert_eq!(
+                Verdict::of_refusal(&failed),
+                None,
+                "{kind}: a failed action"
+            );
+        }
+        let refused = Verdict::of_refusal(&limit).expect("quota is an alert");
+        assert_eq!(
+            refused,
+            Verdict::Alert(ErrorKind::QuotaExceeded, limit.to_string())
+        );
+        assert_eq!(
+            Verdict::Healthy.record(&mut book, "p", at, &breaker),
+            AlertChange::None
+        );
+        assert_eq!(
+            refused.record(&mut book, "p", at, &breaker),
+            AlertChange::Raised
+        );
+        hold_after_refusal(&mut book, "p", at, &breaker);
+        let cooldown = breaker.cooldown.chrono();
+        // The listings answer all through the cooldown; the alert stands, nothing is counted.
+        for later in [
+            at + cooldown / 2,
+            at + cooldown - chrono::TimeDelta::seconds(1),
+        ] {
+            assert_eq!(
+                Verdict::Healthy.record(&mut book, "p", later, &breaker),
+                AlertChange::None
+            );
+            assert_eq!(
+                book.alert("p").map(|a| a.kind.as_str()),
+                Some("quota_exceeded")
+            );
+        }
+        assert_eq!(book.breakers["p"].failures, 0);
+        assert!(!book.is_dark("p"));
+        let AlertChange::Cleared(alert) =
+            Verdict::Healthy.record(&mut book, "p", at + cooldown, &breaker)
+        else {
+            panic!("the hold is over: the answer clears the alert");
+        };
+        assert_eq!(alert.kind, "quota_exceeded");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The journaled apply: every action is journaled and made durable before the adapters are
-//! called, phase by phase, and each answer is recorded.
+//! called, phase by phase, and each answer is recorded. A change the provider refuses for
+//! credentials or quota raises its alert (see [`alerts`]) instead of only failing.
 
 use super::*;
 
@@ -42,7 +43,7 @@ impl Engine {
                     async move { (seq, call.await) }
                 })
                 .collect();
-            let results: Vec<(u64, Result<Outcome, String>)> = futures::stream::iter(calls)
+            let results: Vec<(u64, Result<Outcome, Failure>)> = futures::stream::iter(calls)
                 .buffer_unordered(self.options.apply_concurrency.max(1))
                 .collect()
                 .await;
@@ -66,8 +67,12 @@ impl Engine {
                             summary.collected += 1;
                         }
                     }
-                    Err(error) => {
-                        warn!("failed: {}: {error}", action.describe());
+                    Err(failure) => {
+                        warn!("failed: {}: {failure}", action.describe());
+                        if let Some(verdict) = failure.refusal() {
+                            self.refused(action.provider(), &verdict, now);
+                        }
+                        let error = failure.to_string();
                         self.state.settle(seq, Phase::Failed { error });
                         summary.failed += 1;
                     }
@@ -78,11 +83,20 @@ impl Engine {
         Ok(())
     }
 
+    /// A change refused at `provider` for credentials or quota: its alert is raised (not an
+    /// outage: its breaker does not count it) and held through the breaker's cooldown, so
+    /// the planner sends its creates elsewhere meanwhile.
+    fn refused(&mut self, provider: &str, verdict: &Verdict, now: DateTime<Utc>) {
+        self.judge(provider, verdict, now);
+        let breaker = &self.policy.scoring.breaker;
+        alerts::hold_after_refusal(&mut self.state.scores, provider, now, breaker);
+    }
+
     /// The adapter call for one action, as a future that owns what it needs.
     fn call(
         &self,
         action: &Action,
-    ) -> impl std::future::Future<Output = Result<Outcome, String>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Result<Outcome, Failure>> + Send + 'static {
         let provider = self.providers.get(action.provider()).cloned();
         let timeout = self.options.call_timeout;
         let fleet = self.state.fleet.clone();
@@ -112,12 +126,13 @@ impl Engine {
         };
         async move {
             let Some(p) = provider else {
-                return Err(format!("no adapter for provider `{}`", action.provider()));
+                let reason = format!("no adapter for provider `{}`", action.provider());
+                return Err(reason.into());
             };
             let work = execute(p, fleet, action, target, address, user_data);
             tokio::time::timeout(timeout, work)
                 .await
-                .unwrap_or_else(|_| Err(format!("timed out after {timeout:?}")))
+                .unwrap_or_else(|_| Err(format!("timed out after {timeout:?}").into()))
         }
     }
 
@@ -179,6 +194,51 @@ enum Outcome {
     Done,
 }
 
+/// Why an adapter call failed: the adapter's typed error, or the engine's own reason (no
+/// adapter, a node missing from state, a timeout).
+#[derive(Debug)]
+enum Failure {
+    Provider(damm_provider::Error),
+    Engine(String),
+}
+
+impl Failure {
+    /// The alert verdict of a refusal for credentials or quota; `None` for anything else.
+    fn refusal(&self) -> Option<Verdict> {
+        match self {
+            Failure::Provider(e) => Verdict::of_refusal(e),
+            Failure::Engine(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Provider(e) => std::fmt::Display::fmt(e, f),
+            Failure::Engine(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl From<damm_provider::Error> for Failure {
+    fn from(e: damm_provider::Error) -> Self {
+        Failure::Provider(e)
+    }
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure::Engine(reason)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(reason: &str) -> Self {
+        Failure::Engine(reason.to_owned())
+    }
+}
+
 fn phase_of(action: &Action) -> u8 {
     match action {
         Action::Release { .. } => 0,
@@ -196,8 +256,8 @@ async fn execute(
     target: Option<NodeRef>,
     address: Option<String>,
     user_data: Option<damm_provider::UserData>,
-) -> Result<Outcome, String> {
-    let err = |e: damm_provider::Error| e.to_string();
+) -> Result<Outcome, Failure> {
+    let err = Failure::from;
     match action {
         Action::Create {
             key,
@@ -300,14 +360,11 @@ async fn execute(
     }
 }
 
-async fn find_by_key(p: &dyn Provider, key: &IdempotencyKey) -> Result<NodeRef, String> {
-    let nodes = p
-        .list_nodes(&NodeFilter::all())
-        .await
-        .map_err(|e| e.to_string())?;
+async fn find_by_key(p: &dyn Provider, key: &IdempotencyKey) -> Result<NodeRef, Failure> {
+    let nodes = p.list_nodes(&NodeFilter::all()).await?;
     nodes
         .into_iter()
         .find(|n| n.key().as_ref() == Some(key))
         .map(|n| n.reference)
-        .ok_or_else(|| format!("no node with key {key}"))
+        .ok_or_else(|| format!("no node with key {key}").into())
 }

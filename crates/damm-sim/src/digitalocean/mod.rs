@@ -527,6 +527,13 @@ async fn create_droplet(
             tags.push(tag);
         }
     }
+    if sh.faults(Provider::DigitalOcean).quota_exhausted {
+        // DigitalOcean's wording for an account at its droplet limit.
+        return unprocessable(
+            "creating this/these droplet(s) will exceed your droplet limit. \
+             Please contact support to raise it.",
+        );
+    }
     let boot = sh.boot_delay(Provider::DigitalOcean);
     let mut state = lock(&sh.digitalocean);
     let (ipv4, ipv6) = {
@@ -558,6 +565,13 @@ async fn create_droplet(
     let body = json!({
         "droplet": droplet_json(&droplet),
         "links": { "actions": [action_link(&base, action.id, "create")] },
+    });
+    sh.booted(crate::boot::Machine {
+        provider: Provider::DigitalOcean,
+        id: id.to_string(),
+        name: droplet.name.clone(),
+        ipv4: Some(droplet.ipv4),
+        user_data: droplet.user_data.clone(),
     });
     state.droplets.insert(id, droplet);
     (StatusCode::ACCEPTED, Json(body)).into_response()
@@ -591,6 +605,7 @@ async fn delete_droplet(State(sh): S, Path(id): Path<String>) -> Response {
         }
     }
     lock(&sh.addresses).release(droplet.ipv4.into());
+    sh.halted(Provider::DigitalOcean, droplet.id);
     StatusCode::NO_CONTENT.into_response()
 }
 

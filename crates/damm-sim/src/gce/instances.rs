@@ -175,6 +175,13 @@ async fn insert_instance(
     if wanted_access.len() > 1 {
         return invalid("At most one access config currently supported.");
     }
+    if sh.faults(Provider::Gce).quota_exhausted {
+        return error(
+            StatusCode::FORBIDDEN,
+            "quotaExceeded",
+            format!("Quota 'INSTANCES' exceeded.  Limit: 0.0 in region {region}."),
+        );
+    }
     let boot = sh.boot_delay(Provider::Gce);
     let mut world = lock(&sh.gce);
     if world.instance(&project, &zone, name).is_some() {

@@ -309,7 +309,7 @@ fn error_body(status: u16, code: &str, message: &str) -> Value {
         },
         reason => reason,
     };
-    let domain = if reason == "rateLimitExceeded" {
+    let domain = if matches!(reason, "rateLimitExceeded" | "quotaExceeded") {
         "usageLimits"
     } else {
         "global"

@@ -163,6 +163,17 @@ fn error(status: StatusCode, code: &str, message: impl AsRef<str>) -> Response {
     provider_error(Provider::Hetzner, status, code, message.as_ref())
 }
 
+/// Hetzner's answer to a create past the project's server limit
+/// ([`Faults::quota_exhausted`](crate::Faults::quota_exhausted)).
+fn server_limit_exceeded() -> Response {
+    let body = json!({ "error": {
+        "code": "resource_limit_exceeded",
+        "message": "server limit exceeded",
+        "details": { "limits": [{ "name": "server_limit" }] },
+    }});
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
+}
+
 fn not_found(what: &str, id: i64) -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -408,6 +419,9 @@ async fn create_server(State(sh): S, ProviderJson(req): ProviderJson<CreateServe
             "user_data is longer than 32 KiB",
         );
     }
+    if sh.faults(Provider::Hetzner).quota_exhausted {
+        return server_limit_exceeded();
+    }
     let boot = sh.boot_delay(Provider::Hetzner);
     let mut state = lock(&sh.hetzner);
     if state.servers.values().any(|s| s.name == req.name) {
@@ -483,6 +497,18 @@ async fn create_server(State(sh): S, ProviderJson(req): ProviderJson<CreateServe
         "server": server_json(&state, &server), "action": action_json(&action),
         "next_actions": [action_json(&start)], "root_password": null,
     });
+    if server.powered {
+        sh.booted(crate::boot::Machine {
+            provider: Provider::Hetzner,
+            id: id.to_string(),
+            name: server.name.clone(),
+            ipv4: match server.ipv4 {
+                Some((_, IpAddr::V4(ip))) => Some(ip),
+                _ => None,
+            },
+            user_data: server.user_data.clone(),
+        });
+    }
     state.servers.insert(id, server);
     (StatusCode::CREATED, Json(body)).into_response()
 }
@@ -518,7 +544,7 @@ async fn update_server(State(sh): S, Path(id): Path<i64>, Json(req): Json<Update
 
 async fn delete_server(State(sh): S, Path(id): Path<i64>) -> Response {
     let mut state = lock(&sh.hetzner);
-    let Some(server) = state.servers.remove(&id) else {
+    let Some(_) = state.servers.remove(&id) else {
         return not_found("server", id);
     };
     let mut pool = lock(&sh.addresses);
@@ -537,7 +563,7 @@ async fn delete_server(State(sh): S, Path(id): Path<i64>) -> Response {
             a.server = None;
         }
     }
-    let _ = server.user_data;
+    sh.halted(Provider::Hetzner, id);
     let action = state
         .actions
         .start("delete_server", vec![(id, "server")], ACTION_TIME);
