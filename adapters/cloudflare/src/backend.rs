@@ -488,6 +488,51 @@ impl CdnFront for Cloudflare {
         })
     }
 
+    async fn repoint_front(&self, front: &FrontRef, origin: IpAddr) -> Result<Front> {
+        let op = Operation::RepointFront;
+        if front.provider != self.id {
+            return Err(self.foreign(op, "front"));
+        }
+        let scope = self.scope(op).await?;
+        // Only this fleet's record is ever changed; the hostname stays, the origin moves.
+        let Some(record) = self.fleet_record(&scope, &front.id, op).await? else {
+            return Err(self.error(
+                ErrorKind::NotFound,
+                op,
+                format!("front {} is not one of this fleet's records", front.id),
+            ));
+        };
+        let kind = match origin {
+            IpAddr::V4(_) => "A",
+            IpAddr::V6(_) => "AAAA",
+        };
+        // Compared as addresses: Cloudflare may spell an IPv6 origin differently.
+        let unchanged = record.kind == kind && record.content.parse::<IpAddr>() == Ok(origin);
+        let record = if unchanged {
+            record
+        } else {
+            let path = format!("zones/{}/dns_records/{}", scope.zone_id, front.id);
+            // The document's PATCH body is a whole record: `type`, `name` and `content`
+            // are required (the simulator refuses a body without `name`). The record's own
+            // name keeps the hostname; `proxied`, `ttl` and the ownership comment are left
+            // out, so they stay as they are.
+            let body = json!({ "type": kind, "name": record.name, "content": origin.to_string() });
+            let updated: DnsRecord = self
+                .api
+                .result(op, Call::new(Method::PATCH, &path).json(&body))
+                .await?;
+            tracing::info!(provider = %self.id, record = %updated.id, hostname = %updated.name, %origin, "moved front");
+            updated
+        };
+        self.front_of(&scope, record).ok_or_else(|| {
+            self.error(
+                ErrorKind::Unexpected,
+                op,
+                "the updated record does not read back as this fleet's front",
+            )
+        })
+    }
+
     async fn retire_front(&self, front: &FrontRef) -> Result<()> {
         let op = Operation::RetireFront;
         if front.provider != self.id {

@@ -113,6 +113,55 @@ async fn fronts_are_typed_idempotent_and_fleet_only() {
 }
 
 #[tokio::test]
+async fn repointing_a_front_moves_the_origin_and_keeps_everything_else() {
+    let sim = sim().await;
+    let prod = adapter(&sim, "prod", sim.token());
+    let other = adapter(&sim, "other", sim.token());
+    let cdn = prod.cdn_front().unwrap();
+    let front = cdn
+        .publish_front(&front_spec("prod", "gw-1", "192.0.2.10"))
+        .await
+        .unwrap();
+
+    // IPv4 → IPv6 changes the record's type too; the hostname and reference stay.
+    let v6: IpAddr = "2001:db8::7".parse().unwrap();
+    let moved = cdn.repoint_front(&front.reference, v6).await.unwrap();
+    assert_eq!(moved.reference, front.reference);
+    assert_eq!(moved.hostname, "gw-1.damm.damm.example");
+    assert_eq!(moved.origin, v6);
+    assert_eq!(moved.labels, front.labels);
+    // Still proxied (the PATCH left `proxied` alone), so the probe stays healthy.
+    let health = prod
+        .probe_health(&Target::Front(front.reference.clone()))
+        .await
+        .unwrap();
+    assert_eq!(health.status, HealthStatus::Healthy, "{}", health.detail);
+    // A replayed publish of the same key finds the moved record, not a new one.
+    let replayed = cdn
+        .publish_front(&front_spec("prod", "gw-1", "192.0.2.10"))
+        .await
+        .unwrap();
+    assert_eq!(replayed.reference, front.reference);
+    assert_eq!(replayed.origin, v6);
+
+    // The other fleet cannot move prod's record, and prod's record is left as it was.
+    let refused = other
+        .cdn_front()
+        .unwrap()
+        .repoint_front(&front.reference, "192.0.2.99".parse().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::NotFound, "{refused}");
+    assert!(refused.to_string().contains("repoint_front"), "{refused}");
+    let listed = cdn.list_fronts().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].origin, v6);
+
+    cdn.retire_front(&front.reference).await.unwrap();
+    assert!(sim.drifts().is_empty(), "{:?}", sim.drifts());
+}
+
+#[tokio::test]
 async fn tunnels_carry_token_and_report_connections() {
     let sim = sim().await;
     let prod = adapter(&sim, "prod", sim.token());

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use damm_provider::{IdempotencyKey, NodeRole, NodeState, Region};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Fleet, Status};
+use crate::model::{AddressKind, Fleet, Status};
 use crate::policy::Policy;
 use crate::score::Scores;
 
@@ -42,6 +42,29 @@ pub struct Entry {
     pub ingress: IdempotencyKey,
     /// Front or overlay.
     pub transport: Transport,
+}
+
+/// The fleet's fronts (with their hostname) and, with `overlay` (`None`: none; `Some(name)`:
+/// that overlay provider's), its joined overlay memberships, as entries to compose.
+pub fn entries(fleet: &Fleet, overlay: Option<&str>) -> Vec<Entry> {
+    fleet
+        .addresses
+        .iter()
+        .filter(|a| a.owned && a.endpoint.is_some())
+        .filter_map(|a| {
+            let transport = match a.kind {
+                AddressKind::Front => Transport::CdnFronted,
+                AddressKind::Overlay if overlay == Some(a.provider.as_str()) => Transport::Overlay,
+                _ => return None,
+            };
+            Some(Entry {
+                key: a.key.clone(),
+                provider: a.provider.clone(),
+                ingress: a.node.clone()?,
+                transport,
+            })
+        })
+        .collect()
 }
 
 /// One candidate path.

@@ -23,7 +23,7 @@ pub mod plan;
 pub mod policy;
 pub mod score;
 
-pub use compose::{Composition, Entry, Transport, compose};
+pub use compose::{Composition, Entry, Transport, compose, entries};
 pub use duration::Span;
 pub use model::{AddressKind, Fleet, FleetAddress, FleetNode, Status};
 pub use plan::{Action, DesiredNode, Plan, Refusal, plan};

@@ -53,7 +53,8 @@ pub struct FleetNode {
     pub created_at: DateTime<Utc>,
 }
 
-/// Front door or egress address.
+/// What an address is: a static address of the node's own provider, or an entry on
+/// another provider that leads to the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AddressKind {
@@ -61,9 +62,22 @@ pub enum AddressKind {
     Frontdoor,
     /// A static address traffic leaves from.
     EgressIp,
+    /// A CDN-fronted hostname in front of an ingress, on a `[fronts]` provider. It can be
+    /// moved to another ingress and keep its hostname.
+    Front,
+    /// A gateway's membership of an overlay network, on an `[overlay]` provider.
+    Overlay,
 }
 
-/// One static address.
+impl AddressKind {
+    /// Whether it lives on another provider than its node (a front or an overlay
+    /// membership), as opposed to a static address of the node's own provider.
+    pub const fn is_entry(self) -> bool {
+        matches!(self, AddressKind::Front | AddressKind::Overlay)
+    }
+}
+
+/// One static address, front or overlay membership.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FleetAddress {
     /// Its idempotency key.
@@ -74,12 +88,15 @@ pub struct FleetAddress {
     pub id: Option<String>,
     /// DAMM region.
     pub region: Region,
-    /// Front door or egress.
+    /// Front door, egress, front or overlay.
     pub kind: AddressKind,
     /// The node it serves.
     pub node: Option<IdempotencyKey>,
     /// Whether it carries this fleet's label.
     pub owned: bool,
+    /// What clients connect to, once known: the front's hostname, the overlay address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// Everything the planner needs to know about the fleet.

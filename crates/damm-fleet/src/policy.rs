@@ -49,6 +49,57 @@ pub struct Policy {
     pub providers: BTreeMap<String, ProviderPolicy>,
     /// The region allowlist and each region's targets.
     pub regions: BTreeMap<Region, RegionPolicy>,
+    /// CDN fronts: the `cdn_front` providers ingresses may be fronted through.
+    #[serde(default)]
+    pub fronts: FrontsPolicy,
+    /// Overlay networks: the `overlay` providers gateways may join.
+    #[serde(default)]
+    pub overlay: OverlayPolicy,
+}
+
+/// `[fronts]`: CDN-fronted hostnames in front of ingresses (T3 paths). Regions opt in with
+/// `fronts = true`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontsPolicy {
+    /// The `cdn_front` providers, by policy name (unique among all providers).
+    #[serde(default)]
+    pub providers: BTreeMap<String, EntryProvider>,
+    /// Front only regions marked `censored = true` (a CDN bills per byte: pay where it helps).
+    #[serde(default)]
+    pub only_censored: bool,
+}
+
+/// `[overlay]`: overlay memberships of gateways (overlay paths, for clients in that overlay).
+/// Regions opt in with `overlay = true`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverlayPolicy {
+    /// The `overlay` providers, by policy name (unique among all providers).
+    #[serde(default)]
+    pub providers: BTreeMap<String, EntryProvider>,
+}
+
+/// A provider of entries (fronts or overlay memberships) and its caps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryProvider {
+    /// The adapter, when it differs from the policy name.
+    #[serde(default)]
+    pub adapter: Option<String>,
+    /// At most this many entries on the provider, whole fleet.
+    pub max: u32,
+    /// At most this many entry changes (create, move, remove) on it per tick: its API's
+    /// rate limit.
+    #[serde(default = "default_provider_creates")]
+    pub per_tick: u32,
+}
+
+impl EntryProvider {
+    /// The adapter name (`adapter`, or the policy name).
+    pub fn adapter<'a>(&'a self, name: &'a str) -> &'a str {
+        self.adapter.as_deref().unwrap_or(name)
+    }
 }
 
 /// `[fleet]`.
@@ -368,6 +419,15 @@ pub struct RegionPolicy {
     /// Give each egress node an egress address where its provider can.
     #[serde(default)]
     pub egress_ips: bool,
+    /// Front each live ingress through a `[fronts]` provider (T3 paths).
+    #[serde(default)]
+    pub fronts: bool,
+    /// Join each live gateway to an `[overlay]` provider (overlay paths).
+    #[serde(default)]
+    pub overlay: bool,
+    /// Clients here are behind a censor (see `[fronts] only_censored`).
+    #[serde(default)]
+    pub censored: bool,
 }
 
 fn default_min_providers() -> u32 {
@@ -466,6 +526,89 @@ impl Policy {
             .iter()
             .filter(move |(_, p)| p.regions.contains(region))
             .map(|(n, p)| (n.as_str(), p))
+    }
+
+    /// Every provider the policy names, compute or entry, as (policy name, adapter), in
+    /// `[providers]`, `[fronts]`, `[overlay]` order: what the orchestrator builds.
+    pub fn adapters(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let compute = self
+            .providers
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.adapter(n)));
+        let entries = self
+            .fronts
+            .providers
+            .iter()
+            .chain(&self.overlay.providers)
+            .map(|(n, p)| (n.as_str(), p.adapter(n)));
+        compute.chain(entries)
+    }
+
+    /// Whether the ingress of `region` get CDN fronts: the region asks for them, and is
+    /// censored where `[fronts] only_censored` is set.
+    pub fn fronts_in(&self, region: &Region) -> bool {
+        self.regions
+            .get(region)
+            .is_some_and(|r| r.fronts && (r.censored || !self.fronts.only_censored))
+            && !self.fronts.providers.is_empty()
+    }
+
+    /// Whether the gateways of `region` join the overlay providers.
+    pub fn overlay_in(&self, region: &Region) -> bool {
+        self.regions.get(region).is_some_and(|r| r.overlay) && !self.overlay.providers.is_empty()
+    }
+
+    /// The `[fronts]` and `[overlay]` sections, and the regions that ask for them.
+    fn validate_entries(&self) -> Result<(), (Vec<String>, String)> {
+        let at = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        for (section, providers) in [
+            ("fronts", &self.fronts.providers),
+            ("overlay", &self.overlay.providers),
+        ] {
+            for (name, p) in providers {
+                let clash = self.providers.contains_key(name)
+                    || (section == "overlay" && self.fronts.providers.contains_key(name));
+                if clash {
+                    return Err((
+                        at(&[section, "providers", name]),
+                        format!(
+                            "`{name}` is already a provider name; give this one another name \
+                             (and `adapter = \"...\"`)"
+                        ),
+                    ));
+                }
+                if p.per_tick == 0 {
+                    return Err((
+                        at(&[section, "providers", name, "per_tick"]),
+                        "must be at least 1".into(),
+                    ));
+                }
+            }
+        }
+        for (region, r) in &self.regions {
+            for (field, wanted, section, empty) in [
+                (
+                    "fronts",
+                    r.fronts,
+                    "fronts",
+                    self.fronts.providers.is_empty(),
+                ),
+                (
+                    "overlay",
+                    r.overlay,
+                    "overlay",
+                    self.overlay.providers.is_empty(),
+                ),
+            ] {
+                if wanted && empty {
+                    return Err((
+                        at(&["regions", region.as_str(), field]),
+                        format!("no `[{section}.providers.NAME]` is allowed"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), (Vec<String>, String)> {
@@ -603,6 +746,7 @@ impl Policy {
                 Some(_) => {}
             }
         }
+        self.validate_entries()?;
         for (region, r) in &self.regions {
             let name = region.as_str();
             for (role, bounds) in [("ingress", r.ingress), ("egress", r.egress)] {
@@ -841,5 +985,43 @@ mod tests {
             "{e}"
         );
         assert!(e.message.contains("mars-north"), "{e}");
+    }
+
+    #[test]
+    fn fronts_and_overlay_sections_are_checked() {
+        let with = |extra: &str| Policy::parse(&format!("{DEFAULT_POLICY}\n{extra}"), "p.toml");
+        // A region that asks for fronts needs a fronts provider.
+        let e = broken(|t| t.replacen("[regions.us-east]", "[regions.us-east]\nfronts = true", 1));
+        assert_eq!(e.field, "regions.us-east.fronts", "{e}");
+        assert!(e.message.contains("[fronts.providers.NAME]"), "{e}");
+        // Names are unique across compute and entry providers.
+        let e = with("[fronts.providers.hetzner]\nmax = 4").unwrap_err();
+        assert_eq!(e.field, "fronts.providers.hetzner", "{e}");
+        let e =
+            with("[fronts.providers.cf]\nmax = 4\n[overlay.providers.cf]\nmax = 4").unwrap_err();
+        assert_eq!(e.field, "overlay.providers.cf", "{e}");
+        let e = with("[fronts.providers.cloudflare]\nmax = 4\nper_tick = 0").unwrap_err();
+        assert_eq!(e.field, "fronts.providers.cloudflare.per_tick", "{e}");
+        let e = with("[fronts.providers.cloudflare]\nmaximum = 4").unwrap_err();
+        assert!(e.message.contains("maximum"), "{e}");
+
+        let ok = with(
+            "[fronts]\nonly_censored = true\n[fronts.providers.cloudflare]\nmax = 4\n\
+             [overlay.providers.tailscale]\nmax = 8\nper_tick = 2",
+        )
+        .unwrap();
+        let adapters: Vec<_> = ok.adapters().collect();
+        assert_eq!(adapters.len(), 5, "{adapters:?}");
+        assert!(adapters.contains(&("cloudflare", "cloudflare")));
+        let eu = Region::new("eu-central").unwrap();
+        // No region opted in; opting in without being censored is not enough here.
+        assert!(!ok.fronts_in(&eu) && !ok.overlay_in(&eu));
+        let mut opted = ok.clone();
+        let r = opted.regions.get_mut(&eu).unwrap();
+        r.fronts = true;
+        r.overlay = true;
+        assert!(!opted.fronts_in(&eu) && opted.overlay_in(&eu));
+        opted.regions.get_mut(&eu).unwrap().censored = true;
+        assert!(opted.fronts_in(&eu));
     }
 }

@@ -14,7 +14,7 @@ use damm_provider::config::AdapterConfig;
 /// Providers by policy name.
 pub type Providers = BTreeMap<String, Arc<dyn Provider>>;
 
-/// Builds every provider the policy allows. `config` is the adapters' settings file.
+/// Builds every provider the policy allows: compute, fronts and overlay. `config` is the adapters' settings file.
 pub async fn build(policy: &Policy, config: Option<&Path>) -> anyhow::Result<Providers> {
     let text: Option<Arc<str>> = match config {
         Some(path) => Some(
@@ -25,22 +25,21 @@ pub async fn build(policy: &Policy, config: Option<&Path>) -> anyhow::Result<Pro
         None => None,
     };
     let mut providers = Providers::new();
-    for (name, p) in &policy.providers {
-        let adapter = p.adapter(name);
+    for (name, adapter) in policy.adapters() {
         let settings = match (config, &text) {
             (Some(path), Some(text)) => AdapterConfig::from_toml(
                 policy.fleet.id.clone(),
-                name.as_str(),
+                name,
                 path,
                 Arc::clone(text),
-                &[name.as_str()],
+                &[name],
             ),
-            _ => AdapterConfig::new(policy.fleet.id.clone(), name.as_str()),
+            _ => AdapterConfig::new(policy.fleet.id.clone(), name),
         };
         let built = damm_registry::get_adapter(adapter, &settings)
             .await
             .with_context(|| format!("provider `{name}` (adapter `{adapter}`)"))?;
-        providers.insert(name.clone(), built);
+        providers.insert(name.to_owned(), built);
     }
     Ok(providers)
 }

@@ -175,6 +175,19 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// The sink of the catalog for clients of `overlay`, beside this one:
+    /// `catalog.json` → `catalog.overlay-NAME.json`.
+    pub fn for_overlay(&self, overlay: &str) -> Sink {
+        let stem = self.path.file_stem().unwrap_or_default().to_string_lossy();
+        let name = match self.path.extension() {
+            Some(ext) => format!("{stem}.overlay-{overlay}.{}", ext.to_string_lossy()),
+            None => format!("{stem}.overlay-{overlay}"),
+        };
+        Sink {
+            path: self.path.with_file_name(name),
+        }
+    }
+
     /// The signature file beside the catalog.
     pub fn signature_path(&self) -> PathBuf {
         let mut name = self.path.file_name().unwrap_or_default().to_os_string();
@@ -214,9 +227,20 @@ pub fn build_catalog(
                 .or_else(|| node.addresses.first().copied());
             let Some(address) = address else { continue };
             let port = node.wireguard_port.unwrap_or(DEFAULT_WG_PORT);
-            let endpoint = match address {
-                std::net::IpAddr::V4(a) => format!("{a}:{port}"),
-                std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
+            let entry = c.entry.as_ref().and_then(|e| state.addresses.get(e));
+            let endpoint = match (c.transport, entry) {
+                // A fronted path is reached through the CDN's HTTPS port, by hostname.
+                (Transport::CdnFronted, Some(front)) => match &front.hostname {
+                    Some(hostname) => format!("{hostname}:{FRONT_PORT}"),
+                    None => continue,
+                },
+                // An overlay path: the gateway's WireGuard port at its overlay address.
+                (Transport::Overlay, Some(member)) => match member.address {
+                    Some(address) => socket(address, port),
+                    None => continue,
+                },
+                (Transport::WireguardUdp, _) => socket(address, port),
+                _ => continue,
             };
             let mut composition = Vec::new();
             if let (Some(entry), Some(provider)) = (&c.entry, &c.entry_provider) {
@@ -259,6 +283,13 @@ pub fn build_catalog(
         validated_for,
         regions,
     }
+}
+
+/// The port a CDN front takes clients on: HTTPS, which every CDN proxies (WebSockets too).
+pub const FRONT_PORT: u16 = 443;
+
+fn socket(address: std::net::IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(address, port).to_string()
 }
 
 /// Signs `catalog` and writes it and its signature to the sink, atomically each.

@@ -153,6 +153,7 @@ pub fn plan_diff(plan: &Plan) -> String {
             Action::Drain { .. } => "drain",
             Action::Retire { .. } => "retire",
             Action::Allocate { .. } => "allocate",
+            Action::Repoint { .. } => "move",
             Action::Release { .. } => "release",
         };
         *counts.entry(kind).or_default() += 1;
@@ -161,12 +162,16 @@ pub fn plan_diff(plan: &Plan) -> String {
     if plan.actions.is_empty() {
         let _ = writeln!(out, "No changes: the fleet matches the policy.");
     } else {
-        let summary: Vec<String> = [
+        let mut summary: Vec<String> = [
             "create", "promote", "drain", "retire", "allocate", "release",
         ]
         .iter()
         .map(|k| format!("{} to {k}", counts.get(k).copied().unwrap_or(0)))
         .collect();
+        // Moves (fronts keeping their hostname) only show when there are any.
+        if let Some(moves) = counts.get("move") {
+            summary.push(format!("{moves} to move"));
+        }
         let _ = writeln!(out, "Plan: {}.", summary.join(", "));
         for a in &plan.actions {
             let _ = writeln!(out, "  {}", a.describe());

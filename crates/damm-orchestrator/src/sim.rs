@@ -36,8 +36,7 @@ pub const SIM_GCE_PROJECT: &str = "damm-sim";
 /// simulator serves and this build holds.
 pub async fn providers(sim: &SimHandle, policy: &Policy) -> anyhow::Result<Providers> {
     let mut out = Providers::new();
-    for (name, p) in &policy.providers {
-        let adapter = p.adapter(name);
+    for (name, adapter) in policy.adapters() {
         let api = api(adapter)
             .with_context(|| format!("provider `{name}`: the simulator has no `{adapter}` API"))?;
         let env = damm_provider::config::env_name(adapter);
@@ -55,11 +54,11 @@ pub async fn providers(sim: &SimHandle, policy: &Policy) -> anyhow::Result<Provi
             "gce" => vars.push(("DAMM_GCE_PROJECT".to_owned(), SIM_GCE_PROJECT.to_owned())),
             _ => {}
         }
-        let config = AdapterConfig::new(policy.fleet.id.clone(), name.as_str()).with_env(vars);
+        let config = AdapterConfig::new(policy.fleet.id.clone(), name).with_env(vars);
         let built = damm_registry::get_adapter(adapter, &config)
             .await
             .with_context(|| format!("provider `{name}` on the simulator"))?;
-        out.insert(name.clone(), built);
+        out.insert(name.to_owned(), built);
     }
     Ok(out)
 }

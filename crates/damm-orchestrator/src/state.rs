@@ -80,7 +80,7 @@ impl NodeRecord {
     }
 }
 
-/// A static address DAMM owns.
+/// A static address, CDN front or overlay membership DAMM owns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AddressRecord {
@@ -90,12 +90,26 @@ pub struct AddressRecord {
     pub id: String,
     /// DAMM region.
     pub region: Region,
-    /// Front door or egress.
+    /// Front door, egress, front or overlay membership.
     pub kind: AddressKind,
     /// The node it serves.
     pub node: Option<IdempotencyKey>,
-    /// The address.
+    /// The address: a front's origin, a member's overlay address (none while pending).
     pub address: Option<IpAddr>,
+    /// A front's public hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+impl AddressRecord {
+    /// What clients connect to: a front's hostname, a member's overlay address.
+    pub fn endpoint(&self) -> Option<String> {
+        match self.kind {
+            AddressKind::Front => self.hostname.clone(),
+            AddressKind::Overlay => self.address.map(|a| a.to_string()),
+            AddressKind::Frontdoor | AddressKind::EgressIp => None,
+        }
+    }
 }
 
 /// Where a journaled action is.
@@ -247,6 +261,7 @@ impl State {
                     kind: a.kind,
                     node: a.node.clone(),
                     owned: true,
+                    endpoint: a.endpoint(),
                 })
                 .collect(),
             next_serial: self.orchestrator.next_serial,

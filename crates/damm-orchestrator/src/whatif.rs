@@ -114,11 +114,13 @@ impl CatalogPaths {
     /// The paths the orchestrator would publish from `state` now (when no catalog is at
     /// hand: `damm serve` without keys, or no catalog file yet).
     pub fn compose(state: &State, policy: &Policy, scores: &Scores) -> CatalogPaths {
+        let fleet = state.fleet();
+        let entries = damm_fleet::entries(&fleet, None);
         let paths = damm_fleet::compose(
-            &state.fleet(),
+            &fleet,
             policy,
             scores,
-            &[],
+            &entries,
             policy.paths.top_k as usize,
         );
         CatalogPaths {

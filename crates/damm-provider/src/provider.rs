@@ -201,6 +201,9 @@ pub trait Overlay: Send + Sync {
 pub trait CdnFront: Send + Sync {
     /// Publishes a fronted hostname pointing at `spec.origin`.
     async fn publish_front(&self, spec: &FrontSpec) -> Result<Front>;
+    /// Points an existing front at another origin, keeping its hostname (the origin
+    /// rotates, the clients' URL stays). Idempotent.
+    async fn repoint_front(&self, front: &FrontRef, origin: std::net::IpAddr) -> Result<Front>;
     /// Takes it down.
     async fn retire_front(&self, front: &FrontRef) -> Result<()>;
     /// The fleet's fronts.

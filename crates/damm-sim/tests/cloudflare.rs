@@ -227,3 +227,63 @@ async fn wrong_token_gets_the_error_envelope() {
     assert_eq!(body["result"], Value::Null);
     assert_clean(&sim, PROVIDER);
 }
+
+/// Cloudflare's document makes the whole record (`type`, `name`, `content`) the body of a
+/// PATCH: a body with only `type` and `content` is refused and changes nothing, one that
+/// names the record changes what it carries and keeps what it leaves out.
+#[tokio::test]
+async fn record_patch_needs_the_name_and_keeps_what_it_omits() {
+    let sim = start(SimConfig::default()).await;
+    let api = Api::new(&sim, PROVIDER);
+    let zone = api.zone_id().await;
+    let (status, created) = api
+        .call(
+            Method::POST,
+            &format!("/zones/{zone}/dns_records"),
+            Some(json!({ "type": "A", "name": "gw1.damm.damm.example", "content": "192.0.2.10", "proxied": true, "ttl": 1, "comment": "damm-fleet=prod;damm-key=k1" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["result"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/zones/{zone}/dns_records/{id}");
+
+    let (status, refused) = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({ "type": "A", "content": "192.0.2.11" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["success"], false);
+    assert_eq!(refused["errors"][0]["code"], 1004);
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("/name"), "{message}");
+    let (_, unchanged) = api.get(&path).await;
+    assert_eq!(unchanged["result"]["content"], "192.0.2.10", "{unchanged}");
+
+    let (status, moved) = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({ "type": "AAAA", "name": "gw1.damm.damm.example", "content": "2001:db8::7" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    let record = &moved["result"];
+    assert_eq!(record["id"], id.as_str());
+    assert_eq!(record["type"], "AAAA");
+    assert_eq!(record["content"], "2001:db8::7");
+    assert_eq!(record["name"], "gw1.damm.damm.example");
+    assert_eq!(record["proxied"], true);
+    assert_eq!(record["ttl"], 1);
+    assert_eq!(record["comment"], "damm-fleet=prod;damm-key=k1");
+    let (_, listed) = api
+        .get(&format!(
+            "/zones/{zone}/dns_records?comment=damm-fleet%3Dprod%3Bdamm-key%3Dk1"
+        ))
+        .await;
+    assert_eq!(listed["result"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["result"][0]["content"], "2001:db8::7");
+    assert_clean(&sim, PROVIDER);
+}

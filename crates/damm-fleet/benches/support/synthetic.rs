@@ -94,6 +94,7 @@ pub(crate) fn fleet(nodes: usize, now: DateTime<Utc>) -> (Fleet, ScoreBook) {
                 },
                 node: Some(key.clone()),
                 owned: true,
+                endpoint: None,
             });
         }
         let ok = next() % 50 != 0;

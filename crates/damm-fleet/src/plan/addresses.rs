@@ -9,6 +9,8 @@ impl<'a> Planner<'a> {
         let bit = |kind: AddressKind| match kind {
             AddressKind::Frontdoor => 1u8,
             AddressKind::EgressIp => 2u8,
+            AddressKind::Front => 4u8,
+            AddressKind::Overlay => 8u8,
         };
         // Node index per key, for the nodes addresses name (built only when there are any).
         let by_key: FastMap<&str, usize> = if self.fleet.addresses.is_empty() {
@@ -20,7 +22,8 @@ impl<'a> Planner<'a> {
                 .collect()
         };
         for a in &self.fleet.addresses {
-            if !a.owned {
+            // Fronts and overlay memberships are planned with their own providers' caps.
+            if !a.owned || a.kind.is_entry() {
                 continue;
             }
             let Some(px) = self.providers.index(&a.provider) else {
@@ -67,6 +70,8 @@ impl<'a> Planner<'a> {
             let suffix = match kind {
                 AddressKind::Frontdoor => "fd",
                 AddressKind::EgressIp => "ip",
+                AddressKind::Front => "cdn",
+                AddressKind::Overlay => "ov",
             };
             let mut key = format!("{}-{suffix}", n.key);
             if key.len() > 63 {

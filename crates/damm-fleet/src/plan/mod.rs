@@ -13,7 +13,8 @@
 //! 5. add a node on a new provider while fewer than `min_providers` serve the region;
 //! 6. top up warm spares;
 //! 7. drain rotated and surplus nodes once their replacements are live;
-//! 8. allocate and release front doors and egress addresses.
+//! 8. allocate and release front doors and egress addresses;
+//! 9. create, move and retire CDN fronts and overlay memberships (see `entries`).
 //!
 //! Creates are spread across providers: a region's missing providers first, then healthier,
 //! then the provider with fewer creates this tick (their rate limits), then cheaper.
@@ -31,6 +32,7 @@ use crate::score::{Score, Scores};
 
 mod addresses;
 mod capacity;
+mod entries;
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,11 +92,12 @@ pub enum Action {
         /// Why.
         reason: String,
     },
-    /// Allocate a static address for a node.
+    /// Allocate a static address for a node, publish a front before it or join it to an
+    /// overlay.
     Allocate {
         /// Idempotency key of the address.
         key: IdempotencyKey,
-        /// Front door or egress.
+        /// Front door, egress, front or overlay membership.
         kind: AddressKind,
         /// The node it is for.
         node: IdempotencyKey,
@@ -103,11 +106,29 @@ pub enum Action {
         /// Region.
         region: Region,
     },
-    /// Release a static address.
+    /// Move a front (or membership) to another node, keeping its hostname: clients keep
+    /// their URL while the origin rotates.
+    Repoint {
+        /// The front.
+        key: IdempotencyKey,
+        /// Front or overlay.
+        kind: AddressKind,
+        /// The node it leads to now (draining or gone).
+        from: Option<IdempotencyKey>,
+        /// The node it is to lead to.
+        to: IdempotencyKey,
+        /// Provider.
+        provider: String,
+        /// Region.
+        region: Region,
+        /// Why.
+        reason: String,
+    },
+    /// Release a static address, retire a front or leave an overlay.
     Release {
         /// The address.
         key: IdempotencyKey,
-        /// Front door or egress.
+        /// Front door, egress, front or overlay membership.
         kind: AddressKind,
         /// Provider.
         provider: String,
@@ -137,6 +158,7 @@ impl Action {
             | Action::Drain { key, provider, .. }
             | Action::Retire { key, provider, .. }
             | Action::Allocate { key, provider, .. }
+            | Action::Repoint { key, provider, .. }
             | Action::Release { key, provider, .. } => (key, provider),
         }
     }
@@ -186,6 +208,7 @@ impl Action {
             kind: *kind,
             node: Some(node.clone()),
             owned: true,
+            endpoint: None,
         })
     }
 
@@ -234,6 +257,23 @@ impl Action {
                 "+ allocate {} {key} for {node} at {provider}",
                 kind_name(*kind)
             ),
+            Action::Repoint {
+                key,
+                kind,
+                from,
+                to,
+                provider,
+                reason,
+                ..
+            } => {
+                let from = from
+                    .as_ref()
+                    .map_or("nothing".to_owned(), |f| f.to_string());
+                format!(
+                    "> move {} {key} at {provider} from {from} to {to}: {reason}",
+                    kind_name(*kind)
+                )
+            }
             Action::Release {
                 key,
                 kind,
@@ -252,6 +292,8 @@ fn kind_name(kind: AddressKind) -> &'static str {
     match kind {
         AddressKind::Frontdoor => "front door",
         AddressKind::EgressIp => "egress ip",
+        AddressKind::Front => "front",
+        AddressKind::Overlay => "overlay membership",
     }
 }
 
@@ -545,6 +587,7 @@ impl<'a> Planner<'a> {
             }
         }
         self.addresses();
+        self.entries();
         self.finish()
     }
 

@@ -53,7 +53,8 @@ impl World {
                 );
             }
         }
-        for p in self.policy.providers.keys() {
+        let names: Vec<String> = self.policy.adapters().map(|(n, _)| n.to_owned()).collect();
+        for p in &names {
             let outcome = if self.dark.contains(p) {
                 Err("dark".to_owned())
             } else {
@@ -106,6 +107,11 @@ pub fn apply(fleet: &mut Fleet, plan: &Plan, now: DateTime<Utc>) {
             Action::Drain { key, .. } => set_status(fleet, key, Status::Draining, now),
             Action::Retire { key, .. } => fleet.nodes.retain(|n| &n.key != key),
             Action::Allocate { .. } => fleet.addresses.extend(action.allocated_address()),
+            Action::Repoint { key, to, .. } => {
+                if let Some(a) = fleet.addresses.iter_mut().find(|a| &a.key == key) {
+                    a.node = Some(to.clone());
+                }
+            }
             Action::Release { key, .. } => fleet.addresses.retain(|a| &a.key != key),
         }
     }

@@ -111,11 +111,19 @@ impl Engine {
         let target = match &action {
             // An orphan is not in state: `execute` finds it by its key.
             Action::Drain { key, .. } | Action::Retire { key, .. } => node_ref(key),
+            // A front or membership is at another provider than its node.
+            Action::Allocate { node, kind, .. } if kind.is_entry() => self.own_ref(node),
             Action::Allocate { node, .. } => node_ref(node),
             _ => None,
         };
         let address = match &action {
-            Action::Release { key, .. } => self.state.addresses.get(key).map(|a| a.id.clone()),
+            Action::Release { key, .. } | Action::Repoint { key, .. } => {
+                self.state.addresses.get(key).map(|a| a.id.clone())
+            }
+            _ => None,
+        };
+        let origin = match &action {
+            Action::Allocate { node, .. } | Action::Repoint { to: node, .. } => self.origin(node),
             _ => None,
         };
         let user_data = match (&action, &self.publisher) {
@@ -129,11 +137,29 @@ impl Engine {
                 let reason = format!("no adapter for provider `{}`", action.provider());
                 return Err(reason.into());
             };
-            let work = execute(p, fleet, action, target, address, user_data);
+            let work = execute(p, fleet, action, target, address, user_data, origin);
             tokio::time::timeout(timeout, work)
                 .await
                 .unwrap_or_else(|_| Err(format!("timed out after {timeout:?}").into()))
         }
+    }
+
+    /// A node's reference at its own provider.
+    fn own_ref(&self, key: &IdempotencyKey) -> Option<NodeRef> {
+        let n = self.state.nodes.get(key)?;
+        let p = self.providers.get(&n.provider)?;
+        Some(NodeRef::new(p.id(), n.id.clone()))
+    }
+
+    /// Where a front before `node` points: its front door, else its first address.
+    fn origin(&self, node: &IdempotencyKey) -> Option<std::net::IpAddr> {
+        let frontdoor = self
+            .state
+            .addresses
+            .values()
+            .find(|a| a.kind == AddressKind::Frontdoor && a.node.as_ref() == Some(node))
+            .and_then(|a| a.address);
+        frontdoor.or_else(|| self.state.nodes.get(node)?.addresses.first().copied())
     }
 
     fn record(&mut self, action: &Action, outcome: Outcome, now: DateTime<Utc>) {
@@ -168,8 +194,35 @@ impl Engine {
                     kind: allocated.kind,
                     node: allocated.node,
                     address: Some(address),
+                    hostname: None,
                 };
                 self.state.addresses.insert(allocated.key, record);
+            }
+            (Action::Allocate { .. }, Outcome::Entry(entry)) => {
+                let allocated = action
+                    .allocated_address()
+                    .expect("an allocate adds an address");
+                if let (Some(secret), Some(node)) = (entry.auth_key, &allocated.node) {
+                    self.overlay_keys.insert(node.clone(), secret);
+                }
+                let record = AddressRecord {
+                    provider: allocated.provider,
+                    id: entry.id,
+                    region: allocated.region,
+                    kind: allocated.kind,
+                    node: allocated.node,
+                    address: entry.address,
+                    hostname: entry.hostname,
+                };
+                self.state.addresses.insert(allocated.key, record);
+            }
+            (Action::Repoint { key, to, .. }, Outcome::Entry(entry)) => {
+                if let Some(a) = self.state.addresses.get_mut(key) {
+                    a.node = Some(to.clone());
+                    a.id = entry.id;
+                    a.address = entry.address;
+                    a.hostname = entry.hostname;
+                }
             }
             (Action::Release { key, .. }, _) => {
                 self.state.addresses.remove(key);
@@ -191,7 +244,31 @@ impl Engine {
 enum Outcome {
     Created(Node),
     Allocated(String, std::net::IpAddr),
+    Entry(EntryOutcome),
     Done,
+}
+
+/// A front or overlay membership as the provider answered.
+#[derive(Debug)]
+struct EntryOutcome {
+    id: String,
+    /// The front's origin, the member's overlay address once joined.
+    address: Option<std::net::IpAddr>,
+    /// The front's hostname.
+    hostname: Option<String>,
+    /// The member's auth key (a join's answer only; redacted in Debug).
+    auth_key: Option<SecretString>,
+}
+
+impl EntryOutcome {
+    fn front(front: Front) -> Self {
+        EntryOutcome {
+            id: front.reference.id,
+            address: Some(front.origin),
+            hostname: Some(front.hostname),
+            auth_key: None,
+        }
+    }
 }
 
 /// Why an adapter call failed: the adapter's typed error, or the engine's own reason (no
@@ -245,8 +322,26 @@ fn phase_of(action: &Action) -> u8 {
         Action::Drain { .. } | Action::Promote { .. } => 1,
         Action::Retire { .. } => 2,
         Action::Create { .. } => 3,
-        Action::Allocate { .. } => 4,
+        Action::Allocate { .. } | Action::Repoint { .. } => 4,
     }
+}
+
+/// A front's first hostname label: opaque, so that the hostname a censor sees in SNI or DNS
+/// names no fleet, region or node, and stable for the key, so a replayed publish finds it.
+pub(crate) fn front_label(fleet: &damm_provider::FleetId, key: &IdempotencyKey) -> String {
+    use blake2::Digest as _;
+    let mut h = blake2::Blake2b512::new();
+    h.update(b"damm-front-label/1\0");
+    h.update(fleet.as_str().as_bytes());
+    h.update(b"\0");
+    h.update(key.as_str().as_bytes());
+    let digest = h.finalize();
+    // A letter first: some CDNs and resolvers dislike all-digit labels.
+    let mut label = String::from("w");
+    for byte in &digest[..7] {
+        label.push_str(&format!("{byte:02x}"));
+    }
+    label
 }
 
 async fn execute(
@@ -256,9 +351,82 @@ async fn execute(
     target: Option<NodeRef>,
     address: Option<String>,
     user_data: Option<damm_provider::UserData>,
+    origin: Option<std::net::IpAddr>,
 ) -> Result<Outcome, Failure> {
     let err = Failure::from;
     match action {
+        Action::Allocate {
+            key,
+            kind: AddressKind::Front,
+            ..
+        } => {
+            let origin = origin.ok_or("the ingress has no public address yet")?;
+            let cdn = p
+                .cdn_front()
+                .ok_or("the provider has no cdn_front capability")?;
+            let spec = FrontSpec {
+                name: front_label(&fleet, &key),
+                origin,
+                labels: Labels::owned(&fleet, &key),
+                key,
+            };
+            let front = cdn.publish_front(&spec).await.map_err(err)?;
+            Ok(Outcome::Entry(EntryOutcome::front(front)))
+        }
+        Action::Allocate {
+            key,
+            kind: AddressKind::Overlay,
+            node,
+            ..
+        } => {
+            let overlay = p
+                .overlay()
+                .ok_or("the provider has no overlay capability")?;
+            let spec = OverlaySpec {
+                hostname: node.to_string(),
+                node: target,
+                labels: Labels::owned(&fleet, &key),
+                key,
+                ephemeral: false,
+            };
+            let member = overlay.join_overlay(&spec).await.map_err(err)?;
+            Ok(Outcome::Entry(EntryOutcome {
+                id: member.reference.id,
+                address: member.address,
+                hostname: None,
+                auth_key: member.auth_key,
+            }))
+        }
+        Action::Repoint { .. } => {
+            let id = address.ok_or("the front is not in state")?;
+            let origin = origin.ok_or("the new ingress has no public address yet")?;
+            let cdn = p
+                .cdn_front()
+                .ok_or("the provider has no cdn_front capability")?;
+            let front = cdn
+                .repoint_front(&FrontRef::new(p.id(), id), origin)
+                .await
+                .map_err(err)?;
+            Ok(Outcome::Entry(EntryOutcome::front(front)))
+        }
+        Action::Release {
+            kind: kind @ (AddressKind::Front | AddressKind::Overlay),
+            ..
+        } => {
+            let id = address.ok_or("the entry is not in state")?;
+            let done = if kind == AddressKind::Front {
+                let cdn = p
+                    .cdn_front()
+                    .ok_or("the provider has no cdn_front capability")?;
+                cdn.retire_front(&FrontRef::new(p.id(), id)).await
+            } else {
+                let overlay = p
+                    .overlay()
+                    .ok_or("the provider has no overlay capability")?;
+                overlay.leave_overlay(&MembershipRef::new(p.id(), id)).await
+            };
+            done.map(|()| Outcome::Done).map_err(err)
+        }
         Action::Create {
             key,
             region,
@@ -310,6 +478,7 @@ async fn execute(
             key, kind, region, ..
         } => {
             let node = target.ok_or("the node is not in state")?;
+            let unexpected = || Failure::from("an entry kind reached the address allocation");
             let spec = AddressSpec {
                 labels: Labels::owned(&fleet, &key),
                 key,
@@ -332,6 +501,7 @@ async fn execute(
                     let ip = egress.allocate_egress_ip(&spec).await.map_err(err)?;
                     Ok(Outcome::Allocated(ip.reference.id, ip.address))
                 }
+                AddressKind::Front | AddressKind::Overlay => Err(unexpected()),
             }
         }
         Action::Release { kind, .. } => {
@@ -354,6 +524,9 @@ async fn execute(
                         .await
                         .map(|()| Outcome::Done)
                         .map_err(err)
+                }
+                AddressKind::Front | AddressKind::Overlay => {
+                    Err("an entry kind reached the address release".into())
                 }
             }
         }

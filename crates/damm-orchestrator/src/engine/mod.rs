@@ -9,8 +9,9 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use damm_fleet::{Action, AddressKind, Fleet, Mode, Plan, Policy, Scores, Status};
 use damm_provider::{
-    AddressSpec, EgressIp, EgressIpRef, Frontdoor, FrontdoorRef, HealthStatus, IdempotencyKey,
-    Labels, Node, NodeFilter, NodeRef, NodeSpec, NodeState, Provider, Target,
+    AddressSpec, EgressIp, EgressIpRef, Front, FrontRef, FrontSpec, Frontdoor, FrontdoorRef,
+    HealthStatus, IdempotencyKey, Labels, MembershipRef, Node, NodeFilter, NodeRef, NodeSpec,
+    NodeState, OverlayMembership, OverlaySpec, Provider, SecretString, Target,
 };
 use futures::StreamExt as _;
 use futures::future::join_all;
@@ -77,6 +78,8 @@ struct Inventory {
     nodes: Vec<Node>,
     frontdoors: Option<Vec<Frontdoor>>,
     egress_ips: Option<Vec<EgressIp>>,
+    fronts: Option<Vec<Front>>,
+    memberships: Option<Vec<OverlayMembership>>,
 }
 
 /// What one tick did.
@@ -90,6 +93,9 @@ pub struct TickReport {
     pub scores: Scores,
     /// The catalog it published, if it publishes.
     pub catalog: Option<damm_catalog::Catalog>,
+    /// Per overlay provider, the catalog for that overlay's clients: the public paths and
+    /// the overlay paths (overlay addresses go only to clients of that overlay).
+    pub overlay_catalogs: BTreeMap<String, damm_catalog::Catalog>,
 }
 
 /// The orchestrator: policy, providers, state.
@@ -107,6 +113,9 @@ pub struct Engine {
     /// The proven-failover record behind the catalog's `validated_for`.
     validated: Option<std::path::PathBuf>,
     metrics: metrics::Metrics,
+    /// Overlay auth keys minted for gateways that have not joined yet, by gateway: held in
+    /// memory only (never in state, logs or Debug), for the gateway's config.
+    overlay_keys: BTreeMap<IdempotencyKey, SecretString>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -150,6 +159,7 @@ impl Engine {
             bootstrap: None,
             validated: None,
             metrics: metrics::Metrics::default(),
+            overlay_keys: BTreeMap::new(),
         })
     }
 
@@ -218,6 +228,12 @@ impl Engine {
         &self.metrics
     }
 
+    /// The overlay auth key minted for `gateway`, until it joins (memory only: a restart
+    /// forgets it and the gateway's membership is minted again).
+    pub fn overlay_key(&self, gateway: &IdempotencyKey) -> Option<&SecretString> {
+        self.overlay_keys.get(gateway)
+    }
+
     /// The current time on the engine's clock.
     pub fn now(&self) -> DateTime<Utc> {
         (self.clock)()
@@ -258,15 +274,13 @@ impl Engine {
         self.state.orchestrator.last_plan = Some(plan.clone());
         // Score what the tick left behind: the catalog lists what is healthy now.
         let scores = self.state.scores.snapshot(now, &self.policy.scoring);
+        let mut overlay_catalogs = BTreeMap::new();
         let catalog = match (&self.publisher, persist) {
             (Some((keys, _)), true) => {
-                let paths = damm_fleet::compose(
-                    &self.fleet(),
-                    &self.policy,
-                    &scores,
-                    &[],
-                    self.policy.paths.top_k as usize,
-                );
+                let fleet = self.fleet();
+                let top_k = self.policy.paths.top_k as usize;
+                let entries = damm_fleet::entries(&fleet, None);
+                let paths = damm_fleet::compose(&fleet, &self.policy, &scores, &entries, top_k);
                 // A broken record claims nothing; it does not stop the tick.
                 let proven = match self.validated.as_deref().map(crate::validated::load) {
                     Some(Ok(record)) => record,
@@ -279,13 +293,29 @@ impl Engine {
                 // The version is persisted before the catalog is written: a crash in
                 // between skips a number, it never reuses one.
                 self.state.orchestrator.catalog_version += 1;
+                let version = self.state.orchestrator.catalog_version;
+                let validated = crate::validated::validated_for(&proven, &self.state);
+                for overlay in self.policy.overlay.providers.keys() {
+                    let entries = damm_fleet::entries(&fleet, Some(overlay));
+                    let paths = damm_fleet::compose(&fleet, &self.policy, &scores, &entries, top_k);
+                    let catalog = build_catalog(
+                        &self.state,
+                        &self.policy,
+                        keys,
+                        &paths,
+                        validated.clone(),
+                        version,
+                        now,
+                    );
+                    overlay_catalogs.insert(overlay.clone(), catalog);
+                }
                 Some(build_catalog(
                     &self.state,
                     &self.policy,
                     keys,
                     &paths,
-                    crate::validated::validated_for(&proven, &self.state),
-                    self.state.orchestrator.catalog_version,
+                    validated,
+                    version,
                     now,
                 ))
             }
@@ -298,6 +328,9 @@ impl Engine {
         }
         if let (Some(catalog), Some((keys, sink))) = (&catalog, &self.publisher) {
             write_catalog(catalog, keys, sink)?;
+            for (overlay, catalog) in &overlay_catalogs {
+                write_catalog(catalog, keys, &sink.for_overlay(overlay))?;
+            }
         }
         self.metrics.tick(&summary, started.elapsed());
         Ok(TickReport {
@@ -305,6 +338,7 @@ impl Engine {
             summary,
             scores,
             catalog,
+            overlay_catalogs,
         })
     }
 
@@ -431,7 +465,8 @@ impl Engine {
                 node.ready_at = Some(now);
             }
         }
-        let providers: Vec<String> = self.policy.providers.keys().cloned().collect();
+        // Compute and entry providers alike: a dark CDN's fronts leave the catalog.
+        let providers: Vec<String> = self.policy.adapters().map(|(n, _)| n.to_owned()).collect();
         for provider in providers {
             if !inventories.contains_key(&provider) {
                 continue;
@@ -521,10 +556,20 @@ async fn list_all(p: &dyn Provider) -> Result<Inventory, damm_provider::Error> {
         Some(e) if p.compute().is_some() => Some(e.list_egress_ips().await?),
         _ => None,
     };
+    let fronts = match p.cdn_front() {
+        Some(c) => Some(c.list_fronts().await?),
+        None => None,
+    };
+    let memberships = match p.overlay() {
+        Some(o) => Some(o.list_memberships().await?),
+        None => None,
+    };
     Ok(Inventory {
         nodes,
         frontdoors,
         egress_ips,
+        fronts,
+        memberships,
     })
 }
 

@@ -182,6 +182,69 @@ impl Engine {
             .find_map(|e| Some((e.seq, e.action.created_node()?)))
     }
 
+    /// The node whose public address (its own or its front door's) is `address`.
+    fn node_at(&self, address: std::net::IpAddr) -> Option<IdempotencyKey> {
+        let own = self
+            .state
+            .nodes
+            .iter()
+            .find(|(_, n)| n.addresses.contains(&address))
+            .map(|(k, _)| k.clone());
+        own.or_else(|| {
+            self.state
+                .addresses
+                .values()
+                .find(|a| a.kind == AddressKind::Frontdoor && a.address == Some(address))
+                .and_then(|a| a.node.clone())
+        })
+    }
+
+    /// The record of a listed front or membership `key`: its node (`node`, else what state
+    /// or the journal knew) and region (the node's, else what state or the journal knew,
+    /// else the policy's first region, where the planner moves or retires it). `None` when
+    /// no region is known at all.
+    fn entry_record(
+        &self,
+        provider: &str,
+        key: &IdempotencyKey,
+        kind: AddressKind,
+        node: Option<IdempotencyKey>,
+        id: String,
+    ) -> Option<AddressRecord> {
+        let old = self.state.addresses.get(key);
+        let journaled = self
+            .state
+            .journal
+            .iter()
+            .rev()
+            .filter(|e| e.action.key() == key && e.action.provider() == provider)
+            .find_map(|e| match &e.action {
+                Action::Allocate { node, region, .. } => Some((node.clone(), region.clone())),
+                Action::Repoint { to, region, .. } => Some((to.clone(), region.clone())),
+                _ => None,
+            });
+        let node = node
+            .or_else(|| old.and_then(|o| o.node.clone()))
+            .or_else(|| journaled.as_ref().map(|(n, _)| n.clone()))
+            .filter(|n| self.state.nodes.contains_key(n));
+        let region = node
+            .as_ref()
+            .and_then(|n| self.state.nodes.get(n))
+            .map(|n| n.region.clone())
+            .or_else(|| old.map(|o| o.region.clone()))
+            .or_else(|| journaled.map(|(_, r)| r))
+            .or_else(|| self.policy.regions.keys().next().cloned())?;
+        Some(AddressRecord {
+            provider: provider.to_owned(),
+            id,
+            region,
+            kind,
+            node,
+            address: None,
+            hostname: None,
+        })
+    }
+
     fn reconcile_addresses(
         &mut self,
         provider: &str,
@@ -213,7 +276,7 @@ impl Engine {
                 (AddressKind::EgressIp, &e.labels, at)
             }));
         }
-        let listed: Vec<(IdempotencyKey, AddressRecord)> = found
+        let mut listed: Vec<(IdempotencyKey, AddressRecord)> = found
             .into_iter()
             .filter(|(_, labels, _)| labels.is_owned_by(fleet))
             .filter_map(|(kind, labels, (id, region, node, address))| {
@@ -224,10 +287,69 @@ impl Engine {
                     kind,
                     node: node_key(node, &self.state.nodes),
                     address: Some(address),
+                    hostname: None,
                 };
                 Some((labels.key()?, record))
             })
             .collect();
+        if let Some(fronts) = &inventory.fronts {
+            kinds.push(AddressKind::Front);
+            for f in fronts.iter().filter(|f| f.labels.is_owned_by(fleet)) {
+                let Some(key) = f.labels.key() else { continue };
+                // The origin tells which ingress the front leads to, even after a move
+                // whose answer a crash lost; else what state or the journal knew.
+                let node = self.node_at(f.origin);
+                let record = self.entry_record(
+                    provider,
+                    &key,
+                    AddressKind::Front,
+                    node,
+                    f.reference.id.clone(),
+                );
+                if let Some(mut record) = record {
+                    record.address = Some(f.origin);
+                    record.hostname = Some(f.hostname.clone());
+                    listed.push((key, record));
+                }
+            }
+        }
+        if let Some(members) = &inventory.memberships {
+            kinds.push(AddressKind::Overlay);
+            for m in members.iter().filter(|m| m.labels.is_owned_by(fleet)) {
+                let Some(key) = m.labels.key() else { continue };
+                // Gateways join under their node key as host name.
+                let node = IdempotencyKey::new(m.hostname.as_str())
+                    .ok()
+                    .filter(|k| self.state.nodes.contains_key(k));
+                // A pending membership whose auth key this process no longer holds (it
+                // restarted, or the join was lost in a crash) can never be used: left out,
+                // the planner joins the gateway again, which revokes the old key.
+                let unusable = m.address.is_none()
+                    && node
+                        .as_ref()
+                        .is_some_and(|n| !self.overlay_keys.contains_key(n));
+                if unusable {
+                    continue;
+                }
+                let record = self.entry_record(
+                    provider,
+                    &key,
+                    AddressKind::Overlay,
+                    node,
+                    m.reference.id.clone(),
+                );
+                if let Some(mut record) = record {
+                    record.address = m.address;
+                    if m.address.is_some()
+                        && let Some(node) = &record.node
+                    {
+                        // Joined: the gateway used its key.
+                        self.overlay_keys.remove(node);
+                    }
+                    listed.push((key, record));
+                }
+            }
+        }
         let listed_keys: BTreeSet<IdempotencyKey> = listed.iter().map(|(k, _)| k.clone()).collect();
         self.state.addresses.retain(|k, a| {
             a.provider != provider || !kinds.contains(&a.kind) || listed_keys.contains(k)

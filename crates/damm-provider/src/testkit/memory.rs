@@ -350,6 +350,15 @@ impl CdnFront for MemoryProvider {
         Ok(front)
     }
 
+    async fn repoint_front(&self, front: &FrontRef, origin: std::net::IpAddr) -> Result<Front> {
+        let mut state = self.state();
+        let Some(found) = state.fronts.get_mut(&front.id) else {
+            return Err(self.not_found(Operation::RepointFront, format!("front {}", front.id)));
+        };
+        found.origin = origin;
+        Ok(found.clone())
+    }
+
     async fn retire_front(&self, front: &FrontRef) -> Result<()> {
         self.state().fronts.remove(&front.id);
         Ok(())
