@@ -140,19 +140,18 @@ fn percent((have, want): (u32, u32)) -> f64 {
 /// Runs the scenario.
 pub async fn run(args: &DarkRun) -> anyhow::Result<DarkResult> {
     let policy = args.policy.clone();
-    if !policy.providers.contains_key(&args.provider) {
+    // A compute provider, or a front or overlay provider (its paths leave, T0 stays).
+    let Some((_, adapter)) = policy.adapters().find(|(name, _)| *name == args.provider) else {
         bail!(
             "provider `{}` is not in the policy's providers ({})",
             args.provider,
             policy
-                .providers
-                .keys()
-                .cloned()
+                .adapters()
+                .map(|(name, _)| name)
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-    }
-    let adapter = policy.providers[&args.provider].adapter(&args.provider);
+    };
     let api = damm_orchestrator::sim::api(adapter)
         .with_context(|| format!("the simulator has no API for `{adapter}`"))?;
     let mut h = Harness::start(policy.clone(), args.setup.clone()).await?;

@@ -289,3 +289,42 @@ async fn malformed_answers_are_errors_not_panics() {
     let err = cf.cdn_front().unwrap().list_fronts().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
 }
+
+/// API calls per front change, counted at the simulator: what bounds the fronts a tick can
+/// make under Cloudflare's documented limit (1200 requests per 5 minutes). A count, not a
+/// timing; the figure is printed for docs/performance.md.
+#[tokio::test]
+async fn a_front_change_costs_two_calls_once_the_zone_is_known() {
+    let sim = sim().await;
+    let prod = adapter(&sim, "prod", sim.token());
+    let cdn = prod.cdn_front().unwrap();
+    // The zone lookup is made once and cached.
+    cdn.list_fronts().await.unwrap();
+    let before = sim.requests();
+    let n = 20u64;
+    let mut fronts = Vec::new();
+    for i in 0..n {
+        let spec = front_spec("prod", &format!("gw-{i}"), "192.0.2.10");
+        fronts.push(cdn.publish_front(&spec).await.unwrap());
+    }
+    let publish = (sim.requests() - before) as f64 / n as f64;
+    let before = sim.requests();
+    for f in &fronts {
+        cdn.repoint_front(&f.reference, "192.0.2.11".parse().unwrap())
+            .await
+            .unwrap();
+    }
+    let repoint = (sim.requests() - before) as f64 / n as f64;
+    let before = sim.requests();
+    cdn.list_fronts().await.unwrap();
+    let listing = sim.requests() - before;
+    assert!(publish <= 2.0 && repoint <= 2.0, "{publish} {repoint}");
+    // A 60 s tick's share of the limit, less the tick's one listing.
+    let budget = 1200.0 / 300.0 * 60.0 - listing as f64;
+    println!(
+        "figure: cloudflare calls per publish {publish:.1}, per move {repoint:.1}, listing {listing}; \
+         at the documented limit a 60 s tick fits {:.0} new fronts",
+        (budget / publish).floor()
+    );
+    assert!(sim.drifts().is_empty(), "{:?}", sim.drifts());
+}

@@ -226,6 +226,19 @@ impl std::fmt::Debug for ClientAgent {
     }
 }
 
+/// The paths this agent can carry: WireGuard over UDP (T0). Fronted (T3) and overlay paths
+/// need a transport this agent does not run yet; picking one would aim UDP at a CDN's
+/// HTTPS port, so they are left out of its choice.
+fn carried(mut catalog: Catalog) -> Catalog {
+    for region in catalog.regions.values_mut() {
+        region.paths.retain(|p| {
+            p.transports
+                .contains(&damm_catalog::Transport::WireguardUdp)
+        });
+    }
+    catalog
+}
+
 impl ClientAgent {
     /// An agent for `enrollment` with a catalog that [`damm_catalog::verify`] accepted.
     pub fn new(
@@ -241,7 +254,7 @@ impl ClientAgent {
             wireguard,
             enrollment,
             settings,
-            catalog,
+            catalog: carried(catalog),
             monitor,
             current: None,
             last_report: None,
@@ -261,7 +274,7 @@ impl ClientAgent {
     /// Replaces the catalog with a newer verified one. If the current path is gone, the next
     /// [`ClientAgent::tick`] moves to the best one.
     pub fn update_catalog(&mut self, catalog: Catalog) {
-        self.catalog = catalog;
+        self.catalog = carried(catalog);
     }
 
     /// Configures the interface (key, address, routes) and connects through the best path.
@@ -503,6 +516,43 @@ mod tests {
             self.updates.lock().unwrap().push(update.clone());
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_agent_never_aims_udp_at_a_fronted_or_overlay_path() {
+        let mut catalog = catalog();
+        let paths = &mut catalog.regions.get_mut("eu").unwrap().paths;
+        for (id, transport) in [("t3", Transport::CdnFronted), ("ov", Transport::Overlay)] {
+            let mut p = path(id, "hetzner", 1.0);
+            p.transports = vec![transport];
+            p.endpoint = "front.example:443".into();
+            paths.insert(0, p);
+        }
+        let enrollment = Enrollment {
+            client: "alice".into(),
+            region: "eu".into(),
+            private_key: KeyPair::generate().private_key().clone(),
+            address: "10.77.0.2/32".into(),
+        };
+        let mut agent = ClientAgent::new(
+            Host::local(),
+            Box::new(std::sync::Arc::new(FakeWg::default())),
+            enrollment,
+            ClientSettings::new("wg-test", 1),
+            catalog.clone(),
+        );
+        let best = agent.monitor().best(&agent.catalog, "eu").unwrap();
+        assert_eq!(
+            best.path_id, "a",
+            "the best T0 path, not the higher-scored T3"
+        );
+        agent.update_catalog(catalog);
+        let ids: Vec<&str> = agent.catalog.regions["eu"]
+            .paths
+            .iter()
+            .map(|p| p.path_id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b", "c"]);
     }
 
     #[test]

@@ -881,6 +881,10 @@ mod tests {
                 "policy/examples/resilient.toml",
                 include_str!("../../../policy/examples/resilient.toml"),
             ),
+            (
+                "policy/examples/fronted.toml",
+                include_str!("../../../policy/examples/fronted.toml"),
+            ),
         ] {
             Policy::parse(text, name).unwrap_or_else(|e| panic!("{e}"));
         }

@@ -242,12 +242,16 @@ impl EnrollmentFile {
     /// its region in `catalog`.
     pub fn new(enrolled: &Enrolled, policy: &Policy, catalog: &Catalog) -> anyhow::Result<Self> {
         let region = enrolled.record.region.as_str();
+        // A stock wg-quick speaks WireGuard over UDP only: a bare (T0) path.
         let best = damm_catalog::pick(catalog, region, &Default::default())
             .into_iter()
-            .next()
+            .find(|p| {
+                p.transports
+                    .contains(&damm_catalog::Transport::WireguardUdp)
+            })
             .with_context(|| {
                 format!(
-                    "the catalog (version {}) has no path for region `{region}` yet",
+                    "the catalog (version {}) has no WireGuard/UDP path for region `{region}` yet",
                     catalog.version
                 )
             })?;

@@ -31,7 +31,7 @@ fn provider_dark(args: &[String]) -> Result<(), String> {
     }
     let providers: Vec<String> = match value(args, "--provider") {
         Some(p) => vec![p],
-        None => policy.providers.keys().cloned().collect(),
+        None => policy.adapters().map(|(name, _)| name.to_owned()).collect(),
     };
     let validated: std::path::PathBuf = value(args, "--validated")
         .unwrap_or_else(|| "validated.json".to_owned())
