@@ -113,7 +113,8 @@ enum Command {
         json: bool,
     },
     /// Run the orchestrator on the built-in provider simulator (loopback, no credentials):
-    /// from an empty fleet to the default policy, then one provider goes dark.
+    /// from an empty fleet to the default policy with Cloudflare fronts, then one compute
+    /// provider goes dark, then the CDN does.
     Demo {
         /// Machine-readable output.
         #[arg(long)]
@@ -165,7 +166,8 @@ enum Command {
     /// What if a provider went dark now: alternate paths, users failing over without
     /// re-enrollment, minutes until capacity is refilled, capacity at 5 minutes.
     Whatif {
-        /// The provider that goes dark.
+        /// The provider that goes dark: a compute, `[fronts]` or `[overlay]` provider of the
+        /// policy, or one the state or the catalog still names.
         #[arg(long = "provider-down", value_name = "NAME")]
         provider_down: String,
         /// State file.
@@ -611,6 +613,7 @@ fn whatif(
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", catalog.display())),
     };
+    damm_orchestrator::whatif::check_provider(&state, &policy, &paths, provider)?;
     let answer = damm_orchestrator::whatif::whatif(
         &state,
         &policy,

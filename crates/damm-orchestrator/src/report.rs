@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use damm_fleet::{Action, Plan, Policy, Scores, Status};
+use damm_fleet::{Action, AddressKind, Plan, Policy, Scores, Status};
 use damm_provider::{NodeRole, Region};
 use serde::Serialize;
 
@@ -39,7 +39,13 @@ pub struct FleetRow {
 /// The fleet, one row per node, sorted by region, role and key.
 pub fn fleet_rows(state: &State, scores: &Scores) -> Vec<FleetRow> {
     let mut statics: BTreeMap<&str, String> = BTreeMap::new();
+    // A front's origin and an overlay member's 100.x address are not the node's static
+    // address: only front doors and egress addresses are.
+    let static_kinds = [AddressKind::Frontdoor, AddressKind::EgressIp];
     for a in state.addresses.values() {
+        if !static_kinds.contains(&a.kind) {
+            continue;
+        }
         if let (Some(node), Some(addr)) = (&a.node, a.address) {
             statics.insert(node.as_str(), addr.to_string());
         }

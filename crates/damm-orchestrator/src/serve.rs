@@ -235,6 +235,9 @@ async fn whatif(
         Some(c) => CatalogPaths::from_catalog(c, "the last published catalog"),
         None => CatalogPaths::compose(state, policy, &snap.scores),
     };
+    if let Err(e) = crate::whatif::check_provider(state, policy, &paths, &q.provider) {
+        return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+    }
     let at = state.orchestrator.last_tick.at.unwrap_or_else(Utc::now);
     axum::Json(crate::whatif::whatif(
         state,

@@ -3,7 +3,9 @@
 //! I/O or a clock (`now` is an argument), so the same inputs give the same answer.
 //!
 //! The answer:
-//! - **alternate paths**: catalog paths that cross no component of NAME, per region and in all;
+//! - **alternate paths**: catalog paths that cross no component of NAME, per region and in all.
+//!   NAME may be a compute provider or an entry provider (a `[fronts]` CDN, an `[overlay]`):
+//!   with a CDN down its fronted (T3) paths are lost and the bare WireGuard ones remain;
 //! - **users failing over without re-enrollment**: a client fails over when its region keeps at
 //!   least one such path (its enrollment is stamped on every ingress of its region). Without
 //!   a list of enrolled clients, regions are weighted equally, and the answer says so;
@@ -139,6 +141,36 @@ impl CatalogPaths {
     }
 }
 
+/// Every provider a what-if can be about: the policy's (compute, fronts and overlay), and any
+/// the state or the paths still name (a provider taken out of the policy keeps its nodes
+/// until they are retired).
+pub fn known_providers(state: &State, policy: &Policy, paths: &CatalogPaths) -> BTreeSet<String> {
+    let mut known: BTreeSet<String> = policy.adapters().map(|(name, _)| name.to_owned()).collect();
+    known.extend(state.nodes.values().map(|n| n.provider.clone()));
+    known.extend(state.addresses.values().map(|a| a.provider.clone()));
+    known.extend(paths.regions.values().flatten().flatten().cloned());
+    known
+}
+
+/// Refuses a provider nothing knows: a misspelt name would otherwise be answered with
+/// "nothing is lost".
+pub fn check_provider(
+    state: &State,
+    policy: &Policy,
+    paths: &CatalogPaths,
+    provider: &str,
+) -> anyhow::Result<()> {
+    let known = known_providers(state, policy, paths);
+    if known.contains(provider) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "unknown provider `{provider}`: not in the policy, the state or the catalog's paths \
+         (known: {})",
+        known.into_iter().collect::<Vec<_>>().join(", ")
+    )
+}
+
 /// One region's answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -230,7 +262,7 @@ pub struct WhatIf {
     pub provider: String,
     /// When the question was asked.
     pub at: DateTime<Utc>,
-    /// Whether the provider is in the policy's allowlist.
+    /// Whether the provider is in the policy (`[providers]`, `[fronts]` or `[overlay]`).
     pub in_policy: bool,
     /// Where the paths came from.
     pub paths_source: String,
@@ -593,7 +625,7 @@ pub fn whatif(
     WhatIf {
         provider: provider.to_owned(),
         at: now,
-        in_policy: policy.providers.contains_key(provider),
+        in_policy: policy.adapters().any(|(name, _)| name == provider),
         paths_source: paths.source.clone(),
         regions,
         alternate_paths,
@@ -914,6 +946,80 @@ mod tests {
         assert_eq!(w.users.clients, Some(100));
         assert_eq!(w.users.percent, 10.0);
         assert!(render(&w).contains("not reachable"));
+    }
+
+    /// `policy` with eu fronted through the CDN `cdn`, and a front on each of eu's ingress.
+    fn fronted(policy: &mut Policy, state: &mut State) {
+        policy.fronts.providers.insert(
+            "cdn".into(),
+            damm_fleet::policy::EntryProvider {
+                adapter: Some("cloudflare".into()),
+                max: 4,
+                per_tick: 2,
+            },
+        );
+        let eu = Region::new("eu").unwrap();
+        policy.regions.get_mut(&eu).unwrap().fronts = true;
+        for ingress in ["i1-eu", "i2-eu"] {
+            state.addresses.insert(
+                IdempotencyKey::new(format!("{ingress}-cdn")).unwrap(),
+                crate::state::AddressRecord {
+                    provider: "cdn".into(),
+                    id: format!("record-{ingress}"),
+                    region: eu.clone(),
+                    kind: damm_fleet::AddressKind::Front,
+                    node: Some(IdempotencyKey::new(ingress).unwrap()),
+                    address: None,
+                    hostname: Some(format!("{ingress}.cdn.example")),
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn a_cdn_down_loses_its_fronted_paths_and_keeps_the_bare_ones() {
+        let mut policy = policy(1, "10m");
+        let mut state = fleet("b");
+        fronted(&mut policy, &mut state);
+        // The paths as the orchestrator composes them: the fronts are T3 heads of eu's paths.
+        let scores = state.scores.snapshot(t(0), &policy.scoring);
+        let catalog = CatalogPaths::compose(&state, &policy, &scores);
+        let eu = &catalog.regions["eu"];
+        assert_eq!(eu.iter().filter(|p| p.contains("cdn")).count(), 2, "{eu:?}");
+        assert_eq!(eu.len(), 4, "two T0 and two T3: {eu:?}");
+
+        let w = even(&state, &policy, &catalog, "cdn", 0);
+        assert!(w.in_policy, "a [fronts] provider is the policy's");
+        assert_eq!(w.regions["eu"].paths, 4);
+        assert_eq!(
+            w.regions["eu"].alternate_paths, 2,
+            "the bare WireGuard paths"
+        );
+        assert_eq!(w.regions["us"].alternate_paths, w.regions["us"].paths);
+        assert_eq!(w.users.percent, 100.0);
+        // A CDN holds no ingress: capacity does not move and nothing is created.
+        assert_eq!(w.regions["eu"].lost_ingress, 0);
+        assert_eq!(w.capacity_after_loss_percent, w.capacity_now_percent);
+        assert_eq!(w.refill.creates, 0);
+        assert_eq!(w.refill.spares_promoted, 0);
+    }
+
+    #[test]
+    fn unknown_providers_are_refused_and_entry_providers_are_known() {
+        let mut policy = policy(1, "10m");
+        let mut state = fleet("b");
+        fronted(&mut policy, &mut state);
+        // A provider taken out of the policy whose node is still in state.
+        node(&mut state, "i9-us", "retired", "us", Status::Draining, 40);
+        let catalog = paths(&[("eu", &["a"])]);
+        for known in ["a", "cdn", "retired"] {
+            check_provider(&state, &policy, &catalog, known).unwrap();
+        }
+        let err = check_provider(&state, &policy, &catalog, "cnd")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown provider `cnd`"), "{err}");
+        assert!(err.contains("known: a, b, c, cdn, retired"), "{err}");
     }
 
     #[test]
