@@ -18,6 +18,8 @@
 //!   404 for anything else: an artifact server.
 //! - `damm-netns-udp boot ROOT USER_DATA HOST_PID`: a simulated machine's init
 //!   (`damm_sim::machine::boot`), run by `damm_tests::bootlab`.
+//! - `damm-netns-udp t1-gateway LISTEN WIREGUARD KEY_FILE` and `t1-client LISTEN GATEWAY
+//!   KEY_FILE`: the T1 relays of `damm_transport::relay` (the censor tests).
 
 use std::io::Write as _;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -113,6 +115,28 @@ fn main() -> anyhow::Result<()> {
             let host_pid: u32 = args.get(4).ok_or_else(usage)?.parse()?;
             damm_sim::machine::boot(root.as_ref(), user_data.as_ref(), host_pid)
         }
+        Some(side @ ("t1-gateway" | "t1-client")) => {
+            let listen: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
+            let peer: SocketAddr = args.get(3).ok_or_else(usage)?.parse()?;
+            let key_file = args.get(4).ok_or_else(usage)?;
+            let key = damm_transport::t1::Key::from_hex(&std::fs::read_to_string(key_file)?)
+                .ok_or_else(|| anyhow::anyhow!("{key_file}: not 64 hex digits"))?;
+            let gateway = side == "t1-gateway";
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let socket = tokio::net::UdpSocket::bind(listen).await?;
+                let options = damm_transport::relay::Options::default();
+                let stats = std::sync::Arc::default();
+                if gateway {
+                    damm_transport::relay::gateway(socket, peer, key, options, stats).await
+                } else {
+                    damm_transport::relay::client(socket, peer, key, options, stats).await
+                }
+            })?;
+            Ok(())
+        }
         _ => Err(usage()),
     }
 }
@@ -194,6 +218,7 @@ fn usage() -> anyhow::Error {
     anyhow::anyhow!(
         "usage: damm-netns-udp echo ADDR:PORT | probe ADDR:PORT INTERVAL_MS | http ADDR:PORT \
          | forward ADDR:PORT (stdin: a listening socket) | reverse LISTEN NETNS TARGET \
-         | files ADDR:PORT DIR | boot ROOT USER_DATA HOST_PID"
+         | files ADDR:PORT DIR | boot ROOT USER_DATA HOST_PID \
+         | t1-gateway LISTEN WIREGUARD KEY_FILE | t1-client LISTEN GATEWAY KEY_FILE"
     )
 }

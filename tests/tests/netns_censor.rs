@@ -1,0 +1,197 @@
+//! The censor in the lab: a router namespace between a client and a gateway whose nftables
+//! drop WireGuard handshake initiations by the rule a DPI box uses (UDP payload of 148 bytes
+//! starting `01 00 00 00`). Real userspace WireGuard on both ends.
+//!
+//! - T0 (WireGuard straight to the gateway) never completes a handshake, and the censor's
+//!   counter shows its rule matched;
+//! - T1 (the client's WireGuard aimed at a loopback forwarder that seals each datagram for
+//!   the gateway's T1 listener) carries the tunnel through the same censor, with the same
+//!   keys, and the rule matches nothing more.
+//!
+//! Prints the time from switching to T1 to the first echo answered through the tunnel
+//! (a figure for docs/transports.md, never asserted).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use damm_tests::netns::{self, Lab, Topology};
+
+/// What a DPI box drops: UDP whose payload is 148 bytes long (UDP length 156) and starts
+/// with WireGuard's initiation type `01 00 00 00`.
+const DROP_WIREGUARD_INITIATIONS: &str = "table inet censor {
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+        udp length 156 @th,64,32 0x01000000 counter drop
+    }
+}";
+
+/// A WireGuard key pair made with `wg` inside `ns`: (private, public).
+fn keypair(lab: &Lab, ns: &str) -> (String, String) {
+    let private = lab.exec(ns, "wg", &["genkey"]).unwrap().trim().to_owned();
+    let public = lab
+        .exec(ns, "sh", &["-c", &format!("echo {private} | wg pubkey")])
+        .unwrap()
+        .trim()
+        .to_owned();
+    (private, public)
+}
+
+/// Points the client's WireGuard peer at `endpoint`.
+fn connect(lab: &Lab, ns: &str, iface: &str, key: &str, peer: &str, endpoint: &str) {
+    lab.exec(
+        ns,
+        "wg",
+        &[
+            "set",
+            iface,
+            "private-key",
+            key,
+            "peer",
+            peer,
+            "endpoint",
+            endpoint,
+            "allowed-ips",
+            "10.99.0.0/24",
+            "persistent-keepalive",
+            "1",
+        ],
+    )
+    .unwrap();
+}
+
+/// Packets the censor's rule dropped so far.
+fn dropped(lab: &Lab, censor: &str) -> u64 {
+    let rules = lab.exec(censor, "nft", &["list", "ruleset"]).unwrap();
+    rules
+        .split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn censor_dropping_wireguard_handshakes_stops_t0_and_t1_carries_the_tunnel() {
+    if netns::skip("netns_censor") {
+        return;
+    }
+    let prefix = format!("dct{}", std::process::id() % 1000);
+    let mut lab = Topology::new()
+        .node("gw", "172.31.0.11/24")
+        .node("censor", "172.31.0.2/24")
+        .link("cl", "10.31.0.2/30", "censor", "10.31.0.1/30")
+        .router("censor")
+        .route("cl", "default", "10.31.0.1")
+        .route("gw", "10.31.0.0/30", "172.31.0.2")
+        .nft("censor", DROP_WIREGUARD_INITIATIONS)
+        .build(&prefix)
+        .expect("lab");
+    let (cl, gw, censor) = (lab.ns("cl"), lab.ns("gw"), lab.ns("censor"));
+    let dir = tempfile::tempdir().unwrap();
+
+    // WireGuard on both ends.
+    let gw_if = lab.wireguard(&gw, "gw").unwrap();
+    let cl_if = lab.wireguard(&cl, "cl").unwrap();
+    let (gw_private, gw_public) = keypair(&lab, &gw);
+    let (cl_private, cl_public) = keypair(&lab, &cl);
+    let gw_key = dir.path().join("gw.key");
+    let cl_key = dir.path().join("cl.key");
+    std::fs::write(&gw_key, gw_private).unwrap();
+    std::fs::write(&cl_key, cl_private).unwrap();
+    let gw_key = gw_key.to_string_lossy().into_owned();
+    let cl_key = cl_key.to_string_lossy().into_owned();
+    lab.exec(
+        &gw,
+        "wg",
+        &[
+            "set",
+            &gw_if,
+            "private-key",
+            &gw_key,
+            "listen-port",
+            "51820",
+            "peer",
+            &cl_public,
+            "allowed-ips",
+            "10.99.0.2/32",
+        ],
+    )
+    .unwrap();
+    lab.exec(
+        &gw,
+        "ip",
+        &["address", "add", "10.99.0.1/24", "dev", &gw_if],
+    )
+    .unwrap();
+    lab.exec(&gw, "ip", &["link", "set", &gw_if, "up"]).unwrap();
+    connect(&lab, &cl, &cl_if, &cl_key, &gw_public, "172.31.0.11:51820");
+    lab.exec(
+        &cl,
+        "ip",
+        &["address", "add", "10.99.0.2/24", "dev", &cl_if],
+    )
+    .unwrap();
+    lab.exec(&cl, "ip", &["link", "set", &cl_if, "up"]).unwrap();
+
+    // Traffic through the tunnel: a UDP echo on the gateway's tunnel address, probed from
+    // the client every 50 ms.
+    let echo: SocketAddr = "10.99.0.1:7777".parse().unwrap();
+    lab.echo(&gw, echo).unwrap();
+    let probe = lab.probe(&cl, echo, Duration::from_millis(50)).unwrap();
+
+    // T0 through the censor: the handshake never completes, and the rule is what stops it.
+    let start = Instant::now();
+    assert!(
+        probe
+            .wait_for(start, Duration::from_secs(4), |_| true)
+            .is_none(),
+        "traffic crossed a censor that drops WireGuard initiations"
+    );
+    let blocked = dropped(&lab, &censor);
+    assert!(blocked > 0, "the censor's rule never matched WireGuard");
+
+    // T1: relays on both ends under one key; the client's WireGuard aims at its forwarder.
+    let t1_key = dir.path().join("t1.key");
+    std::fs::write(&t1_key, "5a".repeat(32)).unwrap();
+    let t1_key = t1_key.to_string_lossy().into_owned();
+    let helper = env!("CARGO_BIN_EXE_damm-netns-udp");
+    lab.spawn(
+        &gw,
+        helper,
+        &["t1-gateway", "0.0.0.0:4443", "127.0.0.1:51820", &t1_key],
+    )
+    .unwrap();
+    lab.spawn(
+        &cl,
+        helper,
+        &["t1-client", "127.0.0.1:5555", "172.31.0.11:4443", &t1_key],
+    )
+    .unwrap();
+    let switched = Instant::now();
+    connect(&lab, &cl, &cl_if, &cl_key, &gw_public, "127.0.0.1:5555");
+    let first = probe.wait_for(switched, Duration::from_secs(20), |_| true);
+    assert!(
+        first.is_some(),
+        "no echo through the tunnel over T1: client {} gateway {}",
+        lab.exec(&cl, "wg", &["show", &cl_if]).unwrap_or_default(),
+        lab.exec(&gw, "wg", &["show", &gw_if]).unwrap_or_default(),
+    );
+    let first = first.unwrap();
+    assert_eq!(
+        first.source, "10.99.0.2",
+        "the echo saw the client's tunnel address"
+    );
+    println!(
+        "figure: censor drops WireGuard initiations: first echo over T1 {:.2} s after the switch",
+        (first.at - switched).as_secs_f64()
+    );
+    // Two more seconds of traffic: it keeps flowing, and the rule matches none of it.
+    std::thread::sleep(Duration::from_secs(2));
+    let later = probe.echoes(first.at + Duration::from_millis(1));
+    assert!(later.len() >= 20, "{} echoes in 2 s", later.len());
+    assert_eq!(
+        dropped(&lab, &censor),
+        blocked,
+        "the censor matched a T1 datagram"
+    );
+}
