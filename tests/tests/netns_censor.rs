@@ -195,3 +195,241 @@ fn censor_dropping_wireguard_handshakes_stops_t0_and_t1_carries_the_tunnel() {
         "the censor matched a T1 datagram"
     );
 }
+
+/// What a censor that tolerates no VPN does: drops every UDP datagram, and everything to the
+/// gateway's address. Only the CDN edge stays reachable.
+const DROP_UDP_AND_THE_GATEWAY: &str = "table inet censor {
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+        meta l4proto udp counter drop
+        ip daddr 172.31.1.11 counter drop
+    }
+}";
+
+/// A test CA and the edge's certificate for `host`, made with openssl in `dir`:
+/// (CA file, certificate, key).
+fn test_certificates(dir: &std::path::Path, host: &str) -> (String, String, String) {
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (ca_key, ca, key, csr, cert, ext) = (
+        p("ca.key"),
+        p("ca.pem"),
+        p("edge.key"),
+        p("edge.csr"),
+        p("edge.pem"),
+        p("edge.ext"),
+    );
+    std::fs::write(&ext, format!("subjectAltName=DNS:{host}\n")).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let run = |args: &[&str]| netns::sh("openssl", args).unwrap();
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=DAMM test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={host}"),
+        ],
+    ]
+    .concat());
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &cert,
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+    ]);
+    (ca, cert, key)
+}
+
+/// nginx as a CDN edge: TLS for `host`, every request proxied to `origin`, WebSocket
+/// upgrades forwarded, Cloudflare's 100 s idle limit.
+fn edge_config(dir: &std::path::Path, host: &str, cert: &str, key: &str, origin: &str) -> String {
+    let d = dir.to_string_lossy();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           server {{\n    listen 443 ssl;\n    server_name {host};\n    ssl_certificate {cert};\n\
+             ssl_certificate_key {key};\n    location / {{\n      proxy_pass http://{origin};\n\
+               proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n\
+               proxy_set_header Connection \"upgrade\";\n      proxy_set_header Host $host;\n\
+               proxy_read_timeout 100s;\n      proxy_buffering off;\n    }}\n  }}\n}}\n"
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn censor_dropping_all_udp_and_the_gateway_leaves_t3_through_the_cdn_edge() {
+    if netns::skip("netns_censor") {
+        return;
+    }
+    let prefix = format!("dc3{}", std::process::id() % 1000);
+    let mut lab = Topology::new()
+        .node("gw", "172.31.1.11/24")
+        .node("edge", "172.31.1.20/24")
+        .node("censor", "172.31.1.2/24")
+        .link("cl", "10.31.1.2/30", "censor", "10.31.1.1/30")
+        .router("censor")
+        .route("cl", "default", "10.31.1.1")
+        .route("gw", "10.31.1.0/30", "172.31.1.2")
+        .route("edge", "10.31.1.0/30", "172.31.1.2")
+        .nft("censor", DROP_UDP_AND_THE_GATEWAY)
+        .build(&prefix)
+        .expect("lab");
+    let (cl, gw, edge) = (lab.ns("cl"), lab.ns("gw"), lab.ns("edge"));
+    let dir = tempfile::tempdir().unwrap();
+    let host = "front.example";
+    let secret = "/v2Lq8RtYx4mNz7Kp3WcB6h";
+
+    // The gateway: WireGuard and T3's listener behind the edge.
+    let gw_if = lab.wireguard(&gw, "gw").unwrap();
+    let cl_if = lab.wireguard(&cl, "cl").unwrap();
+    let (gw_private, gw_public) = keypair(&lab, &gw);
+    let (cl_private, cl_public) = keypair(&lab, &cl);
+    let gw_key = dir.path().join("gw.key");
+    let cl_key = dir.path().join("cl.key");
+    std::fs::write(&gw_key, gw_private).unwrap();
+    std::fs::write(&cl_key, cl_private).unwrap();
+    let (gw_key, cl_key) = (
+        gw_key.to_string_lossy().into_owned(),
+        cl_key.to_string_lossy().into_owned(),
+    );
+    lab.exec(
+        &gw,
+        "wg",
+        &[
+            "set",
+            &gw_if,
+            "private-key",
+            &gw_key,
+            "listen-port",
+            "51820",
+            "peer",
+            &cl_public,
+            "allowed-ips",
+            "10.99.1.2/32",
+        ],
+    )
+    .unwrap();
+    lab.exec(
+        &gw,
+        "ip",
+        &["address", "add", "10.99.1.1/24", "dev", &gw_if],
+    )
+    .unwrap();
+    lab.exec(&gw, "ip", &["link", "set", &gw_if, "up"]).unwrap();
+    let helper = env!("CARGO_BIN_EXE_damm-netns-udp");
+    lab.spawn(
+        &gw,
+        helper,
+        &["t3-gateway", "0.0.0.0:8080", "127.0.0.1:51820", secret],
+    )
+    .unwrap();
+
+    // The edge: nginx with a test CA's certificate.
+    let (ca, cert, key) = test_certificates(dir.path(), host);
+    let conf = edge_config(dir.path(), host, &cert, &key, "172.31.1.11:8080");
+    lab.spawn(&edge, "nginx", &["-c", &conf]).unwrap();
+
+    // The client: WireGuard aimed at T3's forwarder.
+    let echo: SocketAddr = "10.99.1.1:7777".parse().unwrap();
+    lab.echo(&gw, echo).unwrap();
+    lab.exec(
+        &cl,
+        "ip",
+        &["address", "add", "10.99.1.2/24", "dev", &cl_if],
+    )
+    .unwrap();
+    lab.exec(&cl, "ip", &["link", "set", &cl_if, "up"]).unwrap();
+    let url = format!("wss://{host}{secret}");
+    lab.spawn(
+        &cl,
+        helper,
+        &["t3-client", "127.0.0.1:5556", &url, "172.31.1.20:443", &ca],
+    )
+    .unwrap();
+    let probe = lab.probe(&cl, echo, Duration::from_millis(50)).unwrap();
+    let started = Instant::now();
+    lab.exec(
+        &cl,
+        "wg",
+        &[
+            "set",
+            &cl_if,
+            "private-key",
+            &cl_key,
+            "peer",
+            &gw_public,
+            "endpoint",
+            "127.0.0.1:5556",
+            "allowed-ips",
+            "10.99.1.0/24",
+            "persistent-keepalive",
+            "25",
+        ],
+    )
+    .unwrap();
+    let first = probe.wait_for(started, Duration::from_secs(20), |_| true);
+    assert!(
+        first.is_some(),
+        "no echo through the tunnel over T3: client {} gateway {} edge log {}",
+        lab.exec(&cl, "wg", &["show", &cl_if]).unwrap_or_default(),
+        lab.exec(&gw, "wg", &["show", &gw_if]).unwrap_or_default(),
+        std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default(),
+    );
+    let first = first.unwrap();
+    assert_eq!(first.source, "10.99.1.2");
+    println!(
+        "figure: censor drops all UDP and the gateway's address: first echo over T3 {:.2} s after the client started",
+        (first.at - started).as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let later = probe.echoes(first.at + Duration::from_millis(1));
+    assert!(later.len() >= 20, "{} echoes in 2 s", later.len());
+    // The censor saw the client try nothing but TLS to the edge: its rules dropped none of
+    // T3's packets (the client's own UDP never leaves its namespace).
+    let rules = lab
+        .exec(&lab.ns("censor"), "nft", &["list", "ruleset"])
+        .unwrap();
+    assert!(
+        rules.matches("packets 0").count() == 2,
+        "the censor dropped T3 traffic: {rules}"
+    );
+}

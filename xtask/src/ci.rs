@@ -40,7 +40,8 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     crate::moto::ensure(root)?;
     // damm-catalog's interop test checks its signatures with the stock minisign; damm-tests'
     // netns_failover runs real tunnels (userspace WireGuard in network namespaces, as root);
-    // damm-orchestrator's bootstrap tests validate user-data with cloud-init.
+    // damm-orchestrator's bootstrap tests validate user-data with cloud-init; the censor
+    // tests put nginx between client and gateway.
     crate::tools::ensure_debian_packages(&[
         "minisign",
         "wireguard-go",
@@ -50,6 +51,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         // The gateway bootstrap's user-data is checked with cloud-init's own schema.
         "cloud-init",
         "curl",
+        // The censor tests' CDN edge: a TLS-terminating reverse proxy forwarding WebSocket
+        // upgrades, with a test CA made by openssl.
+        "nginx-light",
+        "openssl",
     ])?;
     if has_nextest() {
         step(

@@ -5,6 +5,8 @@
 //! - **T1**, obfuscated UDP ([`t1`], [`relay`]): each datagram sealed under the gateway's
 //!   T1 key with a random nonce and random padding, so no byte, type or length of
 //!   WireGuard's is left on the wire, and a prober without the key gets no answer.
+//! - **T3**, WebSocket over TLS through a CDN front ([`t3`]): one datagram per binary
+//!   message on a secret path; everything else gets an ordinary web page.
 //!
 //! The codecs are pure and fuzzed; the relays are small tokio loops. The agent decides which
 //! transport to use; the catalog describes them; the orchestrator never imports this crate.
@@ -22,3 +24,4 @@
 
 pub mod relay;
 pub mod t1;
+pub mod t3;

@@ -20,6 +20,8 @@
 //!   (`damm_sim::machine::boot`), run by `damm_tests::bootlab`.
 //! - `damm-netns-udp t1-gateway LISTEN WIREGUARD KEY_FILE` and `t1-client LISTEN GATEWAY
 //!   KEY_FILE`: the T1 relays of `damm_transport::relay` (the censor tests).
+//! - `damm-netns-udp t3-gateway LISTEN WIREGUARD PATH` and `t3-client LISTEN URL CONNECT_TO
+//!   CA_FILE`: T3's gateway listener and client forwarder (`damm_transport::t3`).
 
 use std::io::Write as _;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -122,10 +124,7 @@ fn main() -> anyhow::Result<()> {
             let key = damm_transport::t1::Key::from_hex(&std::fs::read_to_string(key_file)?)
                 .ok_or_else(|| anyhow::anyhow!("{key_file}: not 64 hex digits"))?;
             let gateway = side == "t1-gateway";
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
+            runtime()?.block_on(async move {
                 let socket = tokio::net::UdpSocket::bind(listen).await?;
                 let options = damm_transport::relay::Options::default();
                 let stats = std::sync::Arc::default();
@@ -137,8 +136,38 @@ fn main() -> anyhow::Result<()> {
             })?;
             Ok(())
         }
+        Some("t3-gateway") => {
+            let listen: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
+            let wireguard: SocketAddr = args.get(3).ok_or_else(usage)?.parse()?;
+            let path = args.get(4).ok_or_else(usage)?.clone();
+            let options = damm_transport::t3::GatewayOptions::new(path, wireguard);
+            runtime()?.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                damm_transport::t3::gateway(listener, options, std::sync::Arc::default()).await
+            })?;
+            Ok(())
+        }
+        Some("t3-client") => {
+            let listen: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
+            let url = args.get(3).ok_or_else(usage)?.clone();
+            let connect_to: SocketAddr = args.get(4).ok_or_else(usage)?.parse()?;
+            let ca = std::fs::read(args.get(5).ok_or_else(usage)?)?;
+            let mut options = damm_transport::t3::ClientOptions::new(url, connect_to);
+            options.tls = Some(damm_transport::t3::tls_trusting(&ca).map_err(anyhow::Error::msg)?);
+            runtime()?.block_on(async move {
+                let local = tokio::net::UdpSocket::bind(listen).await?;
+                damm_transport::t3::client(local, options, std::sync::Arc::default()).await
+            })?;
+            Ok(())
+        }
         _ => Err(usage()),
     }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// A tiny HTTP/1.1 server: `answer` maps a GET's path to a body (200) or `None` (404).
@@ -219,6 +248,7 @@ fn usage() -> anyhow::Error {
         "usage: damm-netns-udp echo ADDR:PORT | probe ADDR:PORT INTERVAL_MS | http ADDR:PORT \
          | forward ADDR:PORT (stdin: a listening socket) | reverse LISTEN NETNS TARGET \
          | files ADDR:PORT DIR | boot ROOT USER_DATA HOST_PID \
-         | t1-gateway LISTEN WIREGUARD KEY_FILE | t1-client LISTEN GATEWAY KEY_FILE"
+         | t1-gateway LISTEN WIREGUARD KEY_FILE | t1-client LISTEN GATEWAY KEY_FILE \
+         | t3-gateway LISTEN WIREGUARD PATH | t3-client LISTEN URL CONNECT_TO CA_FILE"
     )
 }
