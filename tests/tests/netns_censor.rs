@@ -433,3 +433,137 @@ fn censor_dropping_all_udp_and_the_gateway_leaves_t3_through_the_cdn_edge() {
         "the censor dropped T3 traffic: {rules}"
     );
 }
+
+/// Received throughput of a 5 s iperf3 TCP run from `cl` to the server at `server`, in
+/// bits per second.
+fn iperf(lab: &Lab, cl: &str, server: &str) -> f64 {
+    let json = lab
+        .exec(
+            cl,
+            "iperf3",
+            &["-c", server, "-t", "5", "-J", "--connect-timeout", "3000"],
+        )
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("iperf3 to {server}: {}", v["error"]))
+}
+
+/// The throughput figures of docs/transports.md: T0, T1 and T3 on the same netns path, no
+/// censor rule, one WireGuard pair. A measurement, not a check: `cargo test -p damm-tests
+/// --test netns_censor -- --ignored --nocapture` (needs iperf3: `apt-get install iperf3`).
+#[test]
+#[ignore = "a measurement: run by hand for docs/transports.md"]
+fn censor_lab_throughput_per_transport() {
+    if netns::skip("netns_censor") || netns::sh("sh", &["-c", "command -v iperf3"]).is_err() {
+        eprintln!("skipped: needs root, the netns tools and iperf3");
+        return;
+    }
+    let prefix = format!("dcp{}", std::process::id() % 1000);
+    let mut lab = Topology::new()
+        .node("gw", "172.31.2.11/24")
+        .node("edge", "172.31.2.20/24")
+        .node("censor", "172.31.2.2/24")
+        .link("cl", "10.31.2.2/30", "censor", "10.31.2.1/30")
+        .router("censor")
+        .route("cl", "default", "10.31.2.1")
+        .route("gw", "10.31.2.0/30", "172.31.2.2")
+        .route("edge", "10.31.2.0/30", "172.31.2.2")
+        .build(&prefix)
+        .expect("lab");
+    let (cl, gw, edge) = (lab.ns("cl"), lab.ns("gw"), lab.ns("edge"));
+    let dir = tempfile::tempdir().unwrap();
+    let gw_if = lab.wireguard(&gw, "gw").unwrap();
+    let cl_if = lab.wireguard(&cl, "cl").unwrap();
+    let (gw_private, gw_public) = keypair(&lab, &gw);
+    let (cl_private, cl_public) = keypair(&lab, &cl);
+    let gw_key = dir.path().join("gw.key");
+    let cl_key = dir.path().join("cl.key");
+    std::fs::write(&gw_key, gw_private).unwrap();
+    std::fs::write(&cl_key, cl_private).unwrap();
+    let (gw_key, cl_key) = (
+        gw_key.to_string_lossy().into_owned(),
+        cl_key.to_string_lossy().into_owned(),
+    );
+    lab.exec(
+        &gw,
+        "wg",
+        &[
+            "set",
+            &gw_if,
+            "private-key",
+            &gw_key,
+            "listen-port",
+            "51820",
+            "peer",
+            &cl_public,
+            "allowed-ips",
+            "10.99.0.2/32",
+        ],
+    )
+    .unwrap();
+    // One MTU for all three, small enough for T1 and T3 not to fragment.
+    for (ns, iface, address) in [(&gw, &gw_if, "10.99.0.1/24"), (&cl, &cl_if, "10.99.0.2/24")] {
+        lab.exec(ns, "ip", &["address", "add", address, "dev", iface])
+            .unwrap();
+        lab.exec(ns, "ip", &["link", "set", iface, "mtu", "1380", "up"])
+            .unwrap();
+    }
+    let helper = env!("CARGO_BIN_EXE_damm-netns-udp");
+    let t1_key = dir.path().join("t1.key");
+    std::fs::write(&t1_key, "5a".repeat(32)).unwrap();
+    let t1_key = t1_key.to_string_lossy().into_owned();
+    let secret = "/v2Lq8RtYx4mNz7Kp3WcB6h";
+    lab.spawn(
+        &gw,
+        helper,
+        &["t1-gateway", "0.0.0.0:4443", "127.0.0.1:51820", &t1_key],
+    )
+    .unwrap();
+    lab.spawn(
+        &gw,
+        helper,
+        &["t3-gateway", "0.0.0.0:8080", "127.0.0.1:51820", secret],
+    )
+    .unwrap();
+    let (ca, cert, key) = test_certificates(dir.path(), "front.example");
+    let conf = edge_config(dir.path(), "front.example", &cert, &key, "172.31.2.11:8080");
+    lab.spawn(&edge, "nginx", &["-c", &conf]).unwrap();
+    lab.spawn(
+        &cl,
+        helper,
+        &["t1-client", "127.0.0.1:5555", "172.31.2.11:4443", &t1_key],
+    )
+    .unwrap();
+    let url = format!("wss://front.example{secret}");
+    lab.spawn(
+        &cl,
+        helper,
+        &["t3-client", "127.0.0.1:5556", &url, "172.31.2.20:443", &ca],
+    )
+    .unwrap();
+    lab.spawn(&gw, "iperf3", &["-s", "-B", "10.99.0.1"])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut results = Vec::new();
+    for (name, endpoint) in [
+        ("T0", "172.31.2.11:51820"),
+        ("T1", "127.0.0.1:5555"),
+        ("T3", "127.0.0.1:5556"),
+    ] {
+        connect(&lab, &cl, &cl_if, &cl_key, &gw_public, endpoint);
+        // Let the handshake settle on the new endpoint.
+        std::thread::sleep(Duration::from_secs(2));
+        let bps = iperf(&lab, &cl, "10.99.0.1");
+        results.push((name, bps));
+    }
+    let t0 = results[0].1;
+    for (name, bps) in &results {
+        println!(
+            "figure: throughput over {name}: {:.0} Mbit/s ({:.2} of T0)",
+            bps / 1e6,
+            bps / t0
+        );
+    }
+}

@@ -21,9 +21,10 @@ const TARGETS: &[(&str, &str)] = &[
     ("static_host", "fuzz"),
     ("tailscale", "fuzz"),
     ("vultr", "fuzz"),
+    ("t1_open", "fuzz"),
 ];
 
-const USAGE: &str = "usage: cargo xtask fuzz [TARGET] [--seconds N]\n  targets: policy, verify, cloudflare, digitalocean, hetzner, static_host, tailscale, vultr";
+const USAGE: &str = "usage: cargo xtask fuzz [TARGET] [--seconds N]\n  targets: policy, verify, cloudflare, digitalocean, hetzner, static_host, tailscale, vultr, t1_open";
 
 pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let mut seconds = 60u64;
