@@ -187,6 +187,7 @@ fn client_fails_over_between_ingresses_and_survives_egress_rotation() {
             transports: vec![Transport::WireguardUdp],
             endpoint: format!("172.31.0.1{i}:51820"),
             gateway_public_key: ingresses[i - 1].keys.public_key(),
+            offers: Vec::new(),
         })
         .collect();
     let catalog = Catalog {

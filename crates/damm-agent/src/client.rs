@@ -458,6 +458,7 @@ mod tests {
             transports: vec![Transport::WireguardUdp],
             endpoint: "192.0.2.1:51820".into(),
             gateway_public_key: KeyPair::generate().public_key(),
+            offers: Vec::new(),
         }
     }
 

@@ -96,7 +96,7 @@ fn parse_port(text: &str) -> Option<u16> {
 }
 
 /// An IPv4 address or an RFC 1123 hostname (IPv6 must be bracketed, so a `:` is refused).
-fn parse_host(host: &str) -> Option<EndpointHost> {
+pub(crate) fn parse_host(host: &str) -> Option<EndpointHost> {
     if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
         return Some(EndpointHost::Ip(IpAddr::V4(ip)));
     }

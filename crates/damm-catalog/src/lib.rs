@@ -5,7 +5,8 @@
 //! and the gateway's WireGuard key). This crate holds everything a client needs to use it and
 //! nothing else (no orchestrator, no async runtime), so clients and small agents can embed it:
 //!
-//! - the schema (`damm-catalog/1`) with its validation: [`Catalog::from_json`];
+//! - the schema (`damm-catalog/1`) with its validation: [`Catalog::from_json`]; each path's
+//!   [`Offer`]s list the transports it can be reached by, with their parameters;
 //! - Ed25519 signatures in minisign's file format, so operators check a catalog with the stock
 //!   `minisign -Vm catalog.json -p damm.pub`: [`SigningKey`], [`PublicKey`], [`sign`],
 //!   [`sign_catalog`], and [`verify`], which also refuses expired, not-yet-valid and rolled-back
@@ -42,6 +43,8 @@
 //!     transports: vec![Transport::WireguardUdp],
 //!     endpoint: "203.0.113.10:51820".into(),
 //!     gateway_public_key: gateway.public_key(),
+//!     // T0 only: nothing beyond the primary transport to offer.
+//!     offers: vec![],
 //! };
 //! let catalog = Catalog {
 //!     schema: damm_catalog::SCHEMA_V1.into(),
@@ -67,6 +70,7 @@ mod endpoint;
 #[doc(hidden)]
 pub mod fuzz;
 mod gateway;
+mod offer;
 mod pick;
 mod schema;
 mod signature;
@@ -77,6 +81,7 @@ pub use gateway::{
     Backbone, GATEWAY_SCHEMA_V1, GatewayConfig, GatewayConfigError, GatewayPeer, GatewayRole,
     SignedGatewayConfig, gateway_trusted_comment, sign_gateway_config, verify_gateway_config,
 };
+pub use offer::{Offer, T0Offer, T1Key, T1Offer, T3Offer};
 pub use pick::{Measurement, effective_score, next_after, pick};
 pub use schema::{
     Catalog, CatalogError, Component, MAX_IDENTIFIER_LEN, Path, RegionPaths, Role, SCHEMA_V1,

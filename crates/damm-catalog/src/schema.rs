@@ -2,6 +2,8 @@
 //!
 //! Every struct refuses unknown fields: a client that cannot understand a field must not
 //! silently act on a catalog without it. A change to the schema is a new `schema` string.
+//! The one extension point is a path's `offers` (see [`crate::Offer`]): an offer of a kind
+//! this client does not know is skipped, so new transports need no new schema.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -10,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::endpoint::{Endpoint, EndpointError};
+use crate::offer::{Offer, OfferProblem, deserialize_offers};
 use crate::wg::WgKey;
 
 /// The `schema` value of a version 1 catalog.
@@ -71,12 +74,24 @@ pub struct Path {
     pub composition: Vec<Component>,
     /// The orchestrator's score, 0 (unusable) to 1 (best).
     pub score: f64,
-    /// The transports this path speaks.
+    /// The path's primary transport (what clients that do not read `offers` use), first.
+    /// Only ever the three values of schema 1: new transports go in `offers`.
     pub transports: Vec<Transport>,
-    /// Where the client sends its WireGuard packets: `host:port`, IPv6 as `[addr]:port`.
+    /// Where the client sends its WireGuard packets over the primary transport: `host:port`,
+    /// IPv6 as `[addr]:port`.
     pub endpoint: String,
-    /// The WireGuard public key of the gateway behind the endpoint.
+    /// The WireGuard public key of the gateway behind the endpoint (and every offer).
     pub gateway_public_key: WgKey,
+    /// Every way into this path's gateway with its parameters, the primary one included, for
+    /// clients that race transports. Empty (and then left out of the JSON) where the path
+    /// offers nothing beyond `transports` and `endpoint`. Offers of a kind this crate does not
+    /// know are skipped when parsing.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "deserialize_offers"
+    )]
+    pub offers: Vec<Offer>,
 }
 
 /// One provider component of a path.
@@ -238,7 +253,7 @@ impl Catalog {
     }
 
     /// Checks everything the types alone do not: schema, version, validity window, names,
-    /// scores, endpoints, keys and the uniqueness of path ids within a region.
+    /// scores, endpoints, keys, offers and the uniqueness of path ids within a region.
     pub fn validate(&self) -> Result<(), CatalogError> {
         if self.schema != SCHEMA_V1 {
             return Err(CatalogError::UnsupportedSchema {
@@ -320,6 +335,17 @@ impl Path {
                 &format!("{at}.gateway_public_key"),
                 "is the all-zero key".into(),
             ));
+        }
+        for (k, offer) in self.offers.iter().enumerate() {
+            offer.check().map_err(|problem| match problem {
+                OfferProblem::Endpoint(field, source) => CatalogError::Endpoint {
+                    field: format!("{at}.offers[{k}].{field}"),
+                    source,
+                },
+                OfferProblem::Field(field, reason) => {
+                    invalid(&format!("{at}.offers[{k}].{field}"), reason)
+                }
+            })?;
         }
         Ok(())
     }

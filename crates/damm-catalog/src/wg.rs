@@ -228,6 +228,7 @@ pub enum WgConfigError {
 ///     transports: vec![Transport::WireguardUdp],
 ///     endpoint: "203.0.113.10:51820".into(),
 ///     gateway_public_key: gateway.public_key(),
+///     offers: vec![],
 /// };
 /// let client = ClientConfig {
 ///     private_key: KeyPair::generate().private_key().clone(),

@@ -55,6 +55,27 @@ pub struct Policy {
     /// Overlay networks: the `overlay` providers gateways may join.
     #[serde(default)]
     pub overlay: OverlayPolicy,
+    /// Fleet-wide settings of the transports beyond bare WireGuard (T1). Regions opt in.
+    #[serde(default)]
+    pub transports: TransportsPolicy,
+}
+
+/// WireGuard's own port, which a T1 listener on the same address must not take.
+pub const WIREGUARD_PORT: u16 = 51820;
+
+/// `[transports]`: where the gateways listen for the transports a region may offer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportsPolicy {
+    /// The UDP port of every gateway's T1 (obfuscated UDP) listener, beside WireGuard's.
+    pub t1_port: u16,
+}
+
+impl Default for TransportsPolicy {
+    fn default() -> Self {
+        // Not 443: UDP/443 is QUIC, which censors classify (and some throttle) on its own.
+        TransportsPolicy { t1_port: 4443 }
+    }
 }
 
 /// `[fronts]`: CDN-fronted hostnames in front of ingresses (T3 paths). Regions opt in with
@@ -428,6 +449,10 @@ pub struct RegionPolicy {
     /// Clients here are behind a censor (see `[fronts] only_censored`).
     #[serde(default)]
     pub censored: bool,
+    /// Offer T1 (obfuscated UDP, `[transports] t1_port`) on every ingress of the region,
+    /// beside its T0 path.
+    #[serde(default)]
+    pub t1: bool,
 }
 
 fn default_min_providers() -> u32 {
@@ -553,6 +578,11 @@ impl Policy {
             && !self.fronts.providers.is_empty()
     }
 
+    /// Whether the ingress of `region` offer T1 beside their T0 paths.
+    pub fn t1_in(&self, region: &Region) -> bool {
+        self.regions.get(region).is_some_and(|r| r.t1)
+    }
+
     /// Whether the gateways of `region` join the overlay providers.
     pub fn overlay_in(&self, region: &Region) -> bool {
         self.regions.get(region).is_some_and(|r| r.overlay) && !self.overlay.providers.is_empty()
@@ -671,6 +701,21 @@ impl Policy {
             if !(0.0..=1.0).contains(&value) {
                 return Err((at(&["paths", name]), "must be between 0 and 1".into()));
             }
+        }
+        match self.transports.t1_port {
+            0 => {
+                return Err((
+                    at(&["transports", "t1_port"]),
+                    "must be a port, 1 to 65535".into(),
+                ));
+            }
+            WIREGUARD_PORT => {
+                return Err((
+                    at(&["transports", "t1_port"]),
+                    format!("{WIREGUARD_PORT} is WireGuard's own port; T1 listens beside it"),
+                ));
+            }
+            _ => {}
         }
         if self.paths.top_k == 0 {
             return Err((at(&["paths", "top_k"]), "must be at least 1".into()));
@@ -1027,5 +1072,49 @@ mod tests {
         assert!(!opted.fronts_in(&eu) && opted.overlay_in(&eu));
         opted.regions.get_mut(&eu).unwrap().censored = true;
         assert!(opted.fronts_in(&eu));
+    }
+
+    #[test]
+    fn t1_is_per_region_on_one_fleet_wide_port() {
+        let policy = Policy::default_policy();
+        let eu = Region::new("eu-central").unwrap();
+        assert_eq!(policy.transports.t1_port, 4443);
+        assert!(!policy.t1_in(&eu), "T1 is off unless a region asks");
+
+        let text =
+            DEFAULT_POLICY.replacen("[regions.eu-central]", "[regions.eu-central]\nt1 = true", 1)
+                + "\n[transports]\nt1_port = 5555\n";
+        let policy = Policy::parse(&text, "p.toml").unwrap();
+        assert!(policy.t1_in(&eu));
+        assert!(!policy.t1_in(&Region::new("us-east").unwrap()));
+        assert_eq!(policy.transports.t1_port, 5555);
+
+        let with = |section: &str| Policy::parse(&format!("{DEFAULT_POLICY}\n{section}"), "p.toml");
+        for (port, says) in [
+            ("51820", "WireGuard"),
+            ("0", "1 to 65535"),
+            ("65536", ""),
+            ("-1", ""),
+        ] {
+            let text = format!("[transports]\nt1_port = {port}");
+            let e = with(&text).unwrap_err();
+            assert_eq!(e.field, "transports.t1_port", "{port}: {e}");
+            assert!(e.message.contains(says), "{port}: {e}");
+            let full = format!("{DEFAULT_POLICY}\n{text}");
+            assert_eq!(e.line, line_of("t1_port", &full), "{port}: {e}");
+        }
+        let e = with("[transports]\nt2_port = 1").unwrap_err();
+        assert!(e.message.contains("unknown field"), "{e}");
+
+        // The censored example offers all three transports in its censored region.
+        let example = Policy::parse(
+            include_str!("../../../policy/examples/censored-region.toml"),
+            "censored-region.toml",
+        )
+        .unwrap();
+        let censored = Region::new("ap-southeast").unwrap();
+        assert!(example.t1_in(&censored) && example.fronts_in(&censored));
+        let calm = Region::new("eu-central").unwrap();
+        assert!(!example.t1_in(&calm) && !example.fronts_in(&calm));
     }
 }

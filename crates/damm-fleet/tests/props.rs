@@ -145,6 +145,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                             fronts: wants[i].0,
                             overlay: wants[i].1,
                             censored: wants[i].2,
+                            t1: false,
                         },
                     );
                 }
@@ -192,6 +193,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                         )]
                         .into(),
                     },
+                    transports: Default::default(),
                 }
             },
         )

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use damm_catalog::{
-    Catalog, Component, KeyId, Path, PrivateKey, RegionPaths, Role, SCHEMA_V1, SigningKey,
-    Transport, Validation, WgKey,
+    Catalog, Component, KeyId, Offer, Path, PrivateKey, RegionPaths, Role, SCHEMA_V1, SigningKey,
+    T0Offer, T1Key, T1Offer, T3Offer, Transport, Validation, WgKey,
 };
 
 /// The tests' clock.
@@ -46,11 +46,30 @@ pub(crate) fn path(id: &str, score: f64, components: &[(Role, &str)], endpoint: 
         transports: vec![Transport::WireguardUdp],
         endpoint: endpoint.to_owned(),
         gateway_public_key: gateway(id.len() as u8),
+        offers: Vec::new(),
     }
 }
 
-/// A catalog using every field, role and transport.
+/// The T1 key of the sample's first path.
+pub(crate) const SAMPLE_T1_KEY: [u8; 32] = [0x5a; 32];
+
+/// A catalog using every field, role, transport and offer kind.
 pub(crate) fn sample() -> Catalog {
+    let mut udp = path(
+        "eu-central/hetzner-fsn1-a",
+        0.93,
+        &[(Role::Ingress, "hetzner")],
+        "203.0.113.10:51820",
+    );
+    udp.offers = vec![
+        Offer::T0(T0Offer {
+            endpoint: "203.0.113.10:51820".to_owned(),
+        }),
+        Offer::T1(T1Offer {
+            endpoint: "203.0.113.10:4443".to_owned(),
+            key: T1Key::from_bytes(SAMPLE_T1_KEY),
+        }),
+    ];
     let mut fronted = path(
         "eu-central/cf-hetzner-aws",
         0.82,
@@ -62,6 +81,11 @@ pub(crate) fn sample() -> Catalog {
         "vpn-front.example.org:443",
     );
     fronted.transports = vec![Transport::CdnFronted, Transport::WireguardUdp];
+    fronted.offers = vec![Offer::T3(T3Offer {
+        url: "wss://vpn-front.example.org/q3Vt7hWc0Zb9xKpL2mNaRg".to_owned(),
+        host: "vpn-front.example.org".to_owned(),
+        sni: "vpn-front.example.org".to_owned(),
+    })];
     let mut overlay = path(
         "eu-central/tailnet-vultr",
         0.4,
@@ -84,16 +108,7 @@ pub(crate) fn sample() -> Catalog {
             (
                 "eu-central".to_owned(),
                 RegionPaths {
-                    paths: vec![
-                        path(
-                            "eu-central/hetzner-fsn1-a",
-                            0.93,
-                            &[(Role::Ingress, "hetzner")],
-                            "203.0.113.10:51820",
-                        ),
-                        fronted,
-                        overlay,
-                    ],
+                    paths: vec![udp, fronted, overlay],
                 },
             ),
             (

@@ -49,6 +49,30 @@ fn tampering_any_catalog_byte_is_rejected() {
     assert!(verify(shorter.as_bytes(), &sig, &trusted(), None, now()).is_err());
 }
 
+#[test]
+fn the_signature_covers_the_offers() {
+    let (json, sig) = signed();
+    assert!(json.contains("\"offers\"") && json.contains(&"5a".repeat(32)));
+    // Valid catalogs each, so only the signature can refuse them: another T1 key, another T3
+    // secret path, the offers gone.
+    let other_key = json.replace(&"5a".repeat(32), &"6b".repeat(32));
+    let other_path = json.replace("/q3Vt7hWc0Zb9xKpL2mNaRg", "/guessed");
+    let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value["regions"]["eu-central"]["paths"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("offers");
+    let no_offers = serde_json::to_string_pretty(&value).unwrap() + "\n";
+    for forged in [other_key, other_path, no_offers] {
+        assert_ne!(forged, json);
+        assert!(Catalog::from_json(forged.as_bytes()).is_ok());
+        assert!(matches!(
+            verify(forged.as_bytes(), &sig, &trusted(), None, now()),
+            Err(VerifyError::BadSignature { .. })
+        ));
+    }
+}
+
 /// Replaces base64 character `index` of `line` with another valid base64 character.
 fn flip_base64_char(sig: &str, line: usize, index: usize) -> String {
     let mut lines: Vec<String> = sig.lines().map(str::to_owned).collect();
