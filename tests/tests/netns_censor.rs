@@ -36,6 +36,58 @@ fn keypair(lab: &Lab, ns: &str) -> (String, String) {
     (private, public)
 }
 
+/// A WireGuard pair: the gateway's interface configured (key, port 51820, the client as
+/// peer at `<net>.2/32`, its own address `<net>.1/24`, up), the client's made and keyed.
+struct Tunnel {
+    gw_if: String,
+    cl_if: String,
+    gw_public: String,
+    cl_private: String,
+    /// The client's private key file.
+    cl_key: String,
+}
+
+fn tunnel(lab: &mut Lab, gw: &str, cl: &str, dir: &std::path::Path, net: &str) -> Tunnel {
+    let gw_if = lab.wireguard(gw, "gw").unwrap();
+    let cl_if = lab.wireguard(cl, "cl").unwrap();
+    let (gw_private, gw_public) = keypair(lab, gw);
+    let (cl_private, cl_public) = keypair(lab, cl);
+    let gw_key = dir.join("gw.key");
+    let cl_key = dir.join("cl.key");
+    std::fs::write(&gw_key, gw_private).unwrap();
+    std::fs::write(&cl_key, &cl_private).unwrap();
+    let gw_key = gw_key.to_string_lossy().into_owned();
+    let peer = format!("{net}.2/32");
+    lab.exec(
+        gw,
+        "wg",
+        &[
+            "set",
+            &gw_if,
+            "private-key",
+            &gw_key,
+            "listen-port",
+            "51820",
+            "peer",
+            &cl_public,
+            "allowed-ips",
+            &peer,
+        ],
+    )
+    .unwrap();
+    let address = format!("{net}.1/24");
+    lab.exec(gw, "ip", &["address", "add", &address, "dev", &gw_if])
+        .unwrap();
+    lab.exec(gw, "ip", &["link", "set", &gw_if, "up"]).unwrap();
+    Tunnel {
+        gw_if,
+        cl_if,
+        gw_public,
+        cl_private,
+        cl_key: cl_key.to_string_lossy().into_owned(),
+    }
+}
+
 /// Points the client's WireGuard peer at `endpoint`.
 fn connect(lab: &Lab, ns: &str, iface: &str, key: &str, peer: &str, endpoint: &str) {
     lab.exec(
@@ -90,40 +142,13 @@ fn censor_dropping_wireguard_handshakes_stops_t0_and_t1_carries_the_tunnel() {
     let dir = tempfile::tempdir().unwrap();
 
     // WireGuard on both ends.
-    let gw_if = lab.wireguard(&gw, "gw").unwrap();
-    let cl_if = lab.wireguard(&cl, "cl").unwrap();
-    let (gw_private, gw_public) = keypair(&lab, &gw);
-    let (cl_private, cl_public) = keypair(&lab, &cl);
-    let gw_key = dir.path().join("gw.key");
-    let cl_key = dir.path().join("cl.key");
-    std::fs::write(&gw_key, gw_private).unwrap();
-    std::fs::write(&cl_key, cl_private).unwrap();
-    let gw_key = gw_key.to_string_lossy().into_owned();
-    let cl_key = cl_key.to_string_lossy().into_owned();
-    lab.exec(
-        &gw,
-        "wg",
-        &[
-            "set",
-            &gw_if,
-            "private-key",
-            &gw_key,
-            "listen-port",
-            "51820",
-            "peer",
-            &cl_public,
-            "allowed-ips",
-            "10.99.0.2/32",
-        ],
-    )
-    .unwrap();
-    lab.exec(
-        &gw,
-        "ip",
-        &["address", "add", "10.99.0.1/24", "dev", &gw_if],
-    )
-    .unwrap();
-    lab.exec(&gw, "ip", &["link", "set", &gw_if, "up"]).unwrap();
+    let Tunnel {
+        gw_if,
+        cl_if,
+        gw_public,
+        cl_key,
+        ..
+    } = tunnel(&mut lab, &gw, &cl, dir.path(), "10.99.0");
     connect(&lab, &cl, &cl_if, &cl_key, &gw_public, "172.31.0.11:51820");
     lab.exec(
         &cl,
@@ -152,7 +177,7 @@ fn censor_dropping_wireguard_handshakes_stops_t0_and_t1_carries_the_tunnel() {
 
     // T1: relays on both ends under one key; the client's WireGuard aims at its forwarder.
     let t1_key = dir.path().join("t1.key");
-    std::fs::write(&t1_key, "5a".repeat(32)).unwrap();
+    std::fs::write(&t1_key, T1_KEY_HEX).unwrap();
     let t1_key = t1_key.to_string_lossy().into_owned();
     let helper = env!("CARGO_BIN_EXE_damm-netns-udp");
     lab.spawn(
@@ -301,65 +326,27 @@ fn censor_dropping_all_udp_and_the_gateway_leaves_t3_through_the_cdn_edge() {
         return;
     }
     let prefix = format!("dc3{}", std::process::id() % 1000);
-    let mut lab = Topology::new()
-        .node("gw", "172.31.1.11/24")
-        .node("edge", "172.31.1.20/24")
-        .node("censor", "172.31.1.2/24")
-        .link("cl", "10.31.1.2/30", "censor", "10.31.1.1/30")
-        .router("censor")
-        .route("cl", "default", "10.31.1.1")
-        .route("gw", "10.31.1.0/30", "172.31.1.2")
-        .route("edge", "10.31.1.0/30", "172.31.1.2")
+    let mut lab = edge_topology(1)
         .nft("censor", DROP_UDP_AND_THE_GATEWAY)
         .build(&prefix)
         .expect("lab");
     let (cl, gw, edge) = (lab.ns("cl"), lab.ns("gw"), lab.ns("edge"));
     let dir = tempfile::tempdir().unwrap();
     let host = "front.example";
-    let secret = "/v2Lq8RtYx4mNz7Kp3WcB6h";
 
     // The gateway: WireGuard and T3's listener behind the edge.
-    let gw_if = lab.wireguard(&gw, "gw").unwrap();
-    let cl_if = lab.wireguard(&cl, "cl").unwrap();
-    let (gw_private, gw_public) = keypair(&lab, &gw);
-    let (cl_private, cl_public) = keypair(&lab, &cl);
-    let gw_key = dir.path().join("gw.key");
-    let cl_key = dir.path().join("cl.key");
-    std::fs::write(&gw_key, gw_private).unwrap();
-    std::fs::write(&cl_key, cl_private).unwrap();
-    let (gw_key, cl_key) = (
-        gw_key.to_string_lossy().into_owned(),
-        cl_key.to_string_lossy().into_owned(),
-    );
-    lab.exec(
-        &gw,
-        "wg",
-        &[
-            "set",
-            &gw_if,
-            "private-key",
-            &gw_key,
-            "listen-port",
-            "51820",
-            "peer",
-            &cl_public,
-            "allowed-ips",
-            "10.99.1.2/32",
-        ],
-    )
-    .unwrap();
-    lab.exec(
-        &gw,
-        "ip",
-        &["address", "add", "10.99.1.1/24", "dev", &gw_if],
-    )
-    .unwrap();
-    lab.exec(&gw, "ip", &["link", "set", &gw_if, "up"]).unwrap();
+    let Tunnel {
+        gw_if,
+        cl_if,
+        gw_public,
+        cl_key,
+        ..
+    } = tunnel(&mut lab, &gw, &cl, dir.path(), "10.99.1");
     let helper = env!("CARGO_BIN_EXE_damm-netns-udp");
     lab.spawn(
         &gw,
         helper,
-        &["t3-gateway", "0.0.0.0:8080", "127.0.0.1:51820", secret],
+        &["t3-gateway", "0.0.0.0:8080", "127.0.0.1:51820", SECRET],
     )
     .unwrap();
 
@@ -378,7 +365,7 @@ fn censor_dropping_all_udp_and_the_gateway_leaves_t3_through_the_cdn_edge() {
     )
     .unwrap();
     lab.exec(&cl, "ip", &["link", "set", &cl_if, "up"]).unwrap();
-    let url = format!("wss://{host}{secret}");
+    let url = format!("wss://{host}{SECRET}");
     lab.spawn(
         &cl,
         helper,
@@ -461,82 +448,37 @@ fn censor_lab_throughput_per_transport() {
         return;
     }
     let prefix = format!("dcp{}", std::process::id() % 1000);
-    let mut lab = Topology::new()
-        .node("gw", "172.31.2.11/24")
-        .node("edge", "172.31.2.20/24")
-        .node("censor", "172.31.2.2/24")
-        .link("cl", "10.31.2.2/30", "censor", "10.31.2.1/30")
-        .router("censor")
-        .route("cl", "default", "10.31.2.1")
-        .route("gw", "10.31.2.0/30", "172.31.2.2")
-        .route("edge", "10.31.2.0/30", "172.31.2.2")
-        .build(&prefix)
-        .expect("lab");
+    let mut lab = edge_topology(2).build(&prefix).expect("lab");
     let (cl, gw, edge) = (lab.ns("cl"), lab.ns("gw"), lab.ns("edge"));
     let dir = tempfile::tempdir().unwrap();
-    let gw_if = lab.wireguard(&gw, "gw").unwrap();
-    let cl_if = lab.wireguard(&cl, "cl").unwrap();
-    let (gw_private, gw_public) = keypair(&lab, &gw);
-    let (cl_private, cl_public) = keypair(&lab, &cl);
-    let gw_key = dir.path().join("gw.key");
-    let cl_key = dir.path().join("cl.key");
-    std::fs::write(&gw_key, gw_private).unwrap();
-    std::fs::write(&cl_key, cl_private).unwrap();
-    let (gw_key, cl_key) = (
-        gw_key.to_string_lossy().into_owned(),
-        cl_key.to_string_lossy().into_owned(),
-    );
+    let Tunnel {
+        gw_if,
+        cl_if,
+        gw_public,
+        cl_key,
+        ..
+    } = tunnel(&mut lab, &gw, &cl, dir.path(), "10.99.0");
+    // One MTU for all three, small enough for T1 and T3 not to fragment.
     lab.exec(
-        &gw,
-        "wg",
-        &[
-            "set",
-            &gw_if,
-            "private-key",
-            &gw_key,
-            "listen-port",
-            "51820",
-            "peer",
-            &cl_public,
-            "allowed-ips",
-            "10.99.0.2/32",
-        ],
+        &cl,
+        "ip",
+        &["address", "add", "10.99.0.2/24", "dev", &cl_if],
     )
     .unwrap();
-    // One MTU for all three, small enough for T1 and T3 not to fragment.
-    for (ns, iface, address) in [(&gw, &gw_if, "10.99.0.1/24"), (&cl, &cl_if, "10.99.0.2/24")] {
-        lab.exec(ns, "ip", &["address", "add", address, "dev", iface])
-            .unwrap();
+    for (ns, iface) in [(&gw, &gw_if), (&cl, &cl_if)] {
         lab.exec(ns, "ip", &["link", "set", iface, "mtu", "1380", "up"])
             .unwrap();
     }
+    let ca = gateway_transports(&mut lab, &gw, &edge, dir.path(), 2);
     let helper = env!("CARGO_BIN_EXE_damm-netns-udp");
-    let t1_key = dir.path().join("t1.key");
-    std::fs::write(&t1_key, "5a".repeat(32)).unwrap();
-    let t1_key = t1_key.to_string_lossy().into_owned();
-    let secret = "/v2Lq8RtYx4mNz7Kp3WcB6h";
-    lab.spawn(
-        &gw,
-        helper,
-        &["t1-gateway", "0.0.0.0:4443", "127.0.0.1:51820", &t1_key],
-    )
-    .unwrap();
-    lab.spawn(
-        &gw,
-        helper,
-        &["t3-gateway", "0.0.0.0:8080", "127.0.0.1:51820", secret],
-    )
-    .unwrap();
-    let (ca, cert, key) = test_certificates(dir.path(), "front.example");
-    let conf = edge_config(dir.path(), "front.example", &cert, &key, "172.31.2.11:8080");
-    lab.spawn(&edge, "nginx", &["-c", &conf]).unwrap();
+    let t1_key = dir.path().join("t1.key").to_string_lossy().into_owned();
     lab.spawn(
         &cl,
         helper,
         &["t1-client", "127.0.0.1:5555", "172.31.2.11:4443", &t1_key],
     )
     .unwrap();
-    let url = format!("wss://front.example{secret}");
+    let url = format!("wss://front.example{SECRET}");
     lab.spawn(
         &cl,
         helper,
@@ -566,4 +508,201 @@ fn censor_lab_throughput_per_transport() {
             bps / t0
         );
     }
+}
+
+/// A censor that drops every UDP datagram.
+const DROP_ALL_UDP: &str = "table inet censor {
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+        meta l4proto udp drop
+    }
+}";
+
+/// The censor lab with a CDN edge: the client behind a routing censor (`10.31.N.0/30`),
+/// the gateway (`172.31.N.11`) and the edge (`172.31.N.20`) on the internet switch.
+fn edge_topology(n: u8) -> Topology {
+    let net = |host: u8| format!("172.31.{n}.{host}/24");
+    Topology::new()
+        .node("gw", &net(11))
+        .node("edge", &net(20))
+        .node("censor", &net(2))
+        .link(
+            "cl",
+            &format!("10.31.{n}.2/30"),
+            "censor",
+            &format!("10.31.{n}.1/30"),
+        )
+        .router("censor")
+        .route("cl", "default", &format!("10.31.{n}.1"))
+        .route("gw", &format!("10.31.{n}.0/30"), &format!("172.31.{n}.2"))
+        .route("edge", &format!("10.31.{n}.0/30"), &format!("172.31.{n}.2"))
+}
+
+/// The lab's shared T1 key (hex) and T3 secret path.
+const T1_KEY_HEX: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+const SECRET: &str = "/v2Lq8RtYx4mNz7Kp3WcB6h";
+
+/// The gateway's T1 and T3 listeners (T3 on 8080 behind the edge) and the edge: nginx with
+/// a test CA's certificate for `front.example`. Returns the CA file clients trust.
+fn gateway_transports(lab: &mut Lab, gw: &str, edge: &str, dir: &std::path::Path, n: u8) -> String {
+    let t1_key = dir.join("t1.key");
+    std::fs::write(&t1_key, T1_KEY_HEX).unwrap();
+    let t1_key = t1_key.to_string_lossy().into_owned();
+    let helper = env!("CARGO_BIN_EXE_damm-netns-udp");
+    lab.spawn(
+        gw,
+        helper,
+        &["t1-gateway", "0.0.0.0:4443", "127.0.0.1:51820", &t1_key],
+    )
+    .unwrap();
+    lab.spawn(
+        gw,
+        helper,
+        &["t3-gateway", "0.0.0.0:8080", "127.0.0.1:51820", SECRET],
+    )
+    .unwrap();
+    let (ca, cert, key) = test_certificates(dir, "front.example");
+    let origin = format!("172.31.{n}.11:8080");
+    let conf = edge_config(dir, "front.example", &cert, &key, &origin);
+    lab.spawn(edge, "nginx", &["-c", &conf]).unwrap();
+    ca
+}
+
+/// The catalog the client agent gets: one path to the gateway with T0, T1 and T3 offers.
+fn offering_catalog(gateway_public: &str, t1_key_hex: &str, secret: &str) -> damm_catalog::Catalog {
+    let text = format!(
+        r#"{{
+          "schema": "damm-catalog/1", "fleet": "lab", "version": 1,
+          "issued_at": "2026-01-01T00:00:00Z", "expires_at": "2036-01-01T00:00:00Z",
+          "validated_for": [],
+          "regions": {{ "lab": {{ "paths": [
+            {{ "path_id": "p", "score": 0.9, "transports": ["T0"], "endpoint": "172.31.3.11:51820",
+              "gateway_public_key": "{gateway_public}",
+              "composition": [{{ "role": "ingress", "provider": "lab", "component": "gw" }}],
+              "offers": [
+                {{ "kind": "T0", "endpoint": "172.31.3.11:51820" }},
+                {{ "kind": "T1", "endpoint": "172.31.3.11:4443", "key": "{t1_key_hex}" }},
+                {{ "kind": "T3", "url": "wss://front.example{secret}", "host": "front.example", "sni": "front.example" }}
+              ] }}
+          ] }} }}
+        }}"#
+    );
+    damm_catalog::Catalog::from_json(text.as_bytes()).unwrap()
+}
+
+/// A censor that starts dropping all UDP in the middle of a session: the client agent,
+/// which connected over T0, notices the silence and moves to T1, then T3 through the CDN
+/// edge, with the same enrollment (its tunnel address is what the destination sees on both
+/// sides of the block). Prints the outage.
+#[test]
+fn censor_blocking_udp_mid_session_moves_the_client_to_t3_with_the_same_enrollment() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use damm_agent::client::{ClientAgent, ClientSettings, Enrollment};
+    use damm_agent::{Host, wg::WgTool};
+
+    if netns::skip("netns_censor") {
+        return;
+    }
+    let prefix = format!("dcm{}", std::process::id() % 1000);
+    let mut lab = edge_topology(3).build(&prefix).expect("lab");
+    let (cl, gw, edge, censor) = (lab.ns("cl"), lab.ns("gw"), lab.ns("edge"), lab.ns("censor"));
+    let dir = tempfile::tempdir().unwrap();
+
+    // The gateway: WireGuard, its T1 and T3 listeners, the edge before it, an echo inside.
+    let Tunnel {
+        cl_if,
+        gw_public,
+        cl_private,
+        ..
+    } = tunnel(&mut lab, &gw, &cl, dir.path(), "10.99.3");
+    let ca = gateway_transports(&mut lab, &gw, &edge, dir.path(), 3);
+    let echo: SocketAddr = "10.99.3.1:7777".parse().unwrap();
+    lab.echo(&gw, echo).unwrap();
+
+    // The client agent, on a thread inside the client's namespace, so that its forwarders'
+    // sockets are there too.
+    let catalog = offering_catalog(&gw_public, T1_KEY_HEX, SECRET);
+    let enrollment = Enrollment {
+        client: "alice".into(),
+        region: "lab".into(),
+        private_key: cl_private.parse::<damm_catalog::PrivateKey>().unwrap(),
+        address: "10.99.3.2/32".into(),
+    };
+    let mut settings = ClientSettings::new(&cl_if, 1);
+    settings.allowed_ips = vec!["10.99.3.0/24".into()];
+    settings.routes = vec!["10.99.3.0/24".into()];
+    let tls = damm_agent::tls_trusting(&std::fs::read(&ca).unwrap()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let current: Arc<Mutex<Vec<String>>> = Arc::default();
+    let client = {
+        let (stop, current, cl) = (Arc::clone(&stop), Arc::clone(&current), cl.clone());
+        std::thread::spawn(move || {
+            let netns = std::fs::File::open(format!("/var/run/netns/{cl}")).unwrap();
+            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            // Worker threads are made from this one: they are in the namespace too.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let host = Host::netns(&cl);
+                let mut agent = ClientAgent::new(
+                    host.clone(),
+                    Box::new(WgTool::new(host)),
+                    enrollment,
+                    settings,
+                    catalog,
+                );
+                agent.set_transport_tls(tls);
+                agent.pin_front("front.example", "172.31.3.20:443".parse().unwrap());
+                agent.connect(Instant::now()).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if let Err(e) = agent.tick(Instant::now()) {
+                        eprintln!("client tick: {e}");
+                    }
+                    let path = agent
+                        .current_path()
+                        .map(|p| p.path_id.clone())
+                        .unwrap_or_default();
+                    let mut seen = current.lock().unwrap_or_else(|e| e.into_inner());
+                    if seen.last() != Some(&path) {
+                        seen.push(path);
+                    }
+                }
+            });
+        })
+    };
+
+    // Before the block: T0, traffic flowing.
+    let probe = lab.probe(&cl, echo, Duration::from_millis(50)).unwrap();
+    let start = Instant::now();
+    let first = probe.wait_for(start, Duration::from_secs(20), |_| true);
+    assert!(first.is_some(), "no traffic before the block");
+    assert_eq!(first.unwrap().source, "10.99.3.2");
+    let now_on = || current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    netns::wait_until(Duration::from_secs(2), || !now_on().is_empty());
+    assert_eq!(now_on(), ["p"], "bare WireGuard first");
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The censor starts dropping every UDP datagram.
+    let down_at = Instant::now();
+    lab.nft(&censor, DROP_ALL_UDP).unwrap();
+    let outage = probe.outage(start, down_at, Duration::from_secs(40));
+    stop.store(true, Ordering::Relaxed);
+    let path = now_on();
+    client.join().unwrap();
+    let outage = outage.unwrap_or_else(|e| panic!("{e:#}: paths {path:?}"));
+    assert_eq!(
+        outage.first.source, "10.99.3.2",
+        "the same enrollment after the move"
+    );
+    assert_eq!(path.last().map(String::as_str), Some("p~t3"), "{path:?}");
+    println!(
+        "figure: all UDP blocked mid-session: outage {outage}, paths {}",
+        path.join(" → ")
+    );
 }

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use damm_catalog::{Catalog, Measurement, Path, PrivateKey, next_after, pick};
 use serde::{Deserialize, Serialize};
 
+use crate::carriers::{Carrier, Forwarder, expand, start};
 use crate::wg::{PeerSpec, WireGuard, normalise, plan};
 use crate::{AgentError, Host};
 
@@ -214,6 +215,14 @@ pub struct ClientAgent {
     monitor: PathMonitor,
     current: Option<Path>,
     last_report: Option<Instant>,
+    /// How each T1/T3 candidate is carried, by candidate path id.
+    carriers: BTreeMap<String, Carrier>,
+    /// The forwarder of the current candidate, when it is not bare WireGuard.
+    forwarder: Option<Forwarder>,
+    /// The roots T3 trusts instead of the public web's (a lab's or a private CA).
+    transport_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Front hostnames pinned to an edge address (curl's `--resolve`).
+    fronts: BTreeMap<String, SocketAddr>,
 }
 
 impl std::fmt::Debug for ClientAgent {
@@ -226,19 +235,6 @@ impl std::fmt::Debug for ClientAgent {
     }
 }
 
-/// The paths this agent can carry: WireGuard over UDP (T0). Fronted (T3) and overlay paths
-/// need a transport this agent does not run yet; picking one would aim UDP at a CDN's
-/// HTTPS port, so they are left out of its choice.
-fn carried(mut catalog: Catalog) -> Catalog {
-    for region in catalog.regions.values_mut() {
-        region.paths.retain(|p| {
-            p.transports
-                .contains(&damm_catalog::Transport::WireguardUdp)
-        });
-    }
-    catalog
-}
-
 impl ClientAgent {
     /// An agent for `enrollment` with a catalog that [`damm_catalog::verify`] accepted.
     pub fn new(
@@ -249,12 +245,17 @@ impl ClientAgent {
         catalog: Catalog,
     ) -> Self {
         let monitor = PathMonitor::new(settings.stale_after);
+        let (catalog, carriers) = expand(catalog);
         Self {
             host,
             wireguard,
             enrollment,
             settings,
-            catalog: carried(catalog),
+            catalog,
+            carriers,
+            forwarder: None,
+            transport_tls: None,
+            fronts: BTreeMap::new(),
             monitor,
             current: None,
             last_report: None,
@@ -274,7 +275,20 @@ impl ClientAgent {
     /// Replaces the catalog with a newer verified one. If the current path is gone, the next
     /// [`ClientAgent::tick`] moves to the best one.
     pub fn update_catalog(&mut self, catalog: Catalog) {
-        self.catalog = carried(catalog);
+        let (catalog, carriers) = expand(catalog);
+        self.catalog = catalog;
+        self.carriers = carriers;
+    }
+
+    /// Makes T3 trust `tls`'s roots (a lab's or a private CA) instead of the public web's.
+    pub fn set_transport_tls(&mut self, tls: std::sync::Arc<rustls::ClientConfig>) {
+        self.transport_tls = Some(tls);
+    }
+
+    /// Dials `edge` for the front `host` instead of asking DNS (as curl's `--resolve`):
+    /// for a network whose resolver lies about the front, or a lab without DNS.
+    pub fn pin_front(&mut self, host: impl Into<String>, edge: SocketAddr) {
+        self.fronts.insert(host.into(), edge);
     }
 
     /// Configures the interface (key, address, routes) and connects through the best path.
@@ -320,17 +334,35 @@ impl ClientAgent {
     }
 
     fn switch_to(&mut self, path: &Path, now: Instant) -> Result<(), AgentError> {
-        let endpoint: SocketAddr = path
-            .endpoint
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| {
-                AgentError::Invalid(format!(
-                    "path `{}`: cannot resolve `{}`",
-                    path.path_id, path.endpoint
-                ))
-            })?;
+        let endpoint: SocketAddr = match self.carriers.get(&path.path_id) {
+            // T1 or T3: WireGuard sends to a forwarder on loopback, started for this path
+            // (the previous one stops when it is replaced).
+            Some(carrier) => {
+                let forwarder =
+                    start(carrier, self.transport_tls.clone(), &self.fronts).map_err(|e| {
+                        AgentError::Invalid(format!(
+                            "path `{}` over {carrier:?}: {e}",
+                            path.path_id
+                        ))
+                    })?;
+                let local = forwarder.local;
+                self.forwarder = Some(forwarder);
+                local
+            }
+            None => {
+                self.forwarder = None;
+                path.endpoint
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| {
+                        AgentError::Invalid(format!(
+                            "path `{}`: cannot resolve `{}`",
+                            path.path_id, path.endpoint
+                        ))
+                    })?
+            }
+        };
         let peer = PeerSpec {
             public_key: path.gateway_public_key,
             allowed_ips: self.settings.allowed_ips.clone(),

@@ -17,11 +17,16 @@
 //! `wireguard-go wg0` for userspace); the agent configures them.
 
 pub mod agent;
+mod carriers;
 pub mod client;
 mod host;
 pub mod wg;
 
 pub use host::{Host, WireguardLink};
+
+/// A TLS client configuration trusting the PEM CA certificates given, for T3 fronts behind
+/// a private or test CA (`damm client --transport-ca FILE`).
+pub use damm_transport::t3::tls_trusting;
 
 /// Why the agent could not do something.
 #[derive(Debug, thiserror::Error)]

@@ -394,6 +394,10 @@ pub struct ClientOptions {
     pub refresh: Duration,
     /// Where the last accepted catalog version is kept.
     pub version_file: PathBuf,
+    /// CA certificates T3 fronts are checked against instead of the public web's roots.
+    pub transport_ca: Option<PathBuf>,
+    /// Edge addresses dialled for T3 fronts instead of their DNS answers.
+    pub front_addresses: Vec<(String, std::net::SocketAddr)>,
 }
 
 /// Runs the client until `stop`: connects through the best path, fails over when it goes
@@ -419,6 +423,15 @@ pub async fn run_client(
         settings,
         catalog,
     );
+    if let Some(ca) = &options.transport_ca {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        let tls =
+            damm_agent::tls_trusting(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?;
+        agent.set_transport_tls(tls);
+    }
+    for (host, edge) in &options.front_addresses {
+        agent.pin_front(host.clone(), *edge);
+    }
     let path = agent.connect(Instant::now())?;
     info!(client = %file.client, path = %path.path_id, "connected");
     let orchestrator = Orchestrator::new(&options.orchestrator)?;

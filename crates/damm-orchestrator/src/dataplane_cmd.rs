@@ -168,6 +168,24 @@ pub(crate) struct ClientArgs {
     /// Where the last accepted catalog version is kept (default: ENROLLMENT.catalog-version).
     #[arg(long)]
     version_file: Option<PathBuf>,
+    /// CA certificates (PEM) that T3 fronts are checked against instead of the public web's
+    /// roots: a private or test CA.
+    #[arg(long, value_name = "PEM_FILE")]
+    transport_ca: Option<PathBuf>,
+    /// Dial ADDR:PORT for the T3 front HOST instead of asking DNS (repeatable), as curl's
+    /// --resolve: HOST=ADDR:PORT.
+    #[arg(long = "front-address", value_name = "HOST=ADDR:PORT", value_parser = front_address)]
+    front_addresses: Vec<(String, std::net::SocketAddr)>,
+}
+
+fn front_address(text: &str) -> Result<(String, std::net::SocketAddr), String> {
+    let (host, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: expected HOST=ADDR:PORT"))?;
+    let addr = addr
+        .parse()
+        .map_err(|_| format!("`{addr}`: expected ADDR:PORT"))?;
+    Ok((host.to_owned(), addr))
 }
 
 fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
@@ -329,6 +347,8 @@ pub(crate) async fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
         poll: args.poll,
         refresh: args.refresh,
         version_file,
+        transport_ca: args.transport_ca,
+        front_addresses: args.front_addresses,
     };
     dataplane::run_client(options, stop_on_signal()?).await?;
     Ok(ExitCode::SUCCESS)

@@ -351,6 +351,21 @@ pub fn tls_trusting(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// A rustls client configuration trusting the public web's roots (Mozilla's, as
+/// `webpki-roots` ships them): what a client uses for a real CDN front.
+pub fn tls_public_roots() -> Arc<rustls::ClientConfig> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
 /// The client end: WireGuard's peer endpoint is `local`'s address. Runs until `local` fails;
 /// the tunnel is dialled again whenever it closes.
 pub async fn client(
