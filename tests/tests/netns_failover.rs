@@ -88,6 +88,7 @@ fn ingress_config(
                 persistent_keepalive: Some(1),
             },
         }),
+        transports: Default::default(),
     }
 }
 
@@ -157,6 +158,7 @@ fn client_fails_over_between_ingresses_and_survives_egress_rotation() {
                 })
                 .collect(),
             backbone: None,
+            transports: Default::default(),
         };
         apply_signed(eg, &config, &signing, &trusted);
     }

@@ -20,6 +20,7 @@ pub mod agent;
 mod carriers;
 pub mod client;
 mod host;
+pub mod listeners;
 pub mod wg;
 
 pub use host::{Host, WireguardLink};

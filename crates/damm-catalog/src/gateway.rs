@@ -65,6 +65,50 @@ pub struct GatewayConfig {
     /// The backbone interface towards the egress; required on an ingress, absent on an egress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone: Option<Backbone>,
+    /// The listeners an ingress runs beside WireGuard for censored clients (T1, T3).
+    #[serde(default, skip_serializing_if = "GatewayTransports::is_empty")]
+    pub transports: GatewayTransports,
+}
+
+/// The censorship-resistant listeners of an ingress, each handing what it carries to the
+/// local WireGuard port (`listen_port` on loopback).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayTransports {
+    /// T1, obfuscated UDP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t1: Option<GatewayT1>,
+    /// T3, WebSocket tunnels behind a CDN front.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t3: Option<GatewayT3>,
+}
+
+impl GatewayTransports {
+    /// Whether it asks for no listener.
+    pub fn is_empty(&self) -> bool {
+        self.t1.is_none() && self.t3.is_none()
+    }
+}
+
+/// T1's listener: a UDP port and the gateway's T1 key (redacted in Debug).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayT1 {
+    /// UDP port, on every address.
+    pub port: u16,
+    /// The key clients seal with (the catalog's T1 offers carry the same).
+    pub key: crate::T1Key,
+}
+
+/// T3's listener: plain HTTP/1.1 behind the CDN's TLS (the CDN connects to the origin's
+/// HTTP port, Cloudflare's "Flexible" mode), one secret path per front that leads here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayT3 {
+    /// TCP port, on every address.
+    pub port: u16,
+    /// The fronts' secret paths, without their leading `/`.
+    pub paths: Vec<String>,
 }
 
 /// What a gateway does on a path.
@@ -324,6 +368,31 @@ impl GatewayConfig {
             }
             (GatewayRole::Egress, None) => {}
         }
+        if let Some(t1) = &self.transports.t1 {
+            if t1.port == 0 || t1.port == self.listen_port {
+                return Err(invalid(
+                    "transports.t1.port",
+                    "must be 1..=65535 and differ from `listen_port`",
+                ));
+            }
+            if t1.key.to_bytes().is_none() {
+                return Err(invalid("transports.t1.key", "is not 64 hex digits"));
+            }
+        }
+        if let Some(t3) = &self.transports.t3 {
+            if t3.port == 0 {
+                return Err(invalid("transports.t3.port", "must be 1..=65535"));
+            }
+            for (i, path) in t3.paths.iter().enumerate() {
+                let url_safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+                if path.len() < 16 || !path.chars().all(url_safe) {
+                    return Err(invalid(
+                        &format!("transports.t3.paths[{i}]"),
+                        "must be 16 or more URL-safe characters",
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -404,6 +473,7 @@ pub fn sign_gateway_config(
 ///             persistent_keepalive: Some(25),
 ///         },
 ///     }),
+///     transports: Default::default(),
 /// };
 /// let key = SigningKey::generate();
 /// let signed = sign_gateway_config(&config, &key)?;
@@ -505,6 +575,7 @@ mod tests {
             address: "10.78.0.1/24".into(),
             peers: vec![peer("in-1", "10.78.0.11/32"), peer("in-2", "10.78.0.12/32")],
             backbone: None,
+            transports: GatewayTransports::default(),
         }
     }
 

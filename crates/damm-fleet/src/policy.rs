@@ -69,12 +69,18 @@ pub const WIREGUARD_PORT: u16 = 51820;
 pub struct TransportsPolicy {
     /// The UDP port of every gateway's T1 (obfuscated UDP) listener, beside WireGuard's.
     pub t1_port: u16,
+    /// The TCP port of every fronted gateway's T3 listener: plain HTTP behind the CDN's TLS.
+    /// 80 is where Cloudflare's "Flexible" mode connects to an origin.
+    pub t3_port: u16,
 }
 
 impl Default for TransportsPolicy {
     fn default() -> Self {
         // Not 443: UDP/443 is QUIC, which censors classify (and some throttle) on its own.
-        TransportsPolicy { t1_port: 4443 }
+        TransportsPolicy {
+            t1_port: 4443,
+            t3_port: 80,
+        }
     }
 }
 

@@ -341,6 +341,7 @@ pub async fn run_gateway(
     }
     let trusted = [options.trusted];
     let mut applied: Option<u64> = None;
+    let mut listeners = damm_agent::listeners::TransportListeners::new();
     let mut ticks = tokio::time::interval(options.interval);
     while next_round(&mut ticks, &mut stop).await {
         let config = match orchestrator
@@ -364,6 +365,13 @@ pub async fn run_gateway(
                     );
                 }
                 applied = Some(config.version);
+                // The transports' listeners follow the config that WireGuard took.
+                if let Err(e) = listeners
+                    .apply(&config.transports, config.listen_port)
+                    .await
+                {
+                    warn!(version = config.version, "transport listeners: {e}");
+                }
             }
             Err(e) => warn!(version = config.version, "applying the gateway config: {e}"),
         }

@@ -447,6 +447,7 @@ pub fn signed_gateway_config(
         address: with_len(own_backbone, backbone_net),
         peers: Vec::new(),
         backbone: None,
+        transports: Default::default(),
     };
     match node.role {
         NodeRole::Egress => {
@@ -506,6 +507,7 @@ pub fn signed_gateway_config(
                     persistent_keepalive: Some(keepalive),
                 })
                 .collect();
+            config.transports = gateway_transports(state, policy, keys, &key, listen_port);
             config.backbone = Some(Backbone {
                 listen_port: if listen_port == BACKBONE_PORT {
                     BACKBONE_PORT + 1
@@ -528,6 +530,37 @@ pub fn signed_gateway_config(
         .map_err(|e| not_ready(format!("the derived config is invalid: {e}")))?;
     damm_catalog::sign_gateway_config(&config, &keys.signing)
         .map_err(|e| ConfigRefusal::NotReady(format!("signing the gateway config: {e}")))
+}
+
+/// The listeners ingress `key` runs beside WireGuard on `wireguard_port`: T1 where its region
+/// offers it (the port and key its catalog offers name), T3 for every front that leads to
+/// it (each front's secret path, which moves with the front).
+fn gateway_transports(
+    state: &State,
+    policy: &Policy,
+    keys: &Keys,
+    key: &IdempotencyKey,
+    wireguard_port: u16,
+) -> damm_catalog::GatewayTransports {
+    let region = state.nodes.get(key).map(|n| &n.region);
+    let t1_port = policy.transports.t1_port;
+    let t1 = (region.is_some_and(|r| policy.t1_in(r)) && t1_port != wireguard_port).then(|| {
+        damm_catalog::GatewayT1 {
+            port: t1_port,
+            key: damm_catalog::T1Key::from_bytes(keys.gateway_t1(key)),
+        }
+    });
+    let paths: Vec<String> = state
+        .addresses
+        .iter()
+        .filter(|(_, a)| a.kind == damm_fleet::AddressKind::Front && a.node.as_ref() == Some(key))
+        .map(|(front, _)| keys.front_path(front))
+        .collect();
+    let t3 = (!paths.is_empty()).then_some(damm_catalog::GatewayT3 {
+        port: policy.transports.t3_port,
+        paths,
+    });
+    damm_catalog::GatewayTransports { t1, t3 }
 }
 
 /// The wire format of `POST /v1/reports` (the client agent's report).

@@ -525,3 +525,90 @@ fn enroll_refuses_unknown_regions_and_a_full_pool() {
         "freed address reused"
     );
 }
+
+/// An ingress's config asks for the transports its catalog offers: T1 on the policy's port
+/// under the gateway's own key where the region offers T1, and a T3 listener with the
+/// secret path of every front that leads to it. An egress runs none.
+#[tokio::test]
+async fn gateway_configs_carry_the_transport_listeners_their_offers_name() {
+    let mut lab = lab().await;
+    let catalog = lab
+        .engine
+        .tick(Mode::Apply, true)
+        .await
+        .unwrap()
+        .catalog
+        .unwrap();
+    let mut policy = lab.engine.policy().clone();
+    policy
+        .regions
+        .get_mut(&Region::new("lab").unwrap())
+        .unwrap()
+        .t1 = true;
+    let state = lab.engine.state_mut();
+    let ingress: damm_provider::IdempotencyKey = "static-host-in1".parse().unwrap();
+    let front: damm_provider::IdempotencyKey = "in1-cdn".parse().unwrap();
+    state.addresses.insert(
+        front.clone(),
+        damm_orchestrator::state::AddressRecord {
+            provider: "cloudflare".into(),
+            id: "rec1".into(),
+            region: Region::new("lab").unwrap(),
+            kind: damm_fleet::AddressKind::Front,
+            node: Some(ingress.clone()),
+            address: None,
+            hostname: Some("w1.damm.example".into()),
+        },
+    );
+    let state = lab.engine.state().clone();
+    let trusted = [lab.keys.signing.public_key()];
+    let config = |id: &str| {
+        let signed = enroll::signed_gateway_config(
+            &state,
+            &policy,
+            &lab.keys,
+            Some(&catalog),
+            id,
+            Utc::now(),
+        )
+        .unwrap();
+        damm_catalog::verify_gateway_config(
+            signed.json.as_bytes(),
+            &signed.signature,
+            &trusted,
+            None,
+            Utc::now(),
+        )
+        .unwrap()
+    };
+    let in1 = config("static-host-in1");
+    let t1 = in1
+        .transports
+        .t1
+        .as_ref()
+        .expect("T1 where the region offers it");
+    assert_eq!(t1.port, policy.transports.t1_port);
+    assert_eq!(t1.key.to_bytes(), Some(lab.keys.gateway_t1(&ingress)));
+    let t3 = in1
+        .transports
+        .t3
+        .as_ref()
+        .expect("T3 for the front leading here");
+    assert_eq!(t3.port, policy.transports.t3_port);
+    assert_eq!(t3.paths, [lab.keys.front_path(&front)]);
+    // The other ingress has T1 (its own key) and no front.
+    let in2 = config("static-host-in2");
+    assert_ne!(in2.transports.t1.as_ref().unwrap().key, t1.key);
+    assert!(in2.transports.t3.is_none());
+    let egress = state
+        .nodes
+        .iter()
+        .find(|(_, n)| n.role == damm_provider::NodeRole::Egress)
+        .map(|(k, _)| k.to_string())
+        .unwrap();
+    assert!(config(&egress).transports.is_empty());
+    assert!(
+        !format!("{in1:?}").contains(t1.key.expose_hex()),
+        "the key in Debug"
+    );
+}

@@ -120,9 +120,12 @@ pub async fn gateway(
         options.replay_capacity,
     );
     let sessions: Arc<Mutex<HashMap<SocketAddr, Session>>> = Arc::default();
+    // The sessions' tasks end with this future: a stopped listener frees its port at once.
+    let mut tasks = tokio::task::JoinSet::new();
     let mut buf = vec![0u8; 65536];
     loop {
         let (n, from) = listen.recv_from(&mut buf).await?;
+        while tasks.try_join_next().is_some() {}
         let Some(datagram) = accept(sealer.key(), &mut guard, &stats, &buf[..n]) else {
             continue;
         };
@@ -155,7 +158,7 @@ pub async fn gateway(
                         },
                     );
                     stats.sessions.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(answer(
+                    tasks.spawn(answer(
                         Arc::clone(&socket),
                         Arc::clone(&listen),
                         from,

@@ -77,8 +77,9 @@ impl Stats {
 /// The gateway listener's settings.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
-    /// The secret path of the tunnel, with its leading `/`.
-    pub path: String,
+    /// The secret paths of the tunnel (one per front leading here), each with its leading
+    /// `/`.
+    pub paths: Vec<String>,
     /// The local WireGuard port.
     pub upstream: SocketAddr,
     /// The largest message or frame (a WireGuard datagram with room to spare).
@@ -92,10 +93,10 @@ pub struct GatewayOptions {
 }
 
 impl GatewayOptions {
-    /// Defaults for a tunnel on `path` to WireGuard at `upstream`.
-    pub fn new(path: impl Into<String>, upstream: SocketAddr) -> Self {
+    /// Defaults for tunnels on `paths` to WireGuard at `upstream`.
+    pub fn new(paths: Vec<String>, upstream: SocketAddr) -> Self {
         GatewayOptions {
-            path: path.into(),
+            paths,
             upstream,
             max_message: 2048,
             idle: Duration::from_secs(120),
@@ -119,32 +120,43 @@ pub async fn gateway(
 ) -> std::io::Result<()> {
     let options = Arc::new(options);
     let open = Arc::new(AtomicUsize::new(0));
+    // Connections (and their tunnels) end with this future: a stopped listener closes them.
+    // Tunnels run on tasks of their own once upgraded; they watch `alive`, whose sender
+    // goes with this future.
+    let mut tasks = tokio::task::JoinSet::new();
+    let (_alive, watching) = tokio::sync::watch::channel(());
     loop {
         let (stream, _) = listener.accept().await?;
+        while tasks.try_join_next().is_some() {}
         if open.load(Ordering::Relaxed) >= options.max_connections {
             Stats::add(&stats.refused);
             continue; // dropped: closed at once
         }
         open.fetch_add(1, Ordering::Relaxed);
         let (options, stats, open) = (Arc::clone(&options), Arc::clone(&stats), Arc::clone(&open));
-        tokio::spawn(async move {
+        let alive = watching.clone();
+        tasks.spawn(async move {
             let _ = stream.set_nodelay(true);
-            serve(stream, &options, &stats).await;
+            serve(stream, &options, &stats, alive).await;
             open.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
 
 /// One HTTP/1.1 connection, upgraded when it asks for the tunnel.
-async fn serve<S>(stream: S, options: &Arc<GatewayOptions>, stats: &Arc<Stats>)
-where
+async fn serve<S>(
+    stream: S,
+    options: &Arc<GatewayOptions>,
+    stats: &Arc<Stats>,
+    alive: tokio::sync::watch::Receiver<()>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn({
         let (options, stats) = (Arc::clone(options), Arc::clone(stats));
         move |req| {
-            let (options, stats) = (Arc::clone(&options), Arc::clone(&stats));
-            async move { Ok::<_, Infallible>(answer(req, options, stats)) }
+            let (options, stats, alive) = (Arc::clone(&options), Arc::clone(&stats), alive.clone());
+            async move { Ok::<_, Infallible>(answer(req, options, stats, alive)) }
         }
     });
     let served = hyper::server::conn::http1::Builder::new()
@@ -175,8 +187,9 @@ fn answer(
     mut req: Request<Incoming>,
     options: Arc<GatewayOptions>,
     stats: Arc<Stats>,
+    mut alive: tokio::sync::watch::Receiver<()>,
 ) -> Response<Full<Bytes>> {
-    let tunnel = req.uri().path() == options.path
+    let tunnel = options.paths.iter().any(|p| p == req.uri().path())
         && req.method() == http::Method::GET
         && header_has(&req, header::UPGRADE, "websocket")
         && header_has(&req, header::CONNECTION, "upgrade");
@@ -201,8 +214,14 @@ fn answer(
         )
         .await;
         Stats::add(&stats.tunnels);
-        if let Err(e) = tunnel_to_wireguard(ws, &options, &stats).await {
-            tracing::debug!("t3: tunnel closed: {e}");
+        tokio::select! {
+            done = tunnel_to_wireguard(ws, &options, &stats) => {
+                if let Err(e) = done {
+                    tracing::debug!("t3: tunnel closed: {e}");
+                }
+            }
+            // The listener stopped.
+            _ = alive.changed() => {}
         }
     });
     let mut response = Response::new(Full::new(Bytes::new()));

@@ -33,7 +33,7 @@ async fn fake_wireguard() -> SocketAddr {
 async fn gateway(header_timeout: Duration) -> (SocketAddr, Arc<Stats>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut options = GatewayOptions::new(SECRET, fake_wireguard().await);
+    let mut options = GatewayOptions::new(vec![SECRET.into()], fake_wireguard().await);
     options.header_timeout = header_timeout;
     let stats = Arc::new(Stats::default());
     tokio::spawn(t3::gateway(listener, options, Arc::clone(&stats)));

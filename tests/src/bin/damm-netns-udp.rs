@@ -140,7 +140,7 @@ fn main() -> anyhow::Result<()> {
             let listen: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
             let wireguard: SocketAddr = args.get(3).ok_or_else(usage)?.parse()?;
             let path = args.get(4).ok_or_else(usage)?.clone();
-            let options = damm_transport::t3::GatewayOptions::new(path, wireguard);
+            let options = damm_transport::t3::GatewayOptions::new(vec![path], wireguard);
             runtime()?.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(listen).await?;
                 damm_transport::t3::gateway(listener, options, std::sync::Arc::default()).await
