@@ -115,6 +115,11 @@ pub enum Verdict {
 #[derive(Debug, Clone)]
 pub struct PathMonitor {
     stale_after: Duration,
+    /// A shorter limit for the current path until its first received byte (see
+    /// [`PathMonitor::on_probation`]).
+    probation: Option<Duration>,
+    /// Whether the current path has received anything since the switch.
+    proven: bool,
     current: Option<String>,
     last_rx: Option<u64>,
     last_progress: Option<Instant>,
@@ -126,6 +131,8 @@ impl PathMonitor {
     pub fn new(stale_after: Duration) -> Self {
         Self {
             stale_after,
+            probation: None,
+            proven: false,
             current: None,
             last_rx: None,
             last_progress: None,
@@ -153,6 +160,16 @@ impl PathMonitor {
         self.current = Some(path_id.to_owned());
         self.last_rx = None;
         self.last_progress = Some(now);
+        self.probation = None;
+        self.proven = false;
+    }
+
+    /// Calls the current path stale after `limit` (shorter than `stale_after`) if nothing
+    /// at all arrives on it: a candidate tried after a failure is cheap to test, and a
+    /// censored network should not cost the full limit on every candidate. Once something
+    /// arrives, the usual limit applies.
+    pub fn on_probation(&mut self, limit: Duration) {
+        self.probation = Some(limit.min(self.stale_after));
     }
 
     /// Feeds a sample of the current path; says whether it is stale.
@@ -166,14 +183,24 @@ impl PathMonitor {
             Some(before) => sample.rx_bytes > before,
             None => sample.rx_bytes > 0,
         };
+        // The peer's counter is cumulative and survives a switch of endpoint (same gateway,
+        // another transport): only a rise seen after the switch proves the new candidate.
+        let rose = self.last_rx.is_some_and(|before| sample.rx_bytes > before);
         self.last_rx = Some(sample.rx_bytes);
         if progressed {
             self.last_progress = Some(now);
             m.failures = 0;
         }
+        if rose {
+            self.proven = true;
+        }
         let since = self.last_progress.get_or_insert(now);
         let quiet_for = now.saturating_duration_since(*since);
-        if quiet_for >= self.stale_after {
+        let limit = match self.probation {
+            Some(probation) if !self.proven => probation,
+            _ => self.stale_after,
+        };
+        if quiet_for >= limit {
             Verdict::Stale { quiet_for }
         } else {
             Verdict::Healthy
@@ -421,6 +448,14 @@ impl ClientAgent {
             if let Some(next) = next {
                 tracing::warn!(from = %path.path_id, to = %next.path_id, ?verdict, "failing over");
                 self.switch_to(&next, now)?;
+                // A UDP candidate answers within a keepalive or two if it works at all; T3
+                // (TCP, TLS and the upgrade through a CDN) gets the full limit.
+                if !matches!(self.carriers.get(&next.path_id), Some(Carrier::T3 { .. })) {
+                    let keepalive =
+                        Duration::from_secs(u64::from(self.settings.keepalive_s.max(1)));
+                    self.monitor
+                        .on_probation((keepalive * 3 / 2).max(Duration::from_millis(1500)));
+                }
             } else {
                 // Nowhere else to go: restart the clock on this one and keep trying.
                 self.monitor.switched_to(&path.path_id, now);
@@ -549,6 +584,55 @@ mod tests {
             self.updates.lock().unwrap().push(update.clone());
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_candidate_on_probation_is_dropped_sooner_until_it_answers() {
+        let mut m = PathMonitor::new(Duration::from_secs(3));
+        let t0 = Instant::now();
+        let quiet = Sample {
+            rx_bytes: 0,
+            handshake_age: None,
+        };
+        m.switched_to("a~t1", t0);
+        m.on_probation(Duration::from_millis(1500));
+        assert_eq!(
+            m.observe(t0 + Duration::from_millis(1000), quiet),
+            Verdict::Healthy
+        );
+        assert!(matches!(
+            m.observe(t0 + Duration::from_millis(1600), quiet),
+            Verdict::Stale { .. }
+        ));
+        // Once it answered, the usual limit holds.
+        m.switched_to("b~t1", t0);
+        m.on_probation(Duration::from_millis(1500));
+        let answered = Sample {
+            rx_bytes: 100,
+            ..quiet
+        };
+        assert_eq!(
+            m.observe(t0 + Duration::from_millis(200), quiet),
+            Verdict::Healthy
+        );
+        assert_eq!(
+            m.observe(t0 + Duration::from_millis(500), answered),
+            Verdict::Healthy
+        );
+        assert_eq!(
+            m.observe(t0 + Duration::from_millis(2500), answered),
+            Verdict::Healthy
+        );
+        assert!(matches!(
+            m.observe(t0 + Duration::from_millis(3600), answered),
+            Verdict::Stale { .. }
+        ));
+        // A plain switch has no probation.
+        m.switched_to("c", t0);
+        assert_eq!(
+            m.observe(t0 + Duration::from_millis(2000), quiet),
+            Verdict::Healthy
+        );
     }
 
     #[test]
