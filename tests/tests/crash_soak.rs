@@ -1,7 +1,8 @@
 //! The crash soak in the test suite: 50 `kill -9`s of `damm serve` while it applies
-//! against the in-process simulator, with no leak, no duplicate, no cap exceeded and the
-//! state readable after every kill. `cargo xtask soak` runs 500 in release mode.
-//! The machinery is `damm_tests::soak`.
+//! against the in-process simulator, with no leak, no duplicate (nodes, addresses, CDN fronts
+//! and overlay memberships alike), no cap exceeded and the state readable after every kill;
+//! fronts were published, moved and published again, memberships joined. `cargo xtask soak`
+//! runs 500 in release mode. The machinery is `damm_tests::soak`.
 
 use std::time::Duration;
 
@@ -27,4 +28,11 @@ async fn fifty_kills_leave_no_leak_no_duplicate_and_no_cap_exceeded() {
         report.state_reads >= report.kills,
         "the state was read after every kill"
     );
+    // The entries churned: the checks above covered fronts and memberships in flight.
+    assert!(report.front_moves > 0, "rotation moved fronts");
+    assert!(
+        report.fronts > 0 && report.fronts_removed > 0,
+        "fronts were published, removed behind DAMM's back and published again"
+    );
+    assert!(report.memberships > 0, "gateways joined the overlay");
 }

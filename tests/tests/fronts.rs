@@ -134,7 +134,7 @@ async fn fronted_and_overlay_paths_are_published_and_a_dark_cdn_leaves_t0() {
         .filter(|a| a.kind == AddressKind::Overlay)
         .filter_map(|a| a.node.clone())
         .filter_map(|node| {
-            let key = h.engine.overlay_key(&node)?;
+            let key = h.engine.overlay_key("tailscale", &node)?;
             Some((node.to_string(), key.expose_secret().to_owned()))
         })
         .collect();
@@ -157,9 +157,10 @@ async fn fronted_and_overlay_paths_are_published_and_a_dark_cdn_leaves_t0() {
     let public = report.catalog.unwrap();
     assert!(paths(&public, "eu-central", Transport::Overlay).is_empty());
     assert!(
-        members
-            .iter()
-            .all(|(node, _)| h.engine.overlay_key(&node.parse().unwrap()).is_none()),
+        members.iter().all(|(node, _)| {
+            let node = node.parse().unwrap();
+            h.engine.overlay_key("tailscale", &node).is_none()
+        }),
         "joined gateways' keys are forgotten"
     );
 

@@ -203,7 +203,8 @@ impl Engine {
                     .allocated_address()
                     .expect("an allocate adds an address");
                 if let (Some(secret), Some(node)) = (entry.auth_key, &allocated.node) {
-                    self.overlay_keys.insert(node.clone(), secret);
+                    let at = (allocated.provider.clone(), node.clone());
+                    self.overlay_keys.insert(at, secret);
                 }
                 let record = AddressRecord {
                     provider: allocated.provider,

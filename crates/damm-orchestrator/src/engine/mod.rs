@@ -115,7 +115,8 @@ pub struct Engine {
     metrics: metrics::Metrics,
     /// Overlay auth keys minted for gateways that have not joined yet, by gateway: held in
     /// memory only (never in state, logs or Debug), for the gateway's config.
-    overlay_keys: BTreeMap<IdempotencyKey, SecretString>,
+    /// By (overlay provider, gateway): a gateway joins every overlay with a key of each.
+    overlay_keys: BTreeMap<(String, IdempotencyKey), SecretString>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -230,8 +231,9 @@ impl Engine {
 
     /// The overlay auth key minted for `gateway`, until it joins (memory only: a restart
     /// forgets it and the gateway's membership is minted again).
-    pub fn overlay_key(&self, gateway: &IdempotencyKey) -> Option<&SecretString> {
-        self.overlay_keys.get(gateway)
+    pub fn overlay_key(&self, overlay: &str, gateway: &IdempotencyKey) -> Option<&SecretString> {
+        self.overlay_keys
+            .get(&(overlay.to_owned(), gateway.clone()))
     }
 
     /// The current time on the engine's clock.

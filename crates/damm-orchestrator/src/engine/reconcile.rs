@@ -322,15 +322,15 @@ impl Engine {
                     .ok()
                     .filter(|k| self.state.nodes.contains_key(k));
                 // A pending membership whose auth key this process no longer holds (it
-                // restarted, or the join was lost in a crash) can never be used: left out,
-                // the planner joins the gateway again, which revokes the old key.
+                // restarted, or the join was lost in a crash) can never be used. It stays
+                // in state, counted against the provider's max, but leads nowhere: the
+                // planner leaves it (which revokes the key) and joins the gateway again.
                 let unusable = m.address.is_none()
-                    && node
-                        .as_ref()
-                        .is_some_and(|n| !self.overlay_keys.contains_key(n));
-                if unusable {
-                    continue;
-                }
+                    && node.as_ref().is_some_and(|n| {
+                        !self
+                            .overlay_keys
+                            .contains_key(&(provider.to_owned(), n.clone()))
+                    });
                 let record = self.entry_record(
                     provider,
                     &key,
@@ -340,11 +340,15 @@ impl Engine {
                 );
                 if let Some(mut record) = record {
                     record.address = m.address;
+                    if unusable {
+                        record.node = None;
+                    }
                     if m.address.is_some()
                         && let Some(node) = &record.node
                     {
                         // Joined: the gateway used its key.
-                        self.overlay_keys.remove(node);
+                        self.overlay_keys
+                            .remove(&(provider.to_owned(), node.clone()));
                     }
                     listed.push((key, record));
                 }
@@ -356,7 +360,9 @@ impl Engine {
         });
         for (key, mut record) in listed {
             // The inventory may not say which node (or say it by id only): keep what we knew.
+            // Entries resolved their node already (a lost overlay key leaves none on purpose).
             if record.node.is_none()
+                && !record.kind.is_entry()
                 && let Some(old) = self.state.addresses.get(&key)
             {
                 record.node = old.node.clone();
