@@ -182,6 +182,11 @@ fn front_address(text: &str) -> Result<(String, std::net::SocketAddr), String> {
     let (host, addr) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}`: expected HOST=ADDR:PORT"))?;
+    if host.is_empty() {
+        return Err(format!(
+            "`{text}`: the front's HOST is missing (HOST=ADDR:PORT)"
+        ));
+    }
     let addr = addr
         .parse()
         .map_err(|_| format!("`{addr}`: expected ADDR:PORT"))?;
@@ -352,4 +357,27 @@ pub(crate) async fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
     };
     dataplane::run_client(options, stop_on_signal()?).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::front_address;
+
+    #[test]
+    fn front_addresses_are_parsed_or_refused_with_the_text() {
+        let (host, addr) = front_address("front.example=192.0.2.20:443").unwrap();
+        assert_eq!(
+            (host.as_str(), addr.to_string().as_str()),
+            ("front.example", "192.0.2.20:443")
+        );
+        for bad in [
+            "front.example",
+            "=192.0.2.20:443",
+            "front.example=192.0.2.20",
+            "h=x:1",
+        ] {
+            let e = front_address(bad).unwrap_err();
+            assert!(e.contains('`'), "{bad}: {e}");
+        }
+    }
 }
