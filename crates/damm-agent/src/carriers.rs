@@ -88,6 +88,23 @@ pub(crate) fn expand(mut catalog: Catalog) -> (Catalog, BTreeMap<String, Carrier
     (catalog, carriers)
 }
 
+/// The transport a candidate is carried on: `T0` (bare), `T1` or `T3`, as reports and the
+/// network memory name them.
+pub(crate) fn kind(carrier: Option<&Carrier>) -> &'static str {
+    match carrier {
+        None => "T0",
+        Some(Carrier::T1 { .. }) => "T1",
+        Some(Carrier::T3 { .. }) => "T3",
+    }
+}
+
+/// The catalog path a candidate comes from (`a~t1` → `a`).
+pub(crate) fn base_id(candidate: &str) -> &str {
+    candidate
+        .split_once('~')
+        .map_or(candidate, |(base, _)| base)
+}
+
 /// A running local forwarder: stopped when dropped.
 pub(crate) struct Forwarder {
     task: tokio::task::AbortHandle,
@@ -117,16 +134,7 @@ pub(crate) fn start(
     tls: Option<Arc<rustls::ClientConfig>>,
     fronts: &BTreeMap<String, SocketAddr>,
 ) -> Result<Forwarder, AgentError> {
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|_| AgentError::Invalid("a transport forwarder needs a tokio runtime".into()))?;
-    let io = |e: std::io::Error| AgentError::Invalid(format!("a forwarder's loopback port: {e}"));
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(io)?;
-    socket.set_nonblocking(true).map_err(io)?;
-    let local = socket.local_addr().map_err(io)?;
-    let socket = {
-        let _guard = runtime.enter();
-        tokio::net::UdpSocket::from_std(socket).map_err(io)?
-    };
+    let (runtime, socket, local) = loopback("a forwarder")?;
     let task = match carrier {
         Carrier::T1 { endpoint, key } => {
             let remote = resolve(endpoint)?;
@@ -161,6 +169,24 @@ pub(crate) fn start(
         task: task.abort_handle(),
         local,
     })
+}
+
+/// A UDP socket on a free loopback port for WireGuard to send to, registered with the
+/// current tokio runtime (which `what` needs).
+pub(crate) fn loopback(
+    what: &str,
+) -> Result<(tokio::runtime::Handle, tokio::net::UdpSocket, SocketAddr), AgentError> {
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| AgentError::Invalid(format!("{what} needs a tokio runtime")))?;
+    let io = |e: std::io::Error| AgentError::Invalid(format!("{what}'s loopback port: {e}"));
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(io)?;
+    socket.set_nonblocking(true).map_err(io)?;
+    let local = socket.local_addr().map_err(io)?;
+    let socket = {
+        let _guard = runtime.enter();
+        tokio::net::UdpSocket::from_std(socket).map_err(io)?
+    };
+    Ok((runtime, socket, local))
 }
 
 /// The port in a `wss://host:port/...` URL, if it names one.
@@ -222,6 +248,16 @@ mod tests {
         );
         // The fronted path is only reachable through its forwarder, never as UDP to :443.
         assert!(paths.iter().all(|p| p.path_id != "f"));
+    }
+
+    #[test]
+    fn candidates_name_their_path_and_transport() {
+        let (_, carriers) = expand(catalog());
+        assert_eq!(base_id("a~t1"), "a");
+        assert_eq!(base_id("t0:in>eg"), "t0:in>eg");
+        assert_eq!(kind(carriers.get("a~t1")), "T1");
+        assert_eq!(kind(carriers.get("f~t3")), "T3");
+        assert_eq!(kind(carriers.get("a")), "T0");
     }
 
     #[test]

@@ -23,17 +23,31 @@ use chrono::{DateTime, Utc};
 use damm_catalog::{Catalog, Measurement, Path, PrivateKey, next_after, pick};
 use serde::{Deserialize, Serialize};
 
-use crate::carriers::{Carrier, Forwarder, expand, start};
+use damm_transport::race::{Lane, Won, race};
+
+use crate::carriers::{Carrier, Forwarder, base_id, expand, kind, loopback, start};
+use crate::networks::{Hint, NetworkMemory, network_towards};
 use crate::wg::{PeerSpec, WireGuard, normalise, plan};
 use crate::{AgentError, Host};
+
+/// How much later each transport of a race starts than the one before it (RFC 8305's
+/// connection attempt delay).
+const STAGGER: Duration = Duration::from_millis(250);
+/// A transport that had this much of a head start on the race's winner and never answered
+/// is taken as blocked on this network (reported as failed, remembered as such).
+const HEAD_START: Duration = Duration::from_millis(500);
 
 /// Path quality as the client saw it, for `POST /v1/reports`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The enrolled client's id.
     pub client: String,
-    /// The path measured.
+    /// The path measured: its catalog `path_id`.
     pub path_id: String,
+    /// The transport the client carried the path on (`T0`, `T1`, `T3`); absent in reports
+    /// of older clients, which only ever carried T0 (or a fronted path's T3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
     /// Seconds since the latest handshake on the path (`None`: never).
     pub handshake_age_s: Option<u64>,
     /// Round-trip time, when measured (this agent does not measure it yet).
@@ -207,6 +221,15 @@ impl PathMonitor {
         }
     }
 
+    /// Counts a failure of `path_id` (a transport raced with the current one that did not
+    /// answer either), so that ranking moves it down too.
+    pub fn count_failure(&mut self, path_id: &str) {
+        self.measurements
+            .entry(path_id.to_owned())
+            .or_default()
+            .failures += 1;
+    }
+
     /// Counts a failure of the current path and picks where to go: [`next_after`] it. `None`
     /// when the region has nothing else (the client stays and retries).
     pub fn fail_over<'a>(&mut self, catalog: &'a Catalog, region: &str) -> Option<&'a Path> {
@@ -224,12 +247,26 @@ impl PathMonitor {
         Report {
             client: client.to_owned(),
             path_id: path_id.to_owned(),
+            transport: None,
             handshake_age_s: m.last_handshake_age_s,
             rtt_ms: m.rtt_ms,
             failures: m.failures,
             at,
         }
     }
+}
+
+fn resolve_endpoint(path: &Path) -> Result<SocketAddr, AgentError> {
+    path.endpoint
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            AgentError::Invalid(format!(
+                "path `{}`: cannot resolve `{}`",
+                path.path_id, path.endpoint
+            ))
+        })
 }
 
 /// The client agent: an enrollment, a verified catalog and a WireGuard interface.
@@ -250,6 +287,40 @@ pub struct ClientAgent {
     transport_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Front hostnames pinned to an edge address (curl's `--resolve`).
     fronts: BTreeMap<String, SocketAddr>,
+    /// The race between the transports of the current path, until one answers.
+    race: Option<Race>,
+    /// Which transports worked on which network.
+    memory: NetworkMemory,
+    /// The network the current path was chosen on (see [`crate::networks`]).
+    network: Option<String>,
+}
+
+/// A race between the transports of one catalog path: WireGuard sends to the racer, which
+/// carries over every entrant until one answers.
+struct Race {
+    task: tokio::task::AbortHandle,
+    won: tokio::sync::watch::Receiver<Option<Won>>,
+    entrants: Vec<Entrant>,
+}
+
+impl Drop for Race {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One transport in a race.
+struct Entrant {
+    /// The candidate (catalog path, or `<path>~t1` / `<path>~t3`).
+    path: Path,
+    /// `T0`, `T1`, `T3`.
+    kind: &'static str,
+    /// Where it sends: the gateway's endpoint (T0) or its forwarder's loopback port.
+    target: SocketAddr,
+    /// T1's or T3's forwarder.
+    forwarder: Option<Forwarder>,
+    /// When it joined the race, after the start.
+    after: Duration,
 }
 
 impl std::fmt::Debug for ClientAgent {
@@ -283,10 +354,37 @@ impl ClientAgent {
             forwarder: None,
             transport_tls: None,
             fronts: BTreeMap::new(),
+            race: None,
+            memory: NetworkMemory::in_memory(),
+            network: None,
             monitor,
             current: None,
             last_report: None,
         }
+    }
+
+    /// Keeps what worked on which network in `memory` (by default, only for this run).
+    pub fn set_network_memory(&mut self, memory: NetworkMemory) {
+        self.memory = memory;
+    }
+
+    /// The transports of the race under way, in the order they join it (empty when none
+    /// is running).
+    pub fn race_order(&self) -> Vec<&'static str> {
+        self.race
+            .as_ref()
+            .map(|r| r.entrants.iter().map(|e| e.kind).collect())
+            .unwrap_or_default()
+    }
+
+    /// The transport the current path is carried on (`T0`, `T1`, `T3`), or `race` while its
+    /// transports are still racing.
+    pub fn current_transport(&self) -> Option<&'static str> {
+        if self.race.is_some() {
+            return Some("race");
+        }
+        let current = self.current.as_ref()?;
+        Some(kind(self.carriers.get(&current.path_id)))
     }
 
     /// The path in use.
@@ -361,35 +459,50 @@ impl ClientAgent {
     }
 
     fn switch_to(&mut self, path: &Path, now: Instant) -> Result<(), AgentError> {
-        let endpoint: SocketAddr = match self.carriers.get(&path.path_id) {
-            // T1 or T3: WireGuard sends to a forwarder on loopback, started for this path
-            // (the previous one stops when it is replaced).
-            Some(carrier) => {
-                let forwarder =
-                    start(carrier, self.transport_tls.clone(), &self.fronts).map_err(|e| {
-                        AgentError::Invalid(format!(
-                            "path `{}` over {carrier:?}: {e}",
-                            path.path_id
-                        ))
-                    })?;
-                let local = forwarder.local;
-                self.forwarder = Some(forwarder);
-                local
-            }
-            None => {
-                self.forwarder = None;
-                path.endpoint
-                    .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut a| a.next())
-                    .ok_or_else(|| {
-                        AgentError::Invalid(format!(
-                            "path `{}`: cannot resolve `{}`",
-                            path.path_id, path.endpoint
-                        ))
-                    })?
+        // A race still running stops, with its forwarders.
+        self.race = None;
+        let siblings: Vec<Path> = self
+            .catalog
+            .region(&self.enrollment.region)
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| base_id(&p.path_id) == base_id(&path.path_id))
+            .cloned()
+            .collect();
+        self.network = siblings.iter().find_map(|p| self.network_of(p));
+        let endpoint: SocketAddr = if siblings.len() > 1 {
+            self.forwarder = None;
+            self.start_race(path, siblings)?
+        } else {
+            match self.carriers.get(&path.path_id) {
+                // T1 or T3: WireGuard sends to a forwarder on loopback, started for this path
+                // (the previous one stops when it is replaced).
+                Some(carrier) => {
+                    let forwarder = start(carrier, self.transport_tls.clone(), &self.fronts)
+                        .map_err(|e| {
+                            AgentError::Invalid(format!(
+                                "path `{}` over {carrier:?}: {e}",
+                                path.path_id
+                            ))
+                        })?;
+                    let local = forwarder.local;
+                    self.forwarder = Some(forwarder);
+                    local
+                }
+                None => {
+                    self.forwarder = None;
+                    resolve_endpoint(path)?
+                }
             }
         };
+        self.point_peer(path, endpoint)?;
+        tracing::info!(path = %path.path_id, %endpoint, racing = self.race.is_some(), "client connected through path");
+        self.monitor.switched_to(&path.path_id, now);
+        self.current = Some(path.clone());
+        Ok(())
+    }
+
+    fn point_peer(&mut self, path: &Path, endpoint: SocketAddr) -> Result<(), AgentError> {
         let peer = PeerSpec {
             public_key: path.gateway_public_key,
             allowed_ips: self.settings.allowed_ips.clone(),
@@ -398,18 +511,152 @@ impl ClientAgent {
         };
         let current = self.wireguard.get(&self.settings.interface)?;
         let update = plan(&current, &self.enrollment.private_key, None, &[peer]);
-        self.wireguard.apply(&self.settings.interface, &update)?;
-        tracing::info!(path = %path.path_id, %endpoint, "client connected through path");
-        self.monitor.switched_to(&path.path_id, now);
-        self.current = Some(path.clone());
+        self.wireguard.apply(&self.settings.interface, &update)
+    }
+
+    /// The network the client is on, seen towards `path`'s gateway or front (no DNS asked).
+    fn network_of(&self, path: &Path) -> Option<String> {
+        let address = match self.carriers.get(&path.path_id) {
+            None => path.endpoint.parse().ok()?,
+            Some(Carrier::T1 { endpoint, .. }) => endpoint.parse().ok()?,
+            Some(Carrier::T3 { host, .. }) => *self.fronts.get(host)?,
+        };
+        network_towards(address)
+    }
+
+    /// Starts the race between `entrants` (the transports of one catalog path, `chosen`
+    /// among them): those that worked on this network first, then the chosen one, then by
+    /// score; those that failed here last. Each starts [`STAGGER`] after the one before.
+    /// Returns the racer's loopback port, where WireGuard sends.
+    fn start_race(
+        &mut self,
+        chosen: &Path,
+        mut entrants: Vec<Path>,
+    ) -> Result<SocketAddr, AgentError> {
+        let today = Utc::now();
+        let hint = |p: &Path| match &self.network {
+            Some(network) => self
+                .memory
+                .hint(network, kind(self.carriers.get(&p.path_id)), today),
+            None => Hint::Unknown,
+        };
+        entrants.sort_by(|a, b| {
+            hint(a)
+                .cmp(&hint(b))
+                .then_with(|| (a.path_id != chosen.path_id).cmp(&(b.path_id != chosen.path_id)))
+                .then_with(|| b.score.total_cmp(&a.score))
+        });
+        let mut started = Vec::new();
+        for path in entrants {
+            let carrier = self.carriers.get(&path.path_id);
+            let (target, forwarder) = match carrier {
+                None => match resolve_endpoint(&path) {
+                    Ok(target) => (target, None),
+                    Err(e) => {
+                        tracing::warn!("race: {e}");
+                        continue;
+                    }
+                },
+                Some(carrier) => match start(carrier, self.transport_tls.clone(), &self.fronts) {
+                    Ok(forwarder) => (forwarder.local, Some(forwarder)),
+                    Err(e) => {
+                        tracing::warn!(path = %path.path_id, "race: {carrier:?} not started: {e}");
+                        continue;
+                    }
+                },
+            };
+            let after = STAGGER * started.len() as u32;
+            started.push(Entrant {
+                kind: kind(carrier),
+                path,
+                target,
+                forwarder,
+                after,
+            });
+        }
+        if started.is_empty() {
+            return Err(AgentError::Invalid(format!(
+                "path `{}`: none of its transports could be started",
+                base_id(&chosen.path_id)
+            )));
+        }
+        let (runtime, socket, local) = loopback("the transport racer")?;
+        let lanes = started
+            .iter()
+            .map(|e| Lane {
+                target: e.target,
+                after: e.after,
+            })
+            .collect();
+        let (tx, won) = tokio::sync::watch::channel(None);
+        let task = runtime.spawn(async move {
+            if let Err(e) = race(socket, lanes, tx).await {
+                tracing::warn!("transport race stopped: {e}");
+            }
+        });
+        let order: Vec<&str> = started.iter().map(|e| e.kind).collect();
+        tracing::info!(path = %base_id(&chosen.path_id), ?order, "racing transports");
+        self.race = Some(Race {
+            task: task.abort_handle(),
+            won,
+            entrants: started,
+        });
+        Ok(local)
+    }
+
+    /// Once a race has a winner: points WireGuard straight at it (its forwarder, or the
+    /// gateway for T0), stops the losers, remembers what worked and what had a head start and
+    /// never answered, and reports those as failed.
+    fn settle_race(&mut self, now: Instant, reports: &mut Vec<Report>) -> Result<(), AgentError> {
+        let Some(won) = self.race.as_ref().and_then(|r| *r.won.borrow()) else {
+            return Ok(());
+        };
+        let mut race = self.race.take().expect("a race");
+        let mut winner = race.entrants.swap_remove(won.lane);
+        let today = Utc::now();
+        self.forwarder = winner.forwarder.take();
+        self.point_peer(&winner.path, winner.target)?;
+        if let Some(network) = &self.network {
+            self.memory.worked(network, winner.kind, today);
+        }
+        for loser in &race.entrants {
+            if loser.after + HEAD_START <= won.after {
+                if let Some(network) = &self.network {
+                    self.memory.failed(network, loser.kind, today);
+                }
+                self.monitor.count_failure(&loser.path.path_id);
+                reports.push(self.report_on(&loser.path.path_id));
+            }
+        }
+        drop(race);
+        tracing::info!(
+            path = %base_id(&winner.path.path_id),
+            transport = winner.kind,
+            after_ms = won.after.as_millis() as u64,
+            "transport race won"
+        );
+        self.monitor.switched_to(&winner.path.path_id, now);
+        self.current = Some(winner.path);
         Ok(())
+    }
+
+    /// The report on candidate `id`: its catalog path and the transport it is carried on.
+    fn report_on(&self, id: &str) -> Report {
+        let mut report = self.monitor.report(&self.enrollment.client, id, Utc::now());
+        report.path_id = base_id(id).to_owned();
+        report.transport = Some(kind(self.carriers.get(id)).to_owned());
+        report
     }
 
     /// One round: sample the current peer, fail over if it is stale, emit due reports.
     pub fn tick(&mut self, now: Instant) -> Result<Vec<Report>, AgentError> {
         let mut reports = Vec::new();
-        let Some(path) = self.current.clone() else {
+        if self.current.is_none() {
             self.connect(now)?;
+            return Ok(reports);
+        }
+        self.settle_race(now, &mut reports)?;
+        let Some(path) = self.current.clone() else {
             return Ok(reports);
         };
         let in_catalog = self
@@ -432,6 +679,22 @@ impl ClientAgent {
         let verdict = self.monitor.observe(now, sample);
         let stale = matches!(verdict, Verdict::Stale { .. });
         if stale || !in_catalog {
+            let today = Utc::now();
+            if stale && let Some(race) = self.race.take() {
+                // Nothing answered on any transport raced: each of them failed here.
+                for e in &race.entrants {
+                    if let Some(network) = &self.network {
+                        self.memory.failed(network, e.kind, today);
+                    }
+                    if e.path.path_id != path.path_id {
+                        self.monitor.count_failure(&e.path.path_id);
+                        reports.push(self.report_on(&e.path.path_id));
+                    }
+                }
+            } else if stale && let Some(network) = &self.network {
+                self.memory
+                    .failed(network, kind(self.carriers.get(&path.path_id)), today);
+            }
             let next = if in_catalog {
                 self.monitor
                     .fail_over(&self.catalog, &self.enrollment.region)
@@ -441,16 +704,18 @@ impl ClientAgent {
                     .best(&self.catalog, &self.enrollment.region)
                     .cloned()
             };
-            reports.push(
-                self.monitor
-                    .report(&self.enrollment.client, &path.path_id, Utc::now()),
-            );
+            reports.push(self.report_on(&path.path_id));
             if let Some(next) = next {
                 tracing::warn!(from = %path.path_id, to = %next.path_id, ?verdict, "failing over");
                 self.switch_to(&next, now)?;
                 // A UDP candidate answers within a keepalive or two if it works at all; T3
-                // (TCP, TLS and the upgrade through a CDN) gets the full limit.
-                if !matches!(self.carriers.get(&next.path_id), Some(Carrier::T3 { .. })) {
+                // (TCP, TLS and the upgrade through a CDN), alone or in a race, gets the full
+                // limit.
+                let t3 = match &self.race {
+                    Some(race) => race.entrants.iter().any(|e| e.kind == "T3"),
+                    None => matches!(self.carriers.get(&next.path_id), Some(Carrier::T3 { .. })),
+                };
+                if !t3 {
                     let keepalive =
                         Duration::from_secs(u64::from(self.settings.keepalive_s.max(1)));
                     self.monitor
@@ -468,10 +733,7 @@ impl ClientAgent {
             .is_none_or(|at| now.saturating_duration_since(at) >= self.settings.report_every)
         {
             self.last_report = Some(now);
-            reports.push(
-                self.monitor
-                    .report(&self.enrollment.client, &path.path_id, Utc::now()),
-            );
+            reports.push(self.report_on(&path.path_id));
         }
         Ok(reports)
     }

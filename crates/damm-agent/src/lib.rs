@@ -7,7 +7,9 @@
 //! - [`client`]: a client keeps its enrollment, connects through the best catalog path, watches
 //!   the current peer and fails over to [`damm_catalog::next_after`] when it goes quiet, with the
 //!   same key and tunnel address (no re-enrollment). The decision logic ([`client::PathMonitor`])
-//!   is pure and unit-tested; it emits [`client::Report`]s for the orchestrator.
+//!   is pure and unit-tested; it emits [`client::Report`]s for the orchestrator. Where a path
+//!   offers several transports, they are raced at each switch, Happy-Eyeballs style, in the
+//!   order [`networks`] remembers for the network the client is on.
 //! - [`wg`]: how WireGuard is driven: [`wg::WgTool`] (the `wg` tool from wireguard-tools,
 //!   always available) or, with the `wireguard-control` feature (LGPL, off by default),
 //!   `wg::WgControl` (kernel netlink or the userspace UAPI socket
@@ -21,6 +23,7 @@ mod carriers;
 pub mod client;
 mod host;
 pub mod listeners;
+pub mod networks;
 pub mod wg;
 
 pub use host::{Host, WireguardLink};

@@ -402,6 +402,8 @@ pub struct ClientOptions {
     pub refresh: Duration,
     /// Where the last accepted catalog version is kept.
     pub version_file: PathBuf,
+    /// Where the client remembers which transports worked on which network.
+    pub networks_file: PathBuf,
     /// CA certificates T3 fronts are checked against instead of the public web's roots.
     pub transport_ca: Option<PathBuf>,
     /// Edge addresses dialled for T3 fronts instead of their DNS answers.
@@ -440,6 +442,10 @@ pub async fn run_client(
     for (host, edge) in &options.front_addresses {
         agent.pin_front(host.clone(), *edge);
     }
+    damm_agent::networks::check_file(&options.networks_file)?;
+    agent.set_network_memory(damm_agent::networks::NetworkMemory::load(
+        &options.networks_file,
+    ));
     let path = agent.connect(Instant::now())?;
     info!(client = %file.client, path = %path.path_id, "connected");
     let orchestrator = Orchestrator::new(&options.orchestrator)?;

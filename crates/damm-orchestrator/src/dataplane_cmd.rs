@@ -168,6 +168,11 @@ pub(crate) struct ClientArgs {
     /// Where the last accepted catalog version is kept (default: ENROLLMENT.catalog-version).
     #[arg(long)]
     version_file: Option<PathBuf>,
+    /// Where the client remembers which transports worked on which network, so that the
+    /// next connect on a network that blocks UDP starts with T3 (default:
+    /// ENROLLMENT.networks).
+    #[arg(long, value_name = "FILE")]
+    networks_file: Option<PathBuf>,
     /// CA certificates (PEM) that T3 fronts are checked against instead of the public web's
     /// roots: a private or test CA.
     #[arg(long, value_name = "PEM_FILE")]
@@ -341,7 +346,11 @@ pub(crate) async fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let version_file = args
         .version_file
         .unwrap_or_else(|| PathBuf::from(format!("{}.catalog-version", args.enrollment.display())));
+    let networks_file = args
+        .networks_file
+        .unwrap_or_else(|| PathBuf::from(format!("{}.networks", args.enrollment.display())));
     let options = dataplane::ClientOptions {
+        networks_file,
         enrollment: args.enrollment,
         catalog: CatalogSource::parse(&args.catalog),
         trusted: dataplane::trusted_key(&args.trusted_key)?,

@@ -16,7 +16,11 @@
 //!   name a path of the client's region in the last published catalog, and are turned into a
 //!   quality in 0..=1 fed to the score book on the next tick: a path that worked credits every
 //!   component on it; a path that failed is charged to its client-facing components (front,
-//!   overlay, ingress), since those are what a censor sees and blocks.
+//!   overlay, ingress), since those are what a censor sees and blocks. A report names the
+//!   transport the client carried the path on (`T0`..`T3`, see [`REPORT_TRANSPORTS`]); a failure
+//!   on T1, T2 or T3 while the same client reports the same path working on another transport
+//!   is a sign that transport is blocked, not that the ingress is dead, so the ingress is not
+//!   charged for it (see [`apply_reports`]).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -566,6 +570,36 @@ fn gateway_transports(
 /// The wire format of `POST /v1/reports` (the client agent's report).
 pub type Report = damm_agent::client::Report;
 
+/// The transports a report may name in its `transport` field: `T0` bare WireGuard/UDP, `T1`
+/// obfuscated UDP, `T2` a direct TLS front, `T3` WebSocket over TLS through a CDN front.
+pub const REPORT_TRANSPORTS: [&str; 4] = ["T0", "T1", "T2", "T3"];
+
+/// Every transport an accepted report can carry: [`REPORT_TRANSPORTS`], and `overlay`, which
+/// a report never names but an overlay (`ov:`) path without a `transport` is carried on.
+pub const ACCEPTED_TRANSPORTS: [&str; 5] = ["T0", "T1", "T2", "T3", "overlay"];
+
+/// The transport of a report: the one it names, which must be one of [`REPORT_TRANSPORTS`],
+/// or, in the reports of older clients that name none, the one the path's id implies (`T3`
+/// for a fronted `t3:` path, `overlay` for an `ov:` path, `T0` otherwise).
+fn report_transport(named: Option<&str>, path_id: &str) -> Result<&'static str, ReportRefusal> {
+    match named {
+        Some(named) => REPORT_TRANSPORTS
+            .into_iter()
+            .find(|t| *t == named)
+            .ok_or_else(|| {
+                let shown: String = named.chars().take(32).collect();
+                ReportRefusal::Malformed(format!(
+                    "transport: `{}` is not one of {}",
+                    shown.escape_default(),
+                    REPORT_TRANSPORTS.join(", ")
+                ))
+            }),
+        None if path_id.starts_with("t3:") => Ok("T3"),
+        None if path_id.starts_with("ov:") => Ok("overlay"),
+        None => Ok("T0"),
+    }
+}
+
 /// A report that passed every check, waiting for the next tick.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AcceptedReport {
@@ -573,11 +607,26 @@ pub struct AcceptedReport {
     pub client: String,
     /// The path.
     pub path_id: String,
+    /// The transport the client carried the path on: one of [`ACCEPTED_TRANSPORTS`] (the
+    /// report's own `transport`, or the one its path implies when it names none).
+    pub transport: &'static str,
     /// The path's components, each with whether it faces the client (front, overlay,
     /// ingress).
     pub components: Vec<(String, bool)>,
+    /// The path's ingress, one of `components`.
+    pub ingress: Option<String>,
+    /// The consecutive failures it reports (0: none, though the path may still lack a handshake).
+    pub failures: u32,
     /// The quality it reports, 0..=1 (see [`quality`]).
     pub quality: f64,
+}
+
+impl AcceptedReport {
+    /// `ok` when the report names no failure, else `failed` (the `outcome` label of
+    /// `damm_client_reports_total`).
+    pub fn outcome(&self) -> &'static str {
+        if self.failures == 0 { "ok" } else { "failed" }
+    }
 }
 
 /// Why a report was refused; [`ReportRefusal::status`] is the HTTP answer.
@@ -672,6 +721,7 @@ pub fn check_report(
             "rtt_ms: must be a non-negative number".into(),
         ));
     }
+    let transport = report_transport(report.transport.as_deref(), &report.path_id)?;
     // An unknown client and a wrong token look the same from outside.
     let client = state
         .clients
@@ -686,22 +736,36 @@ pub fn check_report(
         .unwrap_or_default()
         .iter()
         .find(|p| p.path_id == report.path_id);
-    let components = match listed {
-        Some(path) => path
-            .composition
-            .iter()
-            .map(|c| (c.component.clone(), c.role != Role::Egress))
-            .collect(),
+    let (components, ingress) = match listed {
+        Some(path) => (
+            path.composition
+                .iter()
+                .map(|c| (c.component.clone(), c.role != Role::Egress))
+                .collect(),
+            path.composition
+                .iter()
+                .find(|c| c.role == Role::Ingress)
+                .map(|c| c.component.clone()),
+        ),
         // A client reports on the path it used, which an older catalog may have listed (the
         // catalog changes every tick its paths change): scored on the nodes state still holds.
-        None => unlisted_path(state, &client.region, &report.path_id).ok_or_else(|| {
-            ReportRefusal::UnknownPath(report.path_id.chars().take(128).collect())
-        })?,
+        None => {
+            let components =
+                unlisted_path(state, &client.region, &report.path_id).ok_or_else(|| {
+                    ReportRefusal::UnknownPath(report.path_id.chars().take(128).collect())
+                })?;
+            // The ingress comes first there.
+            let ingress = components.first().map(|(c, _)| c.clone());
+            (components, ingress)
+        }
     };
     Ok(AcceptedReport {
         client: client.id.clone(),
         path_id: report.path_id.clone(),
+        transport,
         components,
+        ingress,
+        failures: report.failures,
         quality: quality(&report, rtt_reference_ms),
     })
 }
@@ -737,18 +801,44 @@ fn unlisted_path(state: &State, region: &Region, path_id: &str) -> Option<Vec<(S
     })
 }
 
-/// Feeds accepted reports to the score book at `now` (see the module documentation for who
-/// is charged for a failure).
+/// Feeds accepted reports to the score book at `now`.
+///
+/// A report that works (quality 0.5 or more) credits every component of its path with its
+/// quality. A report that fails (a failure, or no handshake ever) is charged to the path's
+/// client-facing components only (front, overlay, ingress): the egress is not at fault.
+///
+/// One exception: a failure on `T1`, `T2` or `T3` is not charged to the path's ingress when
+/// `reports` (the reports of one tick) also holds a working report of the same client on the
+/// same `path_id` over another transport. The ingress answered that client on the other
+/// transport, so the failure points at that transport being blocked on the client's network,
+/// not at a dead ingress. The path's other client-facing components (a front) are still
+/// charged. A `T0` (or overlay) failure is always charged, and a working report on another
+/// client or another path proves nothing here.
 pub fn apply_reports(
     scores: &mut ScoreBook,
     policy: &Policy,
     reports: &[AcceptedReport],
     now: DateTime<Utc>,
 ) {
+    let works = |r: &AcceptedReport| r.quality >= 0.5;
+    let working: std::collections::HashSet<(&str, &str, &str)> = reports
+        .iter()
+        .filter(|r| works(r))
+        .map(|r| (r.client.as_str(), r.path_id.as_str(), r.transport))
+        .collect();
     for report in reports {
-        let failed = report.quality < 0.5;
+        let failed = !works(report);
+        let spare_ingress = failed
+            && matches!(report.transport, "T1" | "T2" | "T3")
+            && ACCEPTED_TRANSPORTS.into_iter().any(|t| {
+                t != report.transport
+                    && working.contains(&(report.client.as_str(), report.path_id.as_str(), t))
+            });
         for (component, client_facing) in &report.components {
             if failed && !client_facing {
+                continue;
+            }
+            if spare_ingress && report.ingress.as_deref() == Some(component.as_str()) {
                 continue;
             }
             scores.client_report(component, now, report.quality, &policy.scoring);
@@ -839,6 +929,7 @@ mod tests {
         let mut r = Report {
             client: "c".into(),
             path_id: "p".into(),
+            transport: None,
             handshake_age_s: Some(5),
             rtt_ms: None,
             failures: 0,
@@ -851,5 +942,133 @@ mod tests {
         assert_eq!(quality(&r, 80.0), 0.25);
         r.failures = 2;
         assert_eq!(quality(&r, 80.0), 0.0);
+    }
+
+    #[test]
+    fn a_report_names_a_known_transport_or_gets_its_paths() {
+        for (named, path, expected) in [
+            (Some("T1"), "t0:in1>eg1", "T1"),
+            (Some("T2"), "t0:in1>eg1", "T2"),
+            (Some("T3"), "t0:in1>eg1", "T3"),
+            (Some("T0"), "t3:front-1>in1>eg1", "T0"),
+            (None, "t0:in1>eg1", "T0"),
+            (None, "t3:front-1>in1>eg1", "T3"),
+            (None, "ov:tail-1>in1>eg1", "overlay"),
+            (None, "other", "T0"),
+        ] {
+            assert_eq!(
+                report_transport(named, path),
+                Ok(expected),
+                "{named:?} {path}"
+            );
+        }
+        for bad in ["T9", "t1", "", "overlay", " T1"] {
+            let Err(ReportRefusal::Malformed(why)) = report_transport(Some(bad), "t0:in1>eg1")
+            else {
+                panic!("{bad:?} accepted");
+            };
+            assert!(why.starts_with("transport: `"), "{why}");
+        }
+        let long = format!("T{}\n\"", "9".repeat(100));
+        let Err(ReportRefusal::Malformed(why)) = report_transport(Some(&long), "t0:in1>eg1") else {
+            panic!("accepted");
+        };
+        assert_eq!(
+            why,
+            format!(
+                "transport: `T{}` is not one of T0, T1, T2, T3",
+                "9".repeat(31)
+            )
+        );
+        let Err(ReportRefusal::Malformed(why)) = report_transport(Some("T\n\"x"), "t0:a>b") else {
+            panic!("accepted");
+        };
+        assert!(why.starts_with("transport: `T\\n\\\"x`"), "{why}");
+    }
+
+    fn scoring_policy() -> Policy {
+        Policy::parse(
+            "[fleet]\nid = \"t\"\ntick = \"60s\"\n[limits]\ncreates_per_tick = 1\n\
+             retires_per_tick = 1\nmonthly_spend_cap = 10.0\n[providers.a]\nmax_nodes = 4\n\
+             creates_per_tick = 1\nregions = [\"eu\"]\nprices = { small = 5.0 }\n\
+             [regions.eu]\ningress = { min = 1, max = 2 }\negress = { min = 0, max = 1 }\n\
+             min_providers = 1\nrotate_ingress_after = \"6h\"\nrotate_egress_after = \"7d\"\n",
+            "test",
+        )
+        .unwrap()
+    }
+
+    /// A report of `client` on a fronted path `front-1 > in1 > eg1`, carried on `transport`.
+    fn accepted(client: &str, transport: &'static str, failures: u32) -> AcceptedReport {
+        AcceptedReport {
+            client: client.into(),
+            path_id: "t0:in1>eg1".into(),
+            transport,
+            components: vec![
+                ("front-1".into(), true),
+                ("in1".into(), true),
+                ("eg1".into(), false),
+            ],
+            ingress: Some("in1".into()),
+            failures,
+            quality: if failures > 0 { 0.0 } else { 1.0 },
+        }
+    }
+
+    /// The client quality of each of `front-1`, `in1`, `eg1` after scoring `reports`.
+    fn charged(reports: &[AcceptedReport]) -> [Option<f64>; 3] {
+        let mut scores = ScoreBook::default();
+        apply_reports(&mut scores, &scoring_policy(), reports, Utc::now());
+        ["front-1", "in1", "eg1"].map(|c| scores.components.get(c).and_then(|r| r.client.mean()))
+    }
+
+    #[test]
+    fn a_blocked_transport_is_not_charged_to_an_ingress_the_client_reaches_otherwise() {
+        // T1 failed, T0 works for the same client on the same path: the ingress is only
+        // credited; the front (client-facing) is still charged; the egress is not.
+        for blocked in ["T1", "T2", "T3"] {
+            assert_eq!(
+                charged(&[accepted("c", blocked, 3), accepted("c", "T0", 0)]),
+                [Some(0.5), Some(1.0), Some(1.0)],
+                "{blocked}"
+            );
+        }
+        // Any other working transport will do, in either order.
+        assert_eq!(
+            charged(&[accepted("c", "T3", 0), accepted("c", "T1", 1)]),
+            [Some(0.5), Some(1.0), Some(1.0)]
+        );
+        // Alone, the failure is charged as before.
+        assert_eq!(
+            charged(&[accepted("c", "T1", 1)]),
+            [Some(0.0), Some(0.0), None]
+        );
+        // A T0 failure is always charged, even when T1 works.
+        assert_eq!(
+            charged(&[accepted("c", "T0", 1), accepted("c", "T1", 0)]),
+            [Some(0.5), Some(0.5), Some(1.0)]
+        );
+        // The same transport working (a flap), another client's success, or a success on
+        // another path prove nothing.
+        let mut elsewhere = accepted("c", "T0", 0);
+        elsewhere.path_id = "t0:in1>eg2".into();
+        for other in [
+            accepted("c", "T1", 0),
+            accepted("someone-else", "T0", 0),
+            elsewhere,
+        ] {
+            assert_eq!(
+                charged(&[accepted("c", "T1", 1), other.clone()]),
+                [Some(0.5), Some(0.5), Some(1.0)],
+                "{other:?}"
+            );
+        }
+        // A path that never completed a handshake on T0 does not count as working.
+        let mut silent = accepted("c", "T0", 0);
+        silent.quality = 0.25;
+        assert_eq!(
+            charged(&[accepted("c", "T1", 1), silent]),
+            [Some(0.125), Some(0.125), None]
+        );
     }
 }

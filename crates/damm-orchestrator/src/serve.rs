@@ -65,8 +65,23 @@ pub struct ReportQueue {
     pub pending: Vec<crate::enroll::AcceptedReport>,
     /// Accepted since start.
     pub accepted: u64,
+    /// Accepted since start, by transport and outcome (`ok`, `failed`: see
+    /// [`crate::enroll::AcceptedReport::outcome`]).
+    pub by_transport: BTreeMap<(&'static str, &'static str), u64>,
     /// Refused since start, by reason.
     pub refused: BTreeMap<&'static str, u64>,
+}
+
+impl ReportQueue {
+    /// Counts `report` and queues it for the next tick.
+    pub fn accept(&mut self, report: crate::enroll::AcceptedReport) {
+        self.accepted += 1;
+        *self
+            .by_transport
+            .entry((report.transport, report.outcome()))
+            .or_default() += 1;
+        self.pending.push(report);
+    }
 }
 
 /// Shared between the loop and the HTTP handlers.
@@ -377,8 +392,7 @@ async fn reports(
     });
     match checked {
         Ok(report) => {
-            snap.reports.accepted += 1;
-            snap.reports.pending.push(report);
+            snap.reports.accept(report);
             StatusCode::ACCEPTED.into_response()
         }
         Err(refusal) => {
@@ -426,6 +440,13 @@ struct ReportLabels {
     reason: &'static str,
 }
 
+/// `{transport, outcome}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ClientReportLabels {
+    transport: &'static str,
+    outcome: &'static str,
+}
+
 /// `{provider, kind}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct AlertLabels {
@@ -467,6 +488,23 @@ pub fn render_metrics(snap: &Snapshot) -> String {
         "damm_reports",
         "Client path reports since start, by outcome and reason",
         reports,
+    );
+    let client_reports = Family::<ClientReportLabels, Counter>::default();
+    // Every known pair shows, at 0 until counted.
+    let known = crate::enroll::ACCEPTED_TRANSPORTS
+        .into_iter()
+        .flat_map(|t| [(t, "ok"), (t, "failed")]);
+    for (transport, outcome) in known {
+        let n = snap.reports.by_transport.get(&(transport, outcome));
+        client_reports
+            .get_or_create(&ClientReportLabels { transport, outcome })
+            .inc_by(n.copied().unwrap_or(0));
+    }
+    registry.register(
+        "damm_client_reports",
+        "Accepted client path reports since start, by the transport the client carried the \
+         path on and outcome (ok: no failure; failed)",
+        client_reports,
     );
     registry.register(
         "damm_tick_errors",
@@ -650,7 +688,17 @@ mod tests {
             tick_errors: 2,
             ..Snapshot::default()
         };
-        snap.reports.accepted = 3;
+        for (transport, failures) in [("T1", 2), ("T1", 1), ("T0", 0)] {
+            snap.reports.accept(crate::enroll::AcceptedReport {
+                client: "c".into(),
+                path_id: "t0:in1>eg1".into(),
+                transport,
+                components: vec![],
+                ingress: None,
+                failures,
+                quality: 0.0,
+            });
+        }
         snap.reports.refused.insert("malformed", 1);
         snap.metrics.probe(weird, false);
         snap.metrics.probe_call(weird, Duration::from_millis(30));
@@ -706,6 +754,7 @@ mod tests {
             ("damm_ticks_total", "counter"),
             ("damm_tick_errors_total", "counter"),
             ("damm_reports_total", "counter"),
+            ("damm_client_reports_total", "counter"),
             ("damm_actions_total", "counter"),
             ("damm_tick_duration_seconds", "histogram"),
             ("damm_probe_duration_seconds", "histogram"),
@@ -723,6 +772,18 @@ mod tests {
         assert_eq!(find("damm_tick_duration_seconds_sum").2, 2.0);
         assert!(text.contains("damm_reports_total{outcome=\"accepted\",reason=\"ok\"} 3\n"));
         assert!(text.contains("damm_reports_total{outcome=\"refused\",reason=\"malformed\"} 1\n"));
+        for (series, n) in [
+            ("transport=\"T1\",outcome=\"failed\"", 2),
+            ("transport=\"T0\",outcome=\"ok\"", 1),
+            ("transport=\"T1\",outcome=\"ok\"", 0),
+            ("transport=\"T3\",outcome=\"failed\"", 0),
+            ("transport=\"overlay\",outcome=\"ok\"", 0),
+        ] {
+            assert!(
+                text.contains(&format!("damm_client_reports_total{{{series}}} {n}\n")),
+                "{series}: {text}"
+            );
+        }
         assert!(text.contains("damm_up 1\n"), "{text}");
     }
 

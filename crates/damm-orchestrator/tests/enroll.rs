@@ -378,10 +378,13 @@ async fn enroll_serve_gateway_configs_and_score_reports() {
                 .component
                 .clone()
         };
-        let report = |client_id: &str, path: &str, failures: u32| {
+        // `transport` names the transport the client carried the path on; older clients
+        // name none.
+        let report_on = |client_id: &str, path: &str, transport: Option<&str>, failures: u32| {
             serde_json::to_vec(&enroll::Report {
                 client: client_id.into(),
                 path_id: path.into(),
+                transport: transport.map(str::to_owned),
                 handshake_age_s: Some(3),
                 rtt_ms: None,
                 failures,
@@ -389,6 +392,8 @@ async fn enroll_serve_gateway_configs_and_score_reports() {
             })
             .unwrap()
         };
+        let report =
+            |client_id: &str, path: &str, failures: u32| report_on(client_id, path, None, failures);
         let post = |token: Option<&str>, body: Vec<u8>| {
             let client = client.clone();
             let url = url.clone();
@@ -405,7 +410,7 @@ async fn enroll_serve_gateway_configs_and_score_reports() {
             }
         };
         // Refused: no token, a wrong token, another client's token, malformed JSON, an unknown
-        // client, an unknown path, an oversized body.
+        // transport, an unknown client, an unknown path, an oversized body.
         let good = report(&id, &failing.path_id, 1);
         assert_eq!(post(None, good.clone()).await.0, 401);
         assert_eq!(post(Some("not-the-token"), good.clone()).await.0, 401);
@@ -417,6 +422,13 @@ async fn enroll_serve_gateway_configs_and_score_reports() {
                 .0,
             400
         );
+        let (status, body) = post(
+            Some(&token),
+            report_on(&id, &failing.path_id, Some("T9"), 1),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("transport: `T9`"), "{body}");
         assert_eq!(
             post(
                 Some(&token),
@@ -433,8 +445,15 @@ async fn enroll_serve_gateway_configs_and_score_reports() {
             422
         );
         assert_eq!(post(Some(&token), vec![b' '; 64 * 1024]).await.0, 413);
-        // Accepted: the path failed for this client.
+        // Accepted: the path failed for this client, on T0 (an older client's report, naming
+        // no transport) and on T1.
         let (status, body) = post(Some(&token), good).await;
+        assert_eq!(status, 202, "{body}");
+        let (status, body) = post(
+            Some(&token),
+            report_on(&id, &failing.path_id, Some("T1"), 2),
+        )
+        .await;
         assert_eq!(status, 202, "{body}");
         let metrics = http(
             &client,
@@ -446,7 +465,7 @@ async fn enroll_serve_gateway_configs_and_score_reports() {
         .await
         .1;
         assert!(
-            metrics.contains("damm_reports_total{outcome=\"accepted\",reason=\"ok\"} 1\n"),
+            metrics.contains("damm_reports_total{outcome=\"accepted\",reason=\"ok\"} 2\n"),
             "{metrics}"
         );
         assert!(
@@ -455,8 +474,18 @@ async fn enroll_serve_gateway_configs_and_score_reports() {
             "{metrics}"
         );
         assert!(
-            metrics.contains("damm_reports_total{outcome=\"refused\",reason=\"malformed\"} 2\n")
+            metrics.contains("damm_reports_total{outcome=\"refused\",reason=\"malformed\"} 3\n")
         );
+        for (series, n) in [
+            ("transport=\"T0\",outcome=\"failed\"", 1),
+            ("transport=\"T1\",outcome=\"failed\"", 1),
+            ("transport=\"T1\",outcome=\"ok\"", 0),
+        ] {
+            assert!(
+                metrics.contains(&format!("damm_client_reports_total{{{series}}} {n}\n")),
+                "{series}: {metrics}"
+            );
+        }
         assert!(
             metrics.contains("damm_reports_total{outcome=\"refused\",reason=\"unknown_path\"} 1\n")
         );

@@ -8,6 +8,8 @@
 //! - **T3**, WebSocket over TLS through a CDN front ([`t3`]): one datagram per binary
 //!   message on a secret path; everything else gets an ordinary web page.
 //!
+//! - [`race`]: Happy Eyeballs over the transports a path offers, the first to answer wins.
+//!
 //! The codecs are pure and fuzzed; the relays are small tokio loops. The agent decides which
 //! transport to use; the catalog describes them; the orchestrator never imports this crate.
 //!
@@ -22,6 +24,7 @@
 //! # Ok::<(), damm_transport::t1::T1Error>(())
 //! ```
 
+pub mod race;
 pub mod relay;
 pub mod t1;
 pub mod t3;
