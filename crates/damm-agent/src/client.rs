@@ -295,7 +295,7 @@ pub struct ClientAgent {
     network: Option<String>,
 }
 
-/// A race between the transports of one catalog path: WireGuard sends to the racer, which
+/// A race between the ways into one gateway (T0, T1, its fronts' T3): WireGuard sends to the racer, which
 /// carries over every entrant until one answers.
 struct Race {
     task: tokio::task::AbortHandle,
@@ -461,12 +461,14 @@ impl ClientAgent {
     fn switch_to(&mut self, path: &Path, now: Instant) -> Result<(), AgentError> {
         // A race still running stops, with its forwarders.
         self.race = None;
+        // Every candidate that leads to the same gateway WireGuard is a way into it: its T0
+        // and T1 (one catalog path), and its fronts' T3 (fronted paths of their own).
         let siblings: Vec<Path> = self
             .catalog
             .region(&self.enrollment.region)
             .unwrap_or_default()
             .iter()
-            .filter(|p| base_id(&p.path_id) == base_id(&path.path_id))
+            .filter(|p| p.gateway_public_key == path.gateway_public_key)
             .cloned()
             .collect();
         self.network = siblings.iter().find_map(|p| self.network_of(p));
@@ -524,8 +526,7 @@ impl ClientAgent {
         network_towards(address)
     }
 
-    /// Starts the race between `entrants` (the transports of one catalog path, `chosen`
-    /// among them): those that worked on this network first, then the chosen one, then by
+    /// Starts the race between `entrants` (the ways into one gateway, `chosen` among them): those that worked on this network first, then the chosen one, then by
     /// score; those that failed here last. Each starts [`STAGGER`] after the one before.
     /// Returns the racer's loopback port, where WireGuard sends.
     fn start_race(
