@@ -64,6 +64,10 @@ pub struct PathRow {
     pub path_id: String,
     /// Transports, comma-separated.
     pub transport: String,
+    /// The ways in a client can race, by kind (`T0`, `T1`, `T3`).
+    pub offers: Vec<String>,
+    /// The gateway (ingress) the path enters by.
+    pub gateway: String,
     /// Where the client connects: `address:port`, or `hostname:443` for a front.
     pub endpoint: String,
     /// Providers the path crosses, client side first.
@@ -136,7 +140,7 @@ pub fn policy_text() -> anyhow::Result<String> {
     // A TOML table cannot be opened twice: the region's opt-in goes right under its header.
     Ok(default.replacen(
         &header,
-        &format!("{header}fronts = true\noverlay = true\n"),
+        &format!("{header}fronts = true\noverlay = true\nt1 = true\n"),
         1,
     ) + ENTRY_PROVIDERS)
 }
@@ -166,10 +170,38 @@ fn excerpt(catalog: Option<&Catalog>, region: &str) -> Vec<PathRow> {
                 .map(|t| t.as_str())
                 .collect::<Vec<_>>()
                 .join(","),
+            offers: p.offers.iter().map(|o| o.kind().to_owned()).collect(),
+            gateway: p
+                .composition
+                .iter()
+                .find(|c| c.role == damm_catalog::Role::Ingress)
+                .map(|c| c.component.clone())
+                .unwrap_or_default(),
             endpoint: p.endpoint.clone(),
             providers: p.providers().into_iter().map(str::to_owned).collect(),
         })
         .collect()
+}
+
+/// The first gateway of `rows` that a client can reach by more than one transport, with
+/// them: `(gateway, ["T0", "T1", "T3"])`.
+fn ways_in(rows: &[PathRow]) -> Option<(String, Vec<String>)> {
+    let mut by_gateway: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for r in rows {
+        by_gateway
+            .entry(&r.gateway)
+            .or_default()
+            .extend(r.offers.iter().cloned());
+    }
+    by_gateway
+        .into_iter()
+        .map(|(g, mut kinds)| {
+            kinds.sort();
+            kinds.dedup();
+            (g.to_owned(), kinds)
+        })
+        .max_by_key(|(_, kinds)| kinds.len())
+        .filter(|(_, kinds)| kinds.len() > 1)
 }
 
 /// The paths as a table.
@@ -185,15 +217,16 @@ fn excerpt_table(rows: &[PathRow]) -> String {
     let id_width = width(|r| &r.path_id, "PATH");
     let endpoint_width = width(|r| &r.endpoint, "ENDPOINT");
     let mut out = format!(
-        "  {:<id_width$}  {:<9}  {:<endpoint_width$}  VIA\n",
-        "PATH", "TRANSPORT", "ENDPOINT"
+        "  {:<id_width$}  {:<9}  {:<7}  {:<endpoint_width$}  VIA\n",
+        "PATH", "TRANSPORT", "OFFERS", "ENDPOINT"
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "  {:<id_width$}  {:<9}  {:<endpoint_width$}  {}",
+            "  {:<id_width$}  {:<9}  {:<7}  {:<endpoint_width$}  {}",
             r.path_id,
             r.transport,
+            r.offers.join("+"),
             r.endpoint,
             r.providers.join(" → ")
         );
@@ -503,6 +536,13 @@ pub async fn run(json: bool) -> anyhow::Result<()> {
             run.catalog.as_ref().map_or(0, |c| c.version)
         );
         print!("{}", excerpt_table(&catalog_before_cdn_outage));
+        if let Some((gateway, kinds)) = ways_in(&catalog_before_cdn_outage) {
+            println!(
+                "\nA client reaches gateway {gateway} by {}: it races them 250 ms apart at \
+                 connect and keeps the first that answers (docs/transports.md).",
+                kinds.join(", ")
+            );
+        }
         println!("\n{CDN} goes dark (every call answers 503); the fronted paths leave, T0 stays:");
     }
     sim.set_faults(

@@ -131,6 +131,23 @@ fn demo_converges_on_the_simulator_and_survives_a_dark_provider() {
             );
         }
     }
+    // A gateway of the fronted region is offered three ways: T0 and T1 on its bare path, T3
+    // through its front.
+    let mut ways: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for path in before.as_array().unwrap() {
+        let gateway = path["gateway"].as_str().unwrap();
+        for kind in path["offers"].as_array().unwrap() {
+            ways.entry(gateway)
+                .or_default()
+                .insert(kind.as_str().unwrap());
+        }
+    }
+    assert!(
+        ways.values()
+            .any(|kinds| kinds.iter().copied().eq(["T0", "T1", "T3"])),
+        "{ways:?}"
+    );
     let after = &report["catalog_after_cdn_outage"];
     assert!(ids(after, "T3").is_empty(), "{after}");
     assert_eq!(ids(after, "T0"), t0, "the same bare WireGuard paths stay");
