@@ -33,6 +33,8 @@ use crate::{AgentError, Host};
 /// How much later each transport of a race starts than the one before it (RFC 8305's
 /// connection attempt delay).
 const STAGGER: Duration = Duration::from_millis(250);
+/// WireGuard's REKEY_AFTER_TIME: a session's keys are renewed from this age on.
+const REKEY_AFTER: Duration = Duration::from_secs(120);
 /// A transport that had this much of a head start on the race's winner and never answered
 /// is taken as blocked on this network (reported as failed, remembered as such).
 const HEAD_START: Duration = Duration::from_millis(500);
@@ -505,13 +507,31 @@ impl ClientAgent {
     }
 
     fn point_peer(&mut self, path: &Path, endpoint: SocketAddr) -> Result<(), AgentError> {
+        let mut current = self.wireguard.get(&self.settings.interface)?;
+        // A session past WireGuard's rekey time (2 min) is renewing its keys, and WireGuard
+        // sends a new initiation only every 5 s: the one it sent last went to the old
+        // endpoint. Dropping the peer first makes it initiate on the new endpoint at once
+        // (the old keys are no use to keep: they expire or are expiring).
+        let renewing = current.peers.iter().any(|p| {
+            p.public_key == path.gateway_public_key
+                && p.last_handshake.is_some_and(|t| {
+                    SystemTime::now()
+                        .duration_since(t)
+                        .is_ok_and(|age| age >= REKEY_AFTER)
+                })
+        });
+        if renewing {
+            let update = plan(&current, &self.enrollment.private_key, None, &[]);
+            self.wireguard.apply(&self.settings.interface, &update)?;
+            current = self.wireguard.get(&self.settings.interface)?;
+            tracing::info!(path = %path.path_id, "session past its rekey time: handshaking anew");
+        }
         let peer = PeerSpec {
             public_key: path.gateway_public_key,
             allowed_ips: self.settings.allowed_ips.clone(),
             endpoint: Some(endpoint),
             persistent_keepalive: Some(self.settings.keepalive_s),
         };
-        let current = self.wireguard.get(&self.settings.interface)?;
         let update = plan(&current, &self.enrollment.private_key, None, &[peer]);
         self.wireguard.apply(&self.settings.interface, &update)
     }
