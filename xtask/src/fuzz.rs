@@ -22,9 +22,10 @@ const TARGETS: &[(&str, &str)] = &[
     ("tailscale", "fuzz"),
     ("vultr", "fuzz"),
     ("t1_open", "fuzz"),
+    ("t3_gateway", "fuzz"),
 ];
 
-const USAGE: &str = "usage: cargo xtask fuzz [TARGET] [--seconds N]\n  targets: policy, verify, cloudflare, digitalocean, hetzner, static_host, tailscale, vultr, t1_open";
+const USAGE: &str = "usage: cargo xtask fuzz [TARGET] [--seconds N]\n  targets: policy, verify, cloudflare, digitalocean, hetzner, static_host, tailscale, vultr, t1_open, t3_gateway";
 
 pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let mut seconds = 60u64;

@@ -7,10 +7,12 @@
 //! edge: the upgrade on its secret path becomes a tunnel to the local WireGuard port; every
 //! other request — a wrong path, a plain GET, a prober — gets the same small web page or
 //! the same 404, as any web server would. The **client** forwarder is a loopback UDP port
-//! that WireGuard uses as its peer endpoint; it dials `wss://host/secret` over TLS (SNI and
-//! Host set to the front's hostname, whatever address it dials), pings every
-//! `ping_every` so a CDN's idle limit (Cloudflare: 100 s) never ends the socket, and dials
-//! again when the socket closes; WireGuard's own handshake recovers the session.
+//! that WireGuard uses as its peer endpoint; once WireGuard first sends, it dials
+//! `wss://host/secret` over TLS (SNI and Host set to the front's hostname, whatever address
+//! it dials), pings every `ping_every` so a CDN's idle limit (Cloudflare: 100 s) never ends
+//! the socket, and dials again when the socket closes or freezes (a censor that stops a
+//! flow after a few kilobytes: a probe ping goes unanswered); the datagram that waited for
+//! the dial goes first, and WireGuard's session carries on.
 //!
 //! Bad input closes that one connection and is counted: frames or messages over
 //! `max_message`, text messages, a client slower than `header_timeout` to send its request
@@ -61,6 +63,12 @@ pub struct Stats {
     pub refused: AtomicU64,
     /// Client dials (first and again).
     pub dials: AtomicU64,
+    /// Client probes: a WebSocket ping sent because the tunnel had sent and then heard
+    /// nothing for `stall_after`.
+    pub probes: AtomicU64,
+    /// Client tunnels found frozen (a probe unanswered for `probe_timeout`, or a send stuck
+    /// as long), dropped and dialled again at once.
+    pub stalls: AtomicU64,
 }
 
 impl Stats {
@@ -170,6 +178,20 @@ async fn serve<S>(
         // A malformed request or a slowloris: the connection is gone, nothing else is.
         Stats::add(&stats.bad);
     }
+}
+
+/// Serves one connection as [`gateway`] does, and waits for the tunnel it may open to end
+/// too: the fuzz target's way in (`fuzz/fuzz_targets/t3_gateway.rs`), for any byte stream
+/// (an in-memory duplex). Not an API.
+#[doc(hidden)]
+pub async fn serve_one<S>(stream: S, options: GatewayOptions, stats: Arc<Stats>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (alive, watching) = tokio::sync::watch::channel(());
+    serve(stream, &Arc::new(options), &stats, watching).await;
+    // A tunnel runs on a task of its own holding a receiver: it ends with its stream.
+    alive.closed().await;
 }
 
 fn page(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -316,10 +338,21 @@ pub struct ClientOptions {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Ping interval: well inside the CDN's idle limit.
     pub ping_every: Duration,
-    /// Wait before dialling again after a close.
+    /// Wait before dialling again after a close (not after a stall: that dials at once).
     pub redial_after: Duration,
     /// The largest message accepted from the gateway.
     pub max_message: usize,
+    /// A tunnel that has sent something since it last received anything, and whose last
+    /// receive is older than this, is probed with one WebSocket ping. A tunnel that sends
+    /// nothing is never probed (its keepalive pings are no probe).
+    pub stall_after: Duration,
+    /// A probed tunnel that receives nothing at all (the pong, a datagram) within this is
+    /// frozen (a censor freezing flows after a few kilobytes): it is dropped and dialled
+    /// again at once. A send that cannot finish within `stall_after + probe_timeout` is a
+    /// frozen tunnel too.
+    pub probe_timeout: Duration,
+    /// The whole dial (TCP, TLS, the upgrade) must finish within this.
+    pub dial_timeout: Duration,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -328,6 +361,8 @@ impl std::fmt::Debug for ClientOptions {
         f.debug_struct("ClientOptions")
             .field("connect_to", &self.connect_to)
             .field("tls", &self.tls.is_some())
+            .field("stall_after", &self.stall_after)
+            .field("probe_timeout", &self.probe_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -342,6 +377,9 @@ impl ClientOptions {
             ping_every: Duration::from_secs(20),
             redial_after: Duration::from_millis(500),
             max_message: 2048,
+            stall_after: Duration::from_secs(1),
+            probe_timeout: Duration::from_secs(2),
+            dial_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -385,35 +423,74 @@ pub fn tls_public_roots() -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
-/// The client end: WireGuard's peer endpoint is `local`'s address. Runs until `local` fails;
-/// the tunnel is dialled again whenever it closes.
+/// The client end: WireGuard's peer endpoint is `local`'s address. Runs until `local` fails.
+///
+/// Nothing is dialled before WireGuard sends its first datagram: a forwarder started for a
+/// race it loses opens no connection to the front. The latest datagram that arrives while
+/// no tunnel is up (before the first dial, during a dial, during the pause after a close)
+/// is held and sent first once a tunnel is up, so a handshake initiation is never lost to a
+/// dial. A closed tunnel is dialled again after `redial_after`; a frozen one (see
+/// [`ClientOptions::stall_after`]) at once.
 pub async fn client(
     local: UdpSocket,
     options: ClientOptions,
     stats: Arc<Stats>,
 ) -> std::io::Result<()> {
-    let mut wireguard: Option<SocketAddr> = None;
     let mut buf = vec![0u8; 65536];
+    let mut held = Held::default();
+    let got = local.recv_from(&mut buf).await?;
+    held.hold(got, &buf);
     loop {
         Stats::add(&stats.dials);
-        match dial(&options).await {
-            Ok(ws) => {
-                let done = carry(ws, &local, &mut wireguard, &mut buf, &options, &stats).await;
-                if let Err(e) = done {
-                    tracing::debug!("t3: tunnel closed: {e}");
+        let dialled = {
+            let dialling = dial(&options);
+            tokio::pin!(dialling);
+            loop {
+                tokio::select! {
+                    dialled = &mut dialling => break dialled,
+                    got = local.recv_from(&mut buf) => held.hold(got?, &buf),
                 }
             }
-            Err(e) => tracing::debug!("t3: dial failed: {e}"),
+        };
+        let pause = match dialled {
+            Ok(ws) => match carry(ws, &local, &mut held, &mut buf, &options, &stats).await? {
+                Ended::Stalled => {
+                    Stats::add(&stats.stalls);
+                    Duration::ZERO
+                }
+                Ended::Closed => options.redial_after,
+            },
+            Err(e) => {
+                tracing::debug!("t3: dial failed: {e}");
+                options.redial_after
+            }
+        };
+        if pause.is_zero() {
+            continue;
         }
-        // While the tunnel is down, what WireGuard sends is lost, as on a broken network.
-        let pause = tokio::time::sleep(options.redial_after);
+        let pause = tokio::time::sleep(pause);
         tokio::pin!(pause);
         loop {
             tokio::select! {
                 () = &mut pause => break,
-                got = local.recv_from(&mut buf) => { wireguard = Some(got?.1); }
+                got = local.recv_from(&mut buf) => held.hold(got?, &buf),
             }
         }
+    }
+}
+
+/// What the client keeps between tunnels: where WireGuard sends from, and the latest
+/// datagram it sent while no tunnel was up.
+#[derive(Default)]
+struct Held {
+    wireguard: Option<SocketAddr>,
+    pending: Option<Bytes>,
+}
+
+impl Held {
+    fn hold(&mut self, (n, from): (usize, SocketAddr), buf: &[u8]) {
+        self.wireguard = Some(from);
+        self.pending = Some(Bytes::copy_from_slice(&buf[..n]));
     }
 }
 
@@ -424,15 +501,17 @@ trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 async fn dial(options: &ClientOptions) -> Result<Tunnel, String> {
+    tokio::time::timeout(options.dial_timeout, dial_unbounded(options))
+        .await
+        .map_err(|_| format!("the dial took over {:?}", options.dial_timeout))?
+}
+
+async fn dial_unbounded(options: &ClientOptions) -> Result<Tunnel, String> {
     let request = http::Uri::try_from(options.url.as_str()).map_err(|e| e.to_string())?;
     let host = request.host().ok_or("the URL has no host")?.to_owned();
-    let tcp = tokio::time::timeout(
-        Duration::from_secs(10),
-        TcpStream::connect(options.connect_to),
-    )
-    .await
-    .map_err(|_| "connect timed out".to_owned())?
-    .map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(options.connect_to)
+        .await
+        .map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
     let stream: Box<dyn Stream> = match (&options.tls, request.scheme_str()) {
         (Some(tls), Some("wss")) => {
@@ -459,40 +538,132 @@ async fn dial(options: &ClientOptions) -> Result<Tunnel, String> {
     Ok(ws)
 }
 
+/// Why a tunnel ended.
+enum Ended {
+    /// Closed by either end, or broken: dial again after `redial_after`.
+    Closed,
+    /// Frozen: nothing came back after a probe (or a send stuck). Dial again at once.
+    Stalled,
+}
+
+/// Sends `message`, or says how the tunnel ended: a send still stuck after `limit` (the
+/// socket's buffer full and nothing acknowledged) is a frozen flow.
+async fn send(ws: &mut Tunnel, message: Message, limit: Duration) -> Result<(), Ended> {
+    match tokio::time::timeout(limit, ws.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::debug!("t3: tunnel closed: {e}");
+            Err(Ended::Closed)
+        }
+        Err(_) => {
+            tracing::debug!("t3: a send stuck for {limit:?}: the tunnel froze");
+            Err(Ended::Stalled)
+        }
+    }
+}
+
+/// Carries datagrams between WireGuard and one tunnel until the tunnel ends (`Ok`) or
+/// `local` fails (`Err`). The datagram `held` sends first.
+///
+/// Stall detection: the tunnel remembers when it last received anything (a datagram, a
+/// pong) and whether it has sent a datagram since. Sent-since and a last receive older than
+/// `stall_after` sends one ping as a probe; nothing at all within `probe_timeout` after it
+/// is a frozen flow. A tunnel that sends nothing is never probed: its keepalive pings
+/// alone never make it a stall.
 async fn carry(
     mut ws: Tunnel,
     local: &UdpSocket,
-    wireguard: &mut Option<SocketAddr>,
+    held: &mut Held,
     buf: &mut [u8],
     options: &ClientOptions,
     stats: &Stats,
-) -> Result<(), tungstenite::Error> {
-    let mut ping = tokio::time::interval(options.ping_every);
-    ping.tick().await;
+) -> std::io::Result<Ended> {
+    use tokio::time::Instant;
+
+    let limit = options.stall_after + options.probe_timeout;
+    // The upgrade's answer is the first thing received.
+    let mut last_received = Instant::now();
+    let mut sent_since = false;
+    let mut probed: Option<Instant> = None;
+    if let Some(datagram) = held.pending.take() {
+        if let Err(end) = send(&mut ws, Message::Binary(datagram), limit).await {
+            return Ok(end);
+        }
+        Stats::add(&stats.outbound);
+        sent_since = true;
+    }
+    let mut keepalive =
+        tokio::time::interval_at(Instant::now() + options.ping_every, options.ping_every);
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let check = match probed {
+            Some(at) => Some(at + options.probe_timeout),
+            None if sent_since => Some(last_received + options.stall_after),
+            None => None,
+        };
+        let check = async move {
+            match check {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             got = local.recv_from(buf) => {
                 let (n, from) = got?;
-                *wireguard = Some(from);
-                ws.send(Message::Binary(Bytes::copy_from_slice(&buf[..n]))).await?;
+                held.wireguard = Some(from);
+                let datagram = Bytes::copy_from_slice(&buf[..n]);
+                if let Err(end) = send(&mut ws, Message::Binary(datagram), limit).await {
+                    return Ok(end);
+                }
                 Stats::add(&stats.outbound);
+                sent_since = true;
             }
             message = ws.next() => {
+                last_received = Instant::now();
+                sent_since = false;
+                probed = None;
                 match message {
-                    None => return Ok(()),
-                    Some(Err(e)) => return Err(e),
+                    None | Some(Ok(Message::Close(_))) => return Ok(Ended::Closed),
+                    Some(Err(e)) => {
+                        tracing::debug!("t3: tunnel closed: {e}");
+                        return Ok(Ended::Closed);
+                    }
                     Some(Ok(Message::Binary(datagram))) => {
-                        if let Some(wg) = *wireguard
+                        if let Some(wg) = held.wireguard
                             && local.send_to(&datagram, wg).await.is_ok()
                         {
                             Stats::add(&stats.inbound);
                         }
                     }
-                    Some(Ok(Message::Close(_))) => return Ok(()),
-                    Some(Ok(_)) => ws.flush().await?,
+                    // A ping is answered by tungstenite on the next write or flush.
+                    Some(Ok(_)) => {
+                        match tokio::time::timeout(limit, ws.flush()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => return Ok(Ended::Closed),
+                            Err(_) => return Ok(Ended::Stalled),
+                        }
+                    }
                 }
             }
-            _ = ping.tick() => ws.send(Message::Ping(Bytes::new())).await?,
+            _ = keepalive.tick() => {
+                if let Err(end) = send(&mut ws, Message::Ping(Bytes::new()), limit).await {
+                    return Ok(end);
+                }
+            }
+            () = check => {
+                if probed.is_some() {
+                    tracing::debug!(
+                        "t3: nothing received {:?} after a probe: the tunnel froze",
+                        options.probe_timeout
+                    );
+                    return Ok(Ended::Stalled);
+                }
+                Stats::add(&stats.probes);
+                if let Err(end) = send(&mut ws, Message::Ping(Bytes::new()), limit).await {
+                    return Ok(end);
+                }
+                probed = Some(Instant::now());
+            }
         }
     }
 }

@@ -21,7 +21,9 @@
 //! - `damm-netns-udp t1-gateway LISTEN WIREGUARD KEY_FILE` and `t1-client LISTEN GATEWAY
 //!   KEY_FILE`: the T1 relays of `damm_transport::relay` (the censor tests).
 //! - `damm-netns-udp t3-gateway LISTEN WIREGUARD PATH` and `t3-client LISTEN URL CONNECT_TO
-//!   CA_FILE`: T3's gateway listener and client forwarder (`damm_transport::t3`).
+//!   CA_FILE [--stats MS]`: T3's gateway listener and client forwarder
+//!   (`damm_transport::t3`); with `--stats`, the forwarder prints its counters every MS as
+//!   a line `t3-client dials=D probes=P stalls=S outbound=O inbound=I`.
 
 use std::io::Write as _;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -152,15 +154,47 @@ fn main() -> anyhow::Result<()> {
             let url = args.get(3).ok_or_else(usage)?.clone();
             let connect_to: SocketAddr = args.get(4).ok_or_else(usage)?.parse()?;
             let ca = std::fs::read(args.get(5).ok_or_else(usage)?)?;
+            let stats_every = match args.get(6).map(String::as_str) {
+                None => None,
+                Some("--stats") => Some(Duration::from_millis(
+                    args.get(7).ok_or_else(usage)?.parse()?,
+                )),
+                Some(_) => return Err(usage()),
+            };
             let mut options = damm_transport::t3::ClientOptions::new(url, connect_to);
             options.tls = Some(damm_transport::t3::tls_trusting(&ca).map_err(anyhow::Error::msg)?);
+            let stats = std::sync::Arc::new(damm_transport::t3::Stats::default());
+            if let Some(every) = stats_every {
+                let stats = std::sync::Arc::clone(&stats);
+                std::thread::spawn(move || print_t3_stats(&stats, every));
+            }
             runtime()?.block_on(async move {
                 let local = tokio::net::UdpSocket::bind(listen).await?;
-                damm_transport::t3::client(local, options, std::sync::Arc::default()).await
+                damm_transport::t3::client(local, options, stats).await
             })?;
             Ok(())
         }
         _ => Err(usage()),
+    }
+}
+
+/// Prints a T3 client's counters every `every`, until stdout goes away.
+fn print_t3_stats(stats: &damm_transport::t3::Stats, every: Duration) {
+    use damm_transport::t3::Stats;
+    loop {
+        std::thread::sleep(every);
+        let line = format!(
+            "t3-client dials={} probes={} stalls={} outbound={} inbound={}",
+            Stats::get(&stats.dials),
+            Stats::get(&stats.probes),
+            Stats::get(&stats.stalls),
+            Stats::get(&stats.outbound),
+            Stats::get(&stats.inbound),
+        );
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            return;
+        }
     }
 }
 
@@ -249,6 +283,7 @@ fn usage() -> anyhow::Error {
          | forward ADDR:PORT (stdin: a listening socket) | reverse LISTEN NETNS TARGET \
          | files ADDR:PORT DIR | boot ROOT USER_DATA HOST_PID \
          | t1-gateway LISTEN WIREGUARD KEY_FILE | t1-client LISTEN GATEWAY KEY_FILE \
-         | t3-gateway LISTEN WIREGUARD PATH | t3-client LISTEN URL CONNECT_TO CA_FILE"
+         | t3-gateway LISTEN WIREGUARD PATH \
+         | t3-client LISTEN URL CONNECT_TO CA_FILE [--stats MS]"
     )
 }
