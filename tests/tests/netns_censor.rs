@@ -243,7 +243,12 @@ fn test_certificates(dir: &std::path::Path, host: &str) -> (String, String, Stri
         p("edge.pem"),
         p("edge.ext"),
     );
-    std::fs::write(&ext, format!("subjectAltName=DNS:{host}\n")).unwrap();
+    // The gateways' T2 certificate is the same (a wildcard for the lab's T2 domain).
+    std::fs::write(
+        &ext,
+        format!("subjectAltName=DNS:{host},DNS:*.t2.example\n"),
+    )
+    .unwrap();
     let ec = [
         "-newkey",
         "ec",
@@ -485,6 +490,13 @@ fn censor_lab_throughput_per_transport() {
         &["t3-client", "127.0.0.1:5556", &url, "172.31.2.20:443", &ca],
     )
     .unwrap();
+    let url = format!("wss://s1.t2.example{T2_SECRET}");
+    lab.spawn(
+        &cl,
+        helper,
+        &["t3-client", "127.0.0.1:5557", &url, "172.31.2.11:443", &ca],
+    )
+    .unwrap();
     lab.spawn(&gw, "iperf3", &["-s", "-B", "10.99.0.1"])
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -492,6 +504,7 @@ fn censor_lab_throughput_per_transport() {
     for (name, endpoint) in [
         ("T0", "172.31.2.11:51820"),
         ("T1", "127.0.0.1:5555"),
+        ("T2", "127.0.0.1:5557"),
         ("T3", "127.0.0.1:5556"),
     ] {
         connect(&lab, &cl, &cl_if, &cl_key, &gw_public, endpoint);
@@ -619,6 +632,8 @@ fn edge_topology(n: u8) -> Topology {
 /// The lab's shared T1 key (hex) and T3 secret path.
 const T1_KEY_HEX: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
 const SECRET: &str = "/v2Lq8RtYx4mNz7Kp3WcB6h";
+/// The gateway's T2 secret path.
+const T2_SECRET: &str = "/Hq3nW8xTz5mLk2PvY7cRb4";
 
 /// The gateway's T1 and T3 listeners (T3 on 8080 behind the edge) and the edge: nginx with
 /// a test CA's certificate for `front.example`. Returns the CA file clients trust.
@@ -640,6 +655,20 @@ fn gateway_transports(lab: &mut Lab, gw: &str, edge: &str, dir: &std::path::Path
     )
     .unwrap();
     let (ca, cert, key) = test_certificates(dir, "front.example");
+    // T2: the gateway's own TLS on 443, for `*.t2.example`, on a secret path of its own.
+    lab.spawn(
+        gw,
+        helper,
+        &[
+            "t2-gateway",
+            "0.0.0.0:443",
+            "127.0.0.1:51820",
+            T2_SECRET,
+            &cert,
+            &key,
+        ],
+    )
+    .unwrap();
     let origin = format!("172.31.{n}.11:8080");
     let conf = edge_config(dir, "front.example", &cert, &key, &origin);
     lab.spawn(edge, "nginx", &["-c", &conf]).unwrap();
@@ -661,7 +690,9 @@ fn offering_catalog(n: u8, gateway_public: &str) -> damm_catalog::Catalog {
               "composition": [{{ "role": "ingress", "provider": "lab", "component": "gw" }}],
               "offers": [
                 {{ "kind": "T0", "endpoint": "172.31.{n}.11:51820" }},
-                {{ "kind": "T1", "endpoint": "172.31.{n}.11:4443", "key": "{T1_KEY_HEX}" }}
+                {{ "kind": "T1", "endpoint": "172.31.{n}.11:4443", "key": "{T1_KEY_HEX}" }},
+                {{ "kind": "T2", "endpoint": "172.31.{n}.11:443", "url": "wss://s1.t2.example{T2_SECRET}",
+                   "host": "s1.t2.example", "sni": "s1.t2.example" }}
               ] }},
             {{ "path_id": "f", "score": 0.8, "transports": ["T3"], "endpoint": "front.example:443",
               "gateway_public_key": "{gateway_public}",
@@ -905,7 +936,11 @@ fn new_sessions_race_and_remember(n: u8, censor_rules: &str, expected: &str, cas
     let paths = client.paths();
     let order = client.first_race();
     drop(client);
-    assert_eq!(order, ["T0", "T1", "T3"], "a first race goes by score");
+    assert_eq!(
+        order,
+        ["T0", "T1", "T2", "T3"],
+        "a first race goes by score"
+    );
     assert_eq!(
         paths.last().map(String::as_str),
         Some(expected),
@@ -919,6 +954,7 @@ fn new_sessions_race_and_remember(n: u8, censor_rules: &str, expected: &str, cas
     drop(client);
     let remembered = match expected {
         "p~t1" => "T1",
+        "p~t2" => "T2",
         "f~t3" => "T3",
         _ => "T0",
     };
@@ -953,6 +989,22 @@ fn censor_dropping_udp_and_the_gateway_new_sessions_race_to_t3_and_remember_it()
         "f~t3",
         "censor drops all UDP and the gateway",
     );
+}
+
+#[test]
+fn censor_dropping_udp_and_the_cdn_new_sessions_race_to_t2_straight_to_the_gateway() {
+    new_sessions_race_and_remember(
+        10,
+        &drop_udp_and_the_edge(10),
+        "p~t2",
+        "censor drops all UDP and the CDN edge",
+    );
+}
+
+/// Every UDP datagram, and everything to lab `n`'s CDN edge: a network where the CDN is
+/// blocked (or the CDN account is gone); the gateway's own TLS port is left.
+fn drop_udp_and_the_edge(n: u8) -> String {
+    DROP_UDP_AND_THE_GATEWAY.replace("172.31.1.11", &format!("172.31.{n}.20"))
 }
 
 /// A censor that starts in the middle of a session: the client agent, connected over T0,
@@ -995,8 +1047,8 @@ fn mid_session_block(n: u8, censor_rules: &str, expected: &str, case: &str) {
 }
 
 #[test]
-fn censor_blocking_udp_mid_session_moves_the_client_to_t3_with_the_same_enrollment() {
-    mid_session_block(3, DROP_ALL_UDP, "f~t3", "all UDP blocked");
+fn censor_blocking_udp_mid_session_moves_the_client_to_t2_with_the_same_enrollment() {
+    mid_session_block(3, DROP_ALL_UDP, "p~t2", "all UDP blocked");
 }
 
 #[test]

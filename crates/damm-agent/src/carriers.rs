@@ -20,6 +20,7 @@ use crate::AgentError;
 /// How much a candidate on T1 or T3 ranks below the same path's T0: T0 costs least (no CDN
 /// bytes, no extra hop) and is used while it works.
 const T1_FACTOR: f64 = 0.95;
+const T2_FACTOR: f64 = 0.92;
 const T3_FACTOR: f64 = 0.9;
 
 /// How a candidate's datagrams travel when not bare.
@@ -27,6 +28,9 @@ const T3_FACTOR: f64 = 0.9;
 pub(crate) enum Carrier {
     /// Obfuscated UDP to `endpoint` under `key`.
     T1 { endpoint: String, key: [u8; 32] },
+    /// WebSocket over TLS straight to the gateway: `url` (its host is the SNI) dialled at
+    /// `endpoint`.
+    T2 { url: String, endpoint: String },
     /// WebSocket over TLS: `url` dialled at `host`'s address (port from the URL, else 443).
     T3 { url: String, host: String },
 }
@@ -36,6 +40,7 @@ impl std::fmt::Debug for Carrier {
         // The key and the URL's path are secrets.
         match self {
             Carrier::T1 { endpoint, .. } => write!(f, "T1({endpoint})"),
+            Carrier::T2 { endpoint, .. } => write!(f, "T2({endpoint})"),
             Carrier::T3 { host, .. } => write!(f, "T3({host})"),
         }
     }
@@ -59,6 +64,13 @@ pub(crate) fn expand(mut catalog: Catalog) -> (Catalog, BTreeMap<String, Carrier
                             key,
                         };
                         ("t1", T1_FACTOR, carrier, o.endpoint.clone())
+                    }
+                    Offer::T2(o) => {
+                        let carrier = Carrier::T2 {
+                            url: o.url.clone(),
+                            endpoint: o.endpoint.clone(),
+                        };
+                        ("t2", T2_FACTOR, carrier, o.endpoint.clone())
                     }
                     Offer::T3(o) => {
                         let carrier = Carrier::T3 {
@@ -94,6 +106,7 @@ pub(crate) fn kind(carrier: Option<&Carrier>) -> &'static str {
     match carrier {
         None => "T0",
         Some(Carrier::T1 { .. }) => "T1",
+        Some(Carrier::T2 { .. }) => "T2",
         Some(Carrier::T3 { .. }) => "T3",
     }
 }
@@ -148,19 +161,28 @@ pub(crate) fn start(
                 }
             })
         }
-        Carrier::T3 { url, host } => {
-            let port = http_port(url).unwrap_or(443);
-            // A front's edge may be pinned (DNS poisoned or absent): dial it, keep the SNI.
-            let connect_to = match fronts.get(host) {
-                Some(addr) => *addr,
-                None => resolve(&format!("{host}:{port}"))?,
+        Carrier::T2 { .. } | Carrier::T3 { .. } => {
+            let (url, connect_to) = match carrier {
+                // The gateway itself, at the catalog's address: no DNS asked.
+                Carrier::T2 { url, endpoint, .. } => (url, resolve(endpoint)?),
+                Carrier::T3 { url, host } => {
+                    let port = http_port(url).unwrap_or(443);
+                    // A front's edge may be pinned (DNS poisoned or absent): dial it, keep
+                    // the SNI.
+                    let connect_to = match fronts.get(host) {
+                        Some(addr) => *addr,
+                        None => resolve(&format!("{host}:{port}"))?,
+                    };
+                    (url, connect_to)
+                }
+                Carrier::T1 { .. } => unreachable!("matched above"),
             };
             let mut options = t3::ClientOptions::new(url.clone(), connect_to);
             options.tls = Some(tls.unwrap_or_else(t3::tls_public_roots));
             let stats = Arc::default();
             runtime.spawn(async move {
                 if let Err(e) = t3::client(socket, options, stats).await {
-                    tracing::warn!("T3 forwarder stopped: {e}");
+                    tracing::warn!("WebSocket forwarder stopped: {e}");
                 }
             })
         }

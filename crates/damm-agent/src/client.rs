@@ -540,7 +540,9 @@ impl ClientAgent {
     fn network_of(&self, path: &Path) -> Option<String> {
         let address = match self.carriers.get(&path.path_id) {
             None => path.endpoint.parse().ok()?,
-            Some(Carrier::T1 { endpoint, .. }) => endpoint.parse().ok()?,
+            Some(Carrier::T1 { endpoint, .. } | Carrier::T2 { endpoint, .. }) => {
+                endpoint.parse().ok()?
+            }
             Some(Carrier::T3 { host, .. }) => *self.fronts.get(host)?,
         };
         network_towards(address)
@@ -733,8 +735,11 @@ impl ClientAgent {
                 // (TCP, TLS and the upgrade through a CDN), alone or in a race, gets the full
                 // limit.
                 let t3 = match &self.race {
-                    Some(race) => race.entrants.iter().any(|e| e.kind == "T3"),
-                    None => matches!(self.carriers.get(&next.path_id), Some(Carrier::T3 { .. })),
+                    Some(race) => race.entrants.iter().any(|e| matches!(e.kind, "T2" | "T3")),
+                    None => matches!(
+                        self.carriers.get(&next.path_id),
+                        Some(Carrier::T2 { .. } | Carrier::T3 { .. })
+                    ),
                 };
                 if !t3 {
                     let keepalive =

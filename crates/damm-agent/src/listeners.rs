@@ -1,12 +1,19 @@
 //! The gateway's transport listeners: what its signed config asks for beside WireGuard (T1
-//! obfuscated UDP, T3 WebSocket tunnels behind a CDN front), started, restarted when their
-//! settings change (a new key, a front moved here or away) and stopped when they are no
+//! obfuscated UDP, T3 WebSocket tunnels behind a CDN front, T2 the same tunnels over TLS
+//! with the gateway's own certificate), started, restarted when their settings change (a new
+//! key, a front moved here or away, a renewed certificate) and stopped when they are no
 //! longer asked for. Each hands what it carries to WireGuard on loopback.
+//!
+//! T2's certificate never travels in the config: the gateway holds it (a wildcard for the
+//! fleet's `t2_domain`, from the operator's CA or ACME client) in the files given to
+//! [`TransportListeners::with_t2_certificate`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use damm_catalog::{GatewayT1, GatewayT3, GatewayTransports};
+use std::path::PathBuf;
+
+use damm_catalog::{GatewayT1, GatewayT2, GatewayT3, GatewayTransports};
 use damm_transport::{relay, t1, t3};
 use tokio::task::JoinHandle;
 
@@ -38,16 +45,28 @@ impl<S> Drop for Running<S> {
 #[derive(Default)]
 pub struct TransportListeners {
     t1: Option<Running<GatewayT1>>,
+    t2: Option<Running<(GatewayT2, Certificate)>>,
     t3: Option<Running<GatewayT3>>,
     /// What they did (shared by every listener started).
     t1_stats: Arc<relay::Stats>,
+    t2_stats: Arc<t3::Stats>,
     t3_stats: Arc<t3::Stats>,
+    /// T2's certificate chain and key files (PEM).
+    t2_files: Option<(PathBuf, PathBuf)>,
+}
+
+/// T2's certificate as read from its files: compared to notice a renewal, never shown.
+#[derive(Clone, PartialEq, Eq)]
+struct Certificate {
+    chain: Vec<u8>,
+    key: Vec<u8>,
 }
 
 impl std::fmt::Debug for TransportListeners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TransportListeners")
             .field("t1", &self.t1.as_ref().map(|r| r.settings.port))
+            .field("t2", &self.t2.as_ref().map(|r| r.settings.0.port))
             .field("t3", &self.t3.as_ref().map(|r| r.settings.port))
             .finish()
     }
@@ -85,6 +104,22 @@ impl TransportListeners {
         &self.t1_stats
     }
 
+    /// Gives T2 its certificate chain and key (PEM files, read again at every apply so a
+    /// renewal restarts the listener).
+    pub fn with_t2_certificate(
+        mut self,
+        chain: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.t2_files = Some((chain.into(), key.into()));
+        self
+    }
+
+    /// What the T2 listener did.
+    pub fn t2_stats(&self) -> &t3::Stats {
+        &self.t2_stats
+    }
+
     /// The T3 listeners' counters.
     pub fn t3_stats(&self) -> &t3::Stats {
         &self.t3_stats
@@ -108,6 +143,35 @@ impl TransportListeners {
                 match self.start_t1(w, wireguard_port).await {
                     Ok(running) => self.t1 = Some(running),
                     Err(e) => result = Err(e),
+                }
+            }
+        }
+        let t2 = match (&wanted.t2, &self.t2_files) {
+            (Some(w), Some((chain, key))) => match read_certificate(chain, key) {
+                Ok(certificate) => Some((w.clone(), certificate)),
+                Err(e) => {
+                    result = result.and(Err(e));
+                    None
+                }
+            },
+            (Some(_), None) => {
+                result = result.and(Err(AgentError::Invalid(
+                    "the config asks for T2 but this gateway has no certificate \
+                     (--t2-certificate and --t2-key)"
+                        .into(),
+                )));
+                None
+            }
+            (None, _) => None,
+        };
+        if !unchanged(&self.t2, t2.as_ref(), wireguard_port) {
+            if let Some(old) = self.t2.take() {
+                old.stop().await;
+            }
+            if let Some(w) = t2 {
+                match self.start_t2(w, wireguard_port).await {
+                    Ok(running) => self.t2 = Some(running),
+                    Err(e) => result = result.and(Err(e)),
                 }
             }
         }
@@ -160,26 +224,79 @@ impl TransportListeners {
         wanted: &GatewayT3,
         wireguard_port: u16,
     ) -> Result<Running<GatewayT3>, AgentError> {
-        let listener = tokio::net::TcpListener::bind(("0.0.0.0", wanted.port))
-            .await
-            .map_err(bind_error("T3", wanted.port))?;
-        let paths = wanted.paths.iter().map(|p| format!("/{p}")).collect();
-        let options = t3::GatewayOptions::new(paths, wireguard(wireguard_port));
-        let stats = Arc::clone(&self.t3_stats);
-        let task = tokio::spawn(async move {
-            if let Err(e) = t3::gateway(listener, options, stats).await {
-                tracing::warn!("T3 listener stopped: {e}");
-            }
-        });
-        tracing::info!(
-            port = wanted.port,
-            fronts = wanted.paths.len(),
-            "T3 listener started"
-        );
+        let task = tunnels(
+            "T3",
+            wanted.port,
+            &wanted.paths,
+            None,
+            wireguard_port,
+            Arc::clone(&self.t3_stats),
+        )
+        .await?;
         Ok(Running {
             settings: wanted.clone(),
             wireguard_port,
             task,
         })
     }
+
+    async fn start_t2(
+        &self,
+        wanted: (GatewayT2, Certificate),
+        wireguard_port: u16,
+    ) -> Result<Running<(GatewayT2, Certificate)>, AgentError> {
+        let (t2, certificate) = &wanted;
+        let tls = t3::tls_server(&certificate.chain, &certificate.key)
+            .map_err(|e| AgentError::Invalid(format!("T2 certificate: {e}")))?;
+        let task = tunnels(
+            "T2",
+            t2.port,
+            &t2.paths,
+            Some(tls),
+            wireguard_port,
+            Arc::clone(&self.t2_stats),
+        )
+        .await?;
+        Ok(Running {
+            settings: wanted,
+            wireguard_port,
+            task,
+        })
+    }
+}
+
+/// Reads T2's certificate files.
+fn read_certificate(chain: &PathBuf, key: &PathBuf) -> Result<Certificate, AgentError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path)
+            .map_err(|e| AgentError::Invalid(format!("T2 certificate: {}: {e}", path.display())))
+    };
+    Ok(Certificate {
+        chain: read(chain)?,
+        key: read(key)?,
+    })
+}
+
+/// Starts a WebSocket tunnel listener (T3 behind a CDN, or T2 with `tls`) on `port`.
+async fn tunnels(
+    name: &'static str,
+    port: u16,
+    paths: &[String],
+    tls: Option<Arc<rustls::ServerConfig>>,
+    wireguard_port: u16,
+    stats: Arc<t3::Stats>,
+) -> Result<JoinHandle<()>, AgentError> {
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+        .await
+        .map_err(bind_error(name, port))?;
+    let paths = paths.iter().map(|p| format!("/{p}")).collect();
+    let mut options = t3::GatewayOptions::new(paths, wireguard(wireguard_port));
+    options.tls = tls;
+    let task = tokio::spawn(async move {
+        if let Err(e) = t3::gateway(listener, options, stats).await {
+            tracing::warn!("{name} listener stopped: {e}");
+        }
+    });
+    tracing::info!(port, "{name} listener started");
+    Ok(task)
 }

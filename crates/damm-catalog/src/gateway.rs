@@ -78,6 +78,9 @@ pub struct GatewayTransports {
     /// T1, obfuscated UDP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub t1: Option<GatewayT1>,
+    /// T2, the same WebSocket tunnels served by the gateway itself over TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t2: Option<GatewayT2>,
     /// T3, WebSocket tunnels behind a CDN front.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub t3: Option<GatewayT3>,
@@ -86,7 +89,7 @@ pub struct GatewayTransports {
 impl GatewayTransports {
     /// Whether it asks for no listener.
     pub fn is_empty(&self) -> bool {
-        self.t1.is_none() && self.t3.is_none()
+        self.t1.is_none() && self.t2.is_none() && self.t3.is_none()
     }
 }
 
@@ -108,6 +111,17 @@ pub struct GatewayT3 {
     /// TCP port, on every address.
     pub port: u16,
     /// The fronts' secret paths, without their leading `/`.
+    pub paths: Vec<String>,
+}
+
+/// T2's listener: TLS on a TCP port with the certificate the gateway holds (its files, never
+/// in the config), an ordinary website, and the tunnel on its secret paths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayT2 {
+    /// TCP port, on every address.
+    pub port: u16,
+    /// The secret paths, without their leading `/`.
     pub paths: Vec<String>,
 }
 

@@ -79,10 +79,10 @@ mod wg;
 pub use endpoint::{Endpoint, EndpointError, EndpointHost};
 pub use gateway::{
     Backbone, GATEWAY_SCHEMA_V1, GatewayConfig, GatewayConfigError, GatewayPeer, GatewayRole,
-    GatewayT1, GatewayT3, GatewayTransports, SignedGatewayConfig, gateway_trusted_comment,
-    sign_gateway_config, verify_gateway_config,
+    GatewayT1, GatewayT2, GatewayT3, GatewayTransports, SignedGatewayConfig,
+    gateway_trusted_comment, sign_gateway_config, verify_gateway_config,
 };
-pub use offer::{Offer, T0Offer, T1Key, T1Offer, T3Offer};
+pub use offer::{Offer, T0Offer, T1Key, T1Offer, T2Offer, T3Offer};
 pub use pick::{Measurement, effective_score, next_after, pick};
 pub use schema::{
     Catalog, CatalogError, Component, MAX_IDENTIFIER_LEN, Path, RegionPaths, Role, SCHEMA_V1,

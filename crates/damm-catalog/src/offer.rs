@@ -34,19 +34,23 @@ pub enum Offer {
     /// `T1`: WireGuard over UDP, every datagram sealed under the gateway's T1 key so no
     /// WireGuard byte, type or length shows on the wire.
     T1(T1Offer),
+    /// `T2`: WireGuard in a WebSocket over TLS straight to the gateway, which serves an
+    /// ordinary website on the same port (for networks where CDNs are blocked).
+    T2(T2Offer),
     /// `T3`: WireGuard in a WebSocket through a TLS-terminating CDN front.
     T3(T3Offer),
 }
 
 impl Offer {
     /// The kinds this crate understands, as written in `kind`.
-    pub const KINDS: [&'static str; 3] = ["T0", "T1", "T3"];
+    pub const KINDS: [&'static str; 4] = ["T0", "T1", "T2", "T3"];
 
     /// The `kind` written in the JSON.
     pub const fn kind(&self) -> &'static str {
         match self {
             Offer::T0(_) => "T0",
             Offer::T1(_) => "T1",
+            Offer::T2(_) => "T2",
             Offer::T3(_) => "T3",
         }
     }
@@ -68,6 +72,21 @@ pub struct T1Offer {
     pub endpoint: String,
     /// The gateway's T1 key.
     pub key: T1Key,
+}
+
+/// The parameters of a `T2` offer: the T3 tunnel served by the gateway itself over TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct T2Offer {
+    /// Where the client dials: the gateway's address and TLS port, `host:port`.
+    pub endpoint: String,
+    /// `wss://<host>/<secret path>`: the WebSocket the gateway ends. Every other path serves
+    /// an ordinary website.
+    pub url: String,
+    /// The HTTP `Host` header of the upgrade request.
+    pub host: String,
+    /// The TLS server name, which the gateway's certificate is checked against.
+    pub sni: String,
 }
 
 /// The parameters of a `T3` offer.
@@ -164,6 +183,7 @@ where
         let offer = match kind.as_str() {
             "T0" => serde_json::from_value(body).map(Offer::T0),
             "T1" => serde_json::from_value(body).map(Offer::T1),
+            "T2" => serde_json::from_value(body).map(Offer::T2),
             "T3" => serde_json::from_value(body).map(Offer::T3),
             // Not ours to understand: skip it, keep the path.
             _ => continue,
@@ -206,23 +226,30 @@ impl Offer {
                     Some(_) => Ok(()),
                 }
             }
-            Offer::T3(o) => {
-                check_wss_url(&o.url).map_err(|reason| OfferProblem::Field("url", reason))?;
-                for (field, value) in [("host", &o.host), ("sni", &o.sni)] {
-                    if !matches!(parse_host(value), Some(EndpointHost::Name(_))) {
-                        return Err(OfferProblem::Field(
-                            field,
-                            format!(
-                                "`{}` is not a DNS hostname",
-                                value.escape_default().take(80).collect::<String>()
-                            ),
-                        ));
-                    }
-                }
-                Ok(())
+            Offer::T2(o) => {
+                endpoint(&o.endpoint)?;
+                check_tunnel(&o.url, &o.host, &o.sni)
             }
+            Offer::T3(o) => check_tunnel(&o.url, &o.host, &o.sni),
         }
     }
+}
+
+/// A WebSocket tunnel's URL, Host and SNI (T2, T3).
+fn check_tunnel(url: &str, host: &str, sni: &str) -> Result<(), OfferProblem> {
+    check_wss_url(url).map_err(|reason| OfferProblem::Field("url", reason))?;
+    for (field, value) in [("host", host), ("sni", sni)] {
+        if !matches!(parse_host(value), Some(EndpointHost::Name(_))) {
+            return Err(OfferProblem::Field(
+                field,
+                format!(
+                    "`{}` is not a DNS hostname",
+                    value.escape_default().take(80).collect::<String>()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `wss://host[:port]/path`: TLS only (a front always terminates TLS), a host an endpoint

@@ -60,6 +60,22 @@ pub struct Policy {
     pub transports: TransportsPolicy,
 }
 
+/// A DNS domain as T2 hostnames are built under: dot-separated labels of ASCII letters,
+/// digits and `-` (not at a label's ends), at most 200 bytes (a label goes in front).
+fn valid_domain(domain: &str) -> bool {
+    domain.len() <= 200
+        && domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// WireGuard's own port, which a T1 listener on the same address must not take.
 pub const WIREGUARD_PORT: u16 = 51820;
 
@@ -72,6 +88,13 @@ pub struct TransportsPolicy {
     /// The TCP port of every fronted gateway's T3 listener: plain HTTP behind the CDN's TLS.
     /// 80 is where Cloudflare's "Flexible" mode connects to an origin.
     pub t3_port: u16,
+    /// The TCP port of every T2 gateway's TLS listener: 443, where a website answers.
+    pub t2_port: u16,
+    /// The domain T2 hostnames are under (`<label>.<t2_domain>`): the gateways' certificate
+    /// (a wildcard for it, installed on each gateway) must cover them. Needed where a region
+    /// has `t2 = true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub t2_domain: Option<String>,
 }
 
 impl Default for TransportsPolicy {
@@ -80,6 +103,8 @@ impl Default for TransportsPolicy {
         TransportsPolicy {
             t1_port: 4443,
             t3_port: 80,
+            t2_port: 443,
+            t2_domain: None,
         }
     }
 }
@@ -459,6 +484,11 @@ pub struct RegionPolicy {
     /// beside its T0 path.
     #[serde(default)]
     pub t1: bool,
+    /// Offer T2 (the tunnel over TLS straight to the gateway, `[transports] t2_port`, a
+    /// hostname under `t2_domain`) on every ingress of the region: for networks where CDNs
+    /// are blocked or a CDN account is lost.
+    #[serde(default)]
+    pub t2: bool,
 }
 
 fn default_min_providers() -> u32 {
@@ -587,6 +617,11 @@ impl Policy {
     /// Whether the ingress of `region` offer T1 beside their T0 paths.
     pub fn t1_in(&self, region: &Region) -> bool {
         self.regions.get(region).is_some_and(|r| r.t1)
+    }
+
+    /// Whether the ingress of `region` offer T2 (a direct TLS front) beside their T0 paths.
+    pub fn t2_in(&self, region: &Region) -> bool {
+        self.regions.get(region).is_some_and(|r| r.t2)
     }
 
     /// Whether the gateways of `region` join the overlay providers.
@@ -722,6 +757,31 @@ impl Policy {
                 ));
             }
             _ => {}
+        }
+        if self.transports.t2_port == 0 {
+            return Err((
+                at(&["transports", "t2_port"]),
+                "must be a port, 1 to 65535".into(),
+            ));
+        }
+        if let Some(domain) = &self.transports.t2_domain
+            && !valid_domain(domain)
+        {
+            return Err((
+                at(&["transports", "t2_domain"]),
+                format!(
+                    "`{}` is not a DNS domain (labels of letters, digits and `-`, dot-separated)",
+                    domain.escape_default().take(80).collect::<String>()
+                ),
+            ));
+        }
+        if self.transports.t2_domain.is_none()
+            && let Some((name, _)) = self.regions.iter().find(|(_, r)| r.t2)
+        {
+            return Err((
+                at(&["regions", name.as_str(), "t2"]),
+                "T2 needs `[transports] t2_domain`, the domain of the gateways' certificate".into(),
+            ));
         }
         if self.paths.top_k == 0 {
             return Err((at(&["paths", "top_k"]), "must be at least 1".into()));
@@ -1078,6 +1138,36 @@ mod tests {
         assert!(!opted.fronts_in(&eu) && opted.overlay_in(&eu));
         opted.regions.get_mut(&eu).unwrap().censored = true;
         assert!(opted.fronts_in(&eu));
+    }
+
+    #[test]
+    fn t2_needs_a_domain_and_a_port() {
+        let eu = Region::new("eu-central").unwrap();
+        let with = |extra: &str| {
+            DEFAULT_POLICY.replacen("[regions.eu-central]", "[regions.eu-central]\nt2 = true", 1)
+                + extra
+        };
+        let e = Policy::parse(&with(""), "p.toml").unwrap_err();
+        assert_eq!(e.field, "regions.eu-central.t2", "{e}");
+        assert!(e.to_string().contains("t2_domain"), "{e}");
+        let policy = Policy::parse(
+            &with("\n[transports]\nt2_domain = \"assets.example\"\n"),
+            "p.toml",
+        )
+        .unwrap();
+        assert!(policy.t2_in(&eu));
+        assert_eq!(policy.transports.t2_port, 443);
+        for bad in ["nodots", "a..b", "-x.example", "x_y.example"] {
+            let text = with(&format!("\n[transports]\nt2_domain = \"{bad}\"\n"));
+            let e = Policy::parse(&text, "p.toml").unwrap_err();
+            assert_eq!(e.field, "transports.t2_domain", "{bad}: {e}");
+        }
+        let e = Policy::parse(
+            &with("\n[transports]\nt2_domain = \"assets.example\"\nt2_port = 0\n"),
+            "p.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "transports.t2_port", "{e}");
     }
 
     #[test]

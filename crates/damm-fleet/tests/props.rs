@@ -146,6 +146,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                             overlay: wants[i].1,
                             censored: wants[i].2,
                             t1: false,
+                            t2: false,
                         },
                     );
                 }

@@ -305,6 +305,8 @@ pub struct GatewayOptions {
     pub token: Option<damm_provider::SecretString>,
     /// The gateway's WireGuard private key.
     pub private_key_file: PathBuf,
+    /// T2's certificate chain and key (PEM), used where the config asks for T2.
+    pub t2_certificate: Option<(PathBuf, PathBuf)>,
     /// Its interfaces.
     pub interfaces: GatewayInterfaces,
     /// How WireGuard is driven.
@@ -342,6 +344,9 @@ pub async fn run_gateway(
     let trusted = [options.trusted];
     let mut applied: Option<u64> = None;
     let mut listeners = damm_agent::listeners::TransportListeners::new();
+    if let Some((chain, key)) = &options.t2_certificate {
+        listeners = listeners.with_t2_certificate(chain, key);
+    }
     let mut ticks = tokio::time::interval(options.interval);
     while next_round(&mut ticks, &mut stop).await {
         let config = match orchestrator

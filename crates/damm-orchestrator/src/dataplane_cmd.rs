@@ -119,6 +119,13 @@ pub(crate) struct AgentArgs {
     /// This gateway's WireGuard private key (installed by its bootstrap).
     #[arg(long, default_value = "/etc/damm/wg.key")]
     private_key: PathBuf,
+    /// T2's certificate chain (PEM), for a config that asks for T2 (a direct TLS front):
+    /// a certificate for `*.<t2_domain>` from the operator's CA or ACME client.
+    #[arg(long, value_name = "PEM_FILE", default_value = "/etc/damm/t2.crt")]
+    t2_certificate: PathBuf,
+    /// T2's private key (PEM).
+    #[arg(long, value_name = "PEM_FILE", default_value = "/etc/damm/t2.key")]
+    t2_key: PathBuf,
     /// The main interface (client-facing on an ingress, backbone end on an egress).
     #[arg(long, default_value = "wg0")]
     interface: String,
@@ -331,6 +338,7 @@ pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
             .map(dataplane::secret_file)
             .transpose()?,
         private_key_file: args.private_key,
+        t2_certificate: Some((args.t2_certificate, args.t2_key)),
         interfaces: GatewayInterfaces {
             main: args.interface,
             backbone: Some(args.backbone_interface),

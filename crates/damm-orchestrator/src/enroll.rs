@@ -538,7 +538,8 @@ pub fn signed_gateway_config(
 
 /// The listeners ingress `key` runs beside WireGuard on `wireguard_port`: T1 where its region
 /// offers it (the port and key its catalog offers name), T3 for every front that leads to
-/// it (each front's secret path, which moves with the front).
+/// it (each front's secret path, which moves with the front), T2 where its region offers it
+/// (its own secret path; the certificate is the gateway's).
 fn gateway_transports(
     state: &State,
     policy: &Policy,
@@ -564,7 +565,12 @@ fn gateway_transports(
         port: policy.transports.t3_port,
         paths,
     });
-    damm_catalog::GatewayTransports { t1, t3 }
+    let t2 = (region.is_some_and(|r| policy.t2_in(r)) && policy.transports.t2_domain.is_some())
+        .then(|| damm_catalog::GatewayT2 {
+            port: policy.transports.t2_port,
+            paths: vec![keys.t2_path(key)],
+        });
+    damm_catalog::GatewayTransports { t1, t2, t3 }
 }
 
 /// The wire format of `POST /v1/reports` (the client agent's report).

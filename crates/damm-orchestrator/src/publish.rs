@@ -26,7 +26,7 @@ use blake2::Digest as _;
 use chrono::{DateTime, Utc};
 use damm_catalog::{
     Catalog, Component, KeyPair, Offer, PrivateKey, RegionPaths, Role, SigningKey, T0Offer, T1Key,
-    T1Offer, T3Offer, Transport,
+    T1Offer, T2Offer, T3Offer, Transport,
 };
 use damm_fleet::{Composition, Policy};
 use damm_provider::IdempotencyKey;
@@ -178,6 +178,25 @@ impl Keys {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
     }
 
+    /// The T2 hostname label of gateway `key` (`<label>.<t2_domain>`): a keyed hash, so the
+    /// name says nothing of the node, region or fleet and cannot be guessed from the address.
+    pub fn t2_label(&self, key: &IdempotencyKey) -> String {
+        let digest = self.derive(b"damm-t2-label/1\0", key.as_str());
+        // A letter first: some resolvers and CAs dislike all-digit labels.
+        let mut label = String::from("s");
+        for byte in &digest[..7] {
+            label.push_str(&format!("{byte:02x}"));
+        }
+        label
+    }
+
+    /// The secret path of gateway `key`'s T2 tunnel, without the leading `/` (as
+    /// [`Keys::front_path`], under its own label).
+    pub fn t2_path(&self, key: &IdempotencyKey) -> String {
+        let digest = self.derive(b"damm-t2-path/1\0", key.as_str());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+    }
+
     /// BLAKE2b-512 of `label` (which ends in a NUL, so no label is a prefix of another),
     /// the gateway seed and `id`: every per-gateway and per-front secret, each under its own
     /// label.
@@ -239,8 +258,8 @@ impl Sink {
 /// [`crate::validated`]); nothing else may claim it.
 ///
 /// Each path keeps one primary transport in `transports` and `endpoint` (what clients that
-/// read no offers use) and lists its offers: T0 and T1 on the T0 paths of a region with
-/// `t1 = true`, T3 (`wss://<front>/<secret path>`) on fronted paths.
+/// read no offers use) and lists its offers: T0, T1 and T2 on the T0 paths of a region with
+/// `t1 = true` or `t2 = true`, T3 (`wss://<front>/<secret path>`) on fronted paths.
 pub fn build_catalog(
     state: &State,
     policy: &Policy,
@@ -254,6 +273,13 @@ pub fn build_catalog(
     let mut regions = BTreeMap::new();
     for (region, list) in paths {
         let t1 = policy.t1_in(region);
+        // T2 needs the domain of the gateways' certificate; the policy refuses a T2 region
+        // without one.
+        let t2 = policy
+            .transports
+            .t2_domain
+            .as_deref()
+            .filter(|_| policy.t2_in(region));
         let mut out = Vec::new();
         for c in list {
             let Some(node) = state.nodes.get(&c.ingress) else {
@@ -293,17 +319,26 @@ pub fn build_catalog(
                 },
                 // T1 listens beside WireGuard on the same address; a gateway whose provider
                 // put WireGuard on the T1 port has no room for it.
-                (Transport::WireguardUdp, _, _) if t1 && port != t1_port => {
+                (Transport::WireguardUdp, _, _) if (t1 && port != t1_port) || t2.is_some() => {
                     let endpoint = socket(address, port);
-                    let offers = vec![
-                        Offer::T0(T0Offer {
-                            endpoint: endpoint.clone(),
-                        }),
-                        Offer::T1(T1Offer {
+                    let mut offers = vec![Offer::T0(T0Offer {
+                        endpoint: endpoint.clone(),
+                    })];
+                    if t1 && port != t1_port {
+                        offers.push(Offer::T1(T1Offer {
                             endpoint: socket(address, t1_port),
                             key: T1Key::from_bytes(keys.gateway_t1(&c.ingress)),
-                        }),
-                    ];
+                        }));
+                    }
+                    if let Some(domain) = t2 {
+                        let host = format!("{}.{domain}", keys.t2_label(&c.ingress));
+                        offers.push(Offer::T2(T2Offer {
+                            endpoint: socket(address, policy.transports.t2_port),
+                            url: format!("wss://{host}/{}", keys.t2_path(&c.ingress)),
+                            sni: host.clone(),
+                            host,
+                        }));
+                    }
                     (endpoint, offers)
                 }
                 (Transport::WireguardUdp, _, _) => (socket(address, port), Vec::new()),
@@ -625,6 +660,56 @@ mod tests {
             json["regions"]["us-east"]["paths"][0]
                 .get("offers")
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn a_t2_region_offers_the_gateways_own_tls_front_under_the_t2_domain() {
+        let keys = keys_with_seed(7);
+        let (state, mut policy, paths) = world();
+        policy.transports.t2_domain = Some("cdn-assets.example".into());
+        policy.regions.get_mut(&region("eu-central")).unwrap().t2 = true;
+        let catalog = build_catalog(&state, &policy, &keys, &paths, Vec::new(), 1, Utc::now());
+        damm_catalog::sign_catalog(&catalog, &keys.signing).unwrap();
+        let eu = catalog.region("eu-central").unwrap();
+        let mut hosts = Vec::new();
+        for path in eu
+            .iter()
+            .filter(|p| p.transports == [Transport::WireguardUdp])
+        {
+            let kinds: Vec<_> = path.offers.iter().map(Offer::kind).collect();
+            assert_eq!(kinds, ["T0", "T1", "T2"], "{}", path.path_id);
+            let Some(Offer::T2(t2)) = path.offers.last() else {
+                unreachable!()
+            };
+            let address = path.endpoint.rsplit_once(':').unwrap().0;
+            assert_eq!(t2.endpoint, format!("{address}:443"));
+            assert!(t2.host.ends_with(".cdn-assets.example"), "{}", t2.host);
+            assert_eq!(t2.sni, t2.host);
+            assert!(t2.url.starts_with(&format!("wss://{}/", t2.host)));
+            // The name says nothing of the node or the fleet.
+            assert!(
+                !t2.host.contains("i1") && !t2.host.contains("i2"),
+                "{}",
+                t2.host
+            );
+            hosts.push(t2.host.clone());
+        }
+        assert_eq!(hosts.len(), 2);
+        assert_ne!(hosts[0], hosts[1], "one name per gateway");
+        // The fronted path keeps its T3 alone; us-east offers nothing.
+        assert!(catalog.region("us-east").unwrap()[0].offers.is_empty());
+        // The gateway's config names the listener and the same secret path.
+        assert_eq!(
+            keys.t2_path(&key("i1")),
+            eu.iter()
+                .find_map(|p| match p.offers.last() {
+                    Some(Offer::T2(t2)) if p.path_id.contains("i1") => {
+                        Some(t2.url.rsplit_once('/').unwrap().1.to_owned())
+                    }
+                    _ => None,
+                })
+                .unwrap()
         );
     }
 

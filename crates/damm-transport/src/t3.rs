@@ -69,6 +69,9 @@ pub struct Stats {
     /// Client tunnels found frozen (a probe unanswered for `probe_timeout`, or a send stuck
     /// as long), dropped and dialled again at once.
     pub stalls: AtomicU64,
+    /// T2: connections whose TLS handshake failed or did not finish in time (scanners,
+    /// probes with the wrong name, slowloris before TLS).
+    pub tls_failed: AtomicU64,
 }
 
 impl Stats {
@@ -98,6 +101,9 @@ pub struct GatewayOptions {
     pub header_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// T2: the listener ends TLS itself with this configuration (its certificate); `None`
+    /// for T3, behind a CDN's TLS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl GatewayOptions {
@@ -110,6 +116,7 @@ impl GatewayOptions {
             idle: Duration::from_secs(120),
             header_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            tls: None,
         }
     }
 
@@ -145,7 +152,19 @@ pub async fn gateway(
         let alive = watching.clone();
         tasks.spawn(async move {
             let _ = stream.set_nodelay(true);
-            serve(stream, &options, &stats, alive).await;
+            match &options.tls {
+                None => serve(stream, &options, &stats, alive).await,
+                // T2: TLS first, within the same limit as a request head.
+                Some(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
+                    match tokio::time::timeout(options.header_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(stream)) => serve(stream, &options, &stats, alive).await,
+                        _ => Stats::add(&stats.tls_failed),
+                    }
+                }
+            }
             open.fetch_sub(1, Ordering::Relaxed);
         });
     }
@@ -382,6 +401,31 @@ impl ClientOptions {
             dial_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// A rustls server configuration for a T2 listener: the certificate chain and private key
+/// in PEM (as certbot and most CAs write them), HTTP/1.1 offered by ALPN as a web server
+/// would. Errors name what is wrong, never the key.
+pub fn tls_server(chain_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("reading the certificate chain: {e}"))?;
+    if chain.is_empty() {
+        return Err("no certificate in the chain file".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|_| "the key file holds no PEM private key".to_owned())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the certificate and key do not go together: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// A rustls client configuration trusting the PEM certificates in `pem` (a lab's test CA,

@@ -24,6 +24,8 @@
 //!   CA_FILE [--stats MS]`: T3's gateway listener and client forwarder
 //!   (`damm_transport::t3`); with `--stats`, the forwarder prints its counters every MS as
 //!   a line `t3-client dials=D probes=P stalls=S outbound=O inbound=I`.
+//! - `damm-netns-udp t2-gateway LISTEN WIREGUARD PATH CERT KEY`: the same listener ending
+//!   TLS itself with the certificate chain and key (PEM files): T2, a direct TLS front.
 
 use std::io::Write as _;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -143,6 +145,21 @@ fn main() -> anyhow::Result<()> {
             let wireguard: SocketAddr = args.get(3).ok_or_else(usage)?.parse()?;
             let path = args.get(4).ok_or_else(usage)?.clone();
             let options = damm_transport::t3::GatewayOptions::new(vec![path], wireguard);
+            runtime()?.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                damm_transport::t3::gateway(listener, options, std::sync::Arc::default()).await
+            })?;
+            Ok(())
+        }
+        Some("t2-gateway") => {
+            let listen: SocketAddr = args.get(2).ok_or_else(usage)?.parse()?;
+            let wireguard: SocketAddr = args.get(3).ok_or_else(usage)?.parse()?;
+            let path = args.get(4).ok_or_else(usage)?.clone();
+            let chain = std::fs::read(args.get(5).ok_or_else(usage)?)?;
+            let key = std::fs::read(args.get(6).ok_or_else(usage)?)?;
+            let mut options = damm_transport::t3::GatewayOptions::new(vec![path], wireguard);
+            options.tls =
+                Some(damm_transport::t3::tls_server(&chain, &key).map_err(anyhow::Error::msg)?);
             runtime()?.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(listen).await?;
                 damm_transport::t3::gateway(listener, options, std::sync::Arc::default()).await
