@@ -65,6 +65,31 @@ impl DarkRun {
     }
 }
 
+/// `policy` without the providers the simulator has no API for (an AWS compute provider, a
+/// CloudFront front: moto serves those in the adapter's own tests), and their names.
+fn simulated_only(mut policy: Policy) -> (Policy, Vec<String>) {
+    let mut left_out = Vec::new();
+    policy.providers.retain(|name, p| {
+        let adapter = p.adapter.as_deref().unwrap_or(name);
+        let keep = damm_orchestrator::sim::api(adapter).is_some();
+        if !keep {
+            left_out.push(name.clone());
+        }
+        keep
+    });
+    for entries in [&mut policy.fronts.providers, &mut policy.overlay.providers] {
+        entries.retain(|name, e| {
+            let adapter = e.adapter.as_deref().unwrap_or(name);
+            let keep = damm_orchestrator::sim::api(adapter).is_some();
+            if !keep {
+                left_out.push(name.clone());
+            }
+            keep
+        });
+    }
+    (policy, left_out)
+}
+
 /// Capacity after one tick.
 #[derive(Debug, Clone, Serialize)]
 pub struct Point {
@@ -109,6 +134,8 @@ pub struct DarkResult {
     pub actions_at_dark: usize,
     /// What `damm whatif` predicted just before the outage.
     pub predicted: whatif::WhatIf,
+    /// Providers of the policy the simulator has no API for, left out of the run.
+    pub left_out: Vec<String>,
     /// Orchestrator seconds per tick.
     pub tick_seconds: f64,
     /// Compression achieved (orchestrator time over real time).
@@ -139,7 +166,7 @@ fn percent((have, want): (u32, u32)) -> f64 {
 
 /// Runs the scenario.
 pub async fn run(args: &DarkRun) -> anyhow::Result<DarkResult> {
-    let policy = args.policy.clone();
+    let (policy, left_out) = simulated_only(args.policy.clone());
     // A compute provider, or a front or overlay provider (its paths leave, T0 stays).
     let Some((_, adapter)) = policy.adapters().find(|(name, _)| *name == args.provider) else {
         bail!(
@@ -269,6 +296,7 @@ pub async fn run(args: &DarkRun) -> anyhow::Result<DarkResult> {
         cap_violations: violations,
         actions_at_dark,
         predicted,
+        left_out,
         tick_seconds,
         compression: h.achieved_compression(),
         wall_seconds: h.elapsed_real().as_secs_f64(),
@@ -352,7 +380,19 @@ pub fn print(r: &DarkResult, setup: &Setup, probe_timeout_s: f64) {
                 .is_some_and(|s| s <= targets::FULL_WITHIN_S)
         ),
     );
+    if !r.left_out.is_empty() {
+        println!(
+            "  left out (the simulator has no API for them): {}",
+            r.left_out.join(", ")
+        );
+    }
     let w = &r.predicted;
+    for (name, region) in w.regions.iter().filter(|(_, a)| a.fronted_paths > 0) {
+        println!(
+            "  whatif: {name} keeps {} of its {} paths through a CDN front (T3)",
+            region.alternate_fronted_paths, region.fronted_paths
+        );
+    }
     println!(
         "  whatif predicted: {} alternate paths ({} in the poorest region), {:.0} % of users fail over, \
          capacity {:.0} % → {:.0} % at 5 min, refill {}",

@@ -243,10 +243,11 @@ fn test_certificates(dir: &std::path::Path, host: &str) -> (String, String, Stri
         p("edge.pem"),
         p("edge.ext"),
     );
-    // The gateways' T2 certificate is the same (a wildcard for the lab's T2 domain).
+    // The second CDN's edge and the gateways' T2 (a wildcard for the lab's T2 domain) use
+    // the same certificate.
     std::fs::write(
         &ext,
-        format!("subjectAltName=DNS:{host},DNS:*.t2.example\n"),
+        format!("subjectAltName=DNS:{host},DNS:front2.example,DNS:*.t2.example\n"),
     )
     .unwrap();
     let ec = [
@@ -616,6 +617,7 @@ fn edge_topology(n: u8) -> Topology {
     Topology::new()
         .node("gw", &net(11))
         .node("edge", &net(20))
+        .node("edge2", &net(21))
         .node("censor", &net(2))
         .link(
             "cl",
@@ -627,6 +629,11 @@ fn edge_topology(n: u8) -> Topology {
         .route("cl", "default", &format!("10.31.{n}.1"))
         .route("gw", &format!("10.31.{n}.0/30"), &format!("172.31.{n}.2"))
         .route("edge", &format!("10.31.{n}.0/30"), &format!("172.31.{n}.2"))
+        .route(
+            "edge2",
+            &format!("10.31.{n}.0/30"),
+            &format!("172.31.{n}.2"),
+        )
 }
 
 /// The lab's shared T1 key (hex) and T3 secret path.
@@ -700,6 +707,13 @@ fn offering_catalog(n: u8, gateway_public: &str) -> damm_catalog::Catalog {
                               {{ "role": "ingress", "provider": "lab", "component": "gw" }}],
               "offers": [
                 {{ "kind": "T3", "url": "wss://front.example{SECRET}", "host": "front.example", "sni": "front.example" }}
+              ] }},
+            {{ "path_id": "g", "score": 0.7, "transports": ["T3"], "endpoint": "front2.example:443",
+              "gateway_public_key": "{gateway_public}",
+              "composition": [{{ "role": "front", "provider": "cdn2", "component": "front2" }},
+                              {{ "role": "ingress", "provider": "lab", "component": "gw" }}],
+              "offers": [
+                {{ "kind": "T3", "url": "wss://front2.example{SECRET}", "host": "front2.example", "sni": "front2.example" }}
               ] }}
           ] }} }}
         }}"#
@@ -780,6 +794,19 @@ impl AgentLab {
             ..
         } = tunnel(&mut lab, &gw, &cl, dir.path(), &format!("10.99.{n}"));
         let ca = gateway_transports(&mut lab, &gw, &edge, dir.path(), n);
+        // A second CDN's edge in front of the same gateway: another front, another name.
+        let edge2 = lab.ns("edge2");
+        let second = dir.path().join("edge2");
+        std::fs::create_dir_all(&second).unwrap();
+        let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+        let conf = edge_config(
+            &second,
+            "front2.example",
+            &p("edge.pem"),
+            &p("edge.key"),
+            &format!("172.31.{n}.11:8080"),
+        );
+        lab.spawn(&edge2, "nginx", &["-c", &conf]).unwrap();
         let echo: SocketAddr = format!("10.99.{n}.1:7777").parse().unwrap();
         lab.echo(&gw, echo).unwrap();
         AgentLab {
@@ -851,6 +878,10 @@ impl AgentLab {
                     agent.pin_front(
                         "front.example",
                         format!("172.31.{n}.20:443").parse().unwrap(),
+                    );
+                    agent.pin_front(
+                        "front2.example",
+                        format!("172.31.{n}.21:443").parse().unwrap(),
                     );
                     agent.set_network_memory(NetworkMemory::load(memory));
                     agent.connect(Instant::now()).unwrap();
@@ -938,8 +969,8 @@ fn new_sessions_race_and_remember(n: u8, censor_rules: &str, expected: &str, cas
     drop(client);
     assert_eq!(
         order,
-        ["T0", "T1", "T2", "T3"],
-        "a first race goes by score"
+        ["T0", "T1", "T2", "T3", "T3"],
+        "a first race goes by score (two fronts, two T3)"
     );
     assert_eq!(
         paths.last().map(String::as_str),
@@ -955,6 +986,7 @@ fn new_sessions_race_and_remember(n: u8, censor_rules: &str, expected: &str, cas
     let remembered = match expected {
         "p~t1" => "T1",
         "p~t2" => "T2",
+        "g~t3" => "T3",
         "f~t3" => "T3",
         _ => "T0",
     };
@@ -998,6 +1030,21 @@ fn censor_dropping_udp_and_the_cdn_new_sessions_race_to_t2_straight_to_the_gatew
         &drop_udp_and_the_edge(10),
         "p~t2",
         "censor drops all UDP and the CDN edge",
+    );
+}
+
+/// The first CDN blocked too: the second front carries the tunnel.
+#[test]
+fn censor_dropping_udp_the_gateway_and_one_cdn_new_sessions_race_to_the_second_front() {
+    let rules = drop_udp_and_the_gateway(11).replace(
+        "ip daddr 172.31.11.11 counter drop",
+        "ip daddr { 172.31.11.11, 172.31.11.20 } counter drop",
+    );
+    new_sessions_race_and_remember(
+        11,
+        &rules,
+        "g~t3",
+        "censor drops all UDP, the gateway and the first CDN",
     );
 }
 

@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 
 /// Crates that must never be compiled into a build that did not ask for their adapter.
 const PROVIDER_SDKS: &[&str] = &[
+    "aws-sdk-cloudfront",
     "aws-sdk-ec2",
     "aws-config",
     "google-cloud-compute-v1",

@@ -1,9 +1,13 @@
 //! The [`Provider`] implementation on `aws-sdk-ec2`: instances as nodes, Elastic IPs as
-//! front doors and egress addresses, all carrying the fleet and key tags.
+//! front doors and egress addresses, all carrying the fleet and key tags; and `cdn_front`
+//! on `aws-sdk-cloudfront` (the `cloudfront` module).
 //!
 //! EC2 is regional: the adapter keeps one client per AWS region (sharing one HTTP pool
 //! and credentials cache), lists every region of its table, and names resources
-//! `<aws region>/<id>` so later calls know where to go.
+//! `<aws region>/<id>` so later calls know where to go. CloudFront is global: fronts are
+//! named by their distribution id.
+
+mod cloudfront;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -36,9 +40,13 @@ use tokio::sync::OnceCell;
 use crate::config::{AwsConfig, Profile};
 use crate::core::{load_sdk_config, parse_error, regional_client};
 
-/// What EC2 hands out.
-pub const CAPABILITIES: Capabilities =
-    Capabilities::of(&[Capability::Compute, Capability::Ingress, Capability::Egress]);
+/// What EC2 and CloudFront hand out.
+pub const CAPABILITIES: Capabilities = Capabilities::of(&[
+    Capability::Compute,
+    Capability::Ingress,
+    Capability::Egress,
+    Capability::CdnFront,
+]);
 
 /// Tag naming the DAMM region a resource was created for.
 const LABEL_REGION: &str = "damm-region";
@@ -59,7 +67,11 @@ pub struct Aws {
     /// Loaded on first use: the standard credential chain is asynchronous.
     sdk: OnceCell<aws_config::SdkConfig>,
     clients: Mutex<BTreeMap<String, aws_sdk_ec2::Client>>,
+    /// The CloudFront client, made on first use.
+    cloudfront: OnceCell<aws_sdk_cloudfront::Client>,
     calls: Calls,
+    /// CloudFront's calls: its API has throttles of its own, apart from EC2's.
+    front_calls: Calls,
 }
 
 impl std::fmt::Debug for Aws {
@@ -90,6 +102,13 @@ impl Aws {
             profiles: settings.profile_table(),
             sdk: OnceCell::new(),
             clients: Mutex::new(BTreeMap::new()),
+            cloudfront: OnceCell::new(),
+            // CloudFront's control API throttles per account at a few requests a second
+            // (the numbers are not published): a burst of 50, then 2 a second.
+            front_calls: Calls::new(
+                &id,
+                vec![RateLimit::new(50, std::time::Duration::from_secs(25))],
+            ),
             // EC2 throttles per account and region with token buckets; the smallest
             // documented refill (mutating calls) is a few per second, so stay below it.
             calls: Calls::new(
@@ -449,7 +468,15 @@ fn fnv1a(text: &str) -> u64 {
 
 #[async_trait]
 impl Provider for Aws {
-    damm_provider::provider_methods!(id, region, health_in_listing, compute, ingress, egress);
+    damm_provider::provider_methods!(
+        id,
+        region,
+        health_in_listing,
+        compute,
+        ingress,
+        egress,
+        cdn_front
+    );
 
     async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>> {
         let operation = Operation::ListNodes;
@@ -503,11 +530,12 @@ impl Provider for Aws {
             }
             Target::Frontdoor(r) => self.probe_address(&r.id).await?,
             Target::EgressIp(r) => self.probe_address(&r.id).await?,
+            Target::Front(r) => self.probe_front(r).await?,
             other => {
                 return Err(self.error(
                     ErrorKind::Unsupported,
                     operation,
-                    format!("AWS EC2 has no {other}"),
+                    format!("AWS has no {other} (EC2 and CloudFront fronts only)"),
                 ));
             }
         };

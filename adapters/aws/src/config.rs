@@ -53,8 +53,8 @@ pub const PROFILES: &[(&str, &str, u64)] = &[
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
-    /// EC2 endpoint for every region (tests point it at moto on 127.0.0.1); unset means
-    /// AWS's own regional endpoints.
+    /// Endpoint of EC2 in every region and of CloudFront (tests point it at moto on
+    /// 127.0.0.1); unset means AWS's own endpoints.
     #[serde(default)]
     pub endpoint_url: Option<String>,
     /// Access key id (`DAMM_AWS_ACCESS_KEY_ID`); unset means the standard credential chain.
@@ -83,12 +83,61 @@ pub struct AwsConfig {
     /// unset means the VPC's default group.
     #[serde(default)]
     pub security_groups: BTreeMap<String, Vec<String>>,
-    /// Instances per DescribeInstances page (5–1000).
+    /// Instances per DescribeInstances page (5–1000); distributions per ListDistributions
+    /// page up to 100.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
     /// Timeout of one API request, in milliseconds.
     #[serde(default = "default_timeout")]
     pub request_timeout_ms: u64,
+    /// CloudFront fronts: the DNS domain under which `<address with dashes>.<domain>`
+    /// resolves to that address (`192-0-2-10.origin.example.net` → 192.0.2.10), because a
+    /// CloudFront origin must be a DNS name, never an IP address. Without it, fronts can be
+    /// listed and retired, but not published or repointed.
+    #[serde(default)]
+    pub front_origin_domain: Option<String>,
+    /// The gateways' T3 port, where CloudFront connects over plain HTTP: the policy's
+    /// `[transports] t3_port`.
+    #[serde(default = "default_front_port")]
+    pub front_origin_port: u16,
+    /// CloudFront's origin response timeout, in seconds (1–120; above 60 needs a quota
+    /// increase): how long it waits for the gateway's answer to the upgrade.
+    #[serde(default = "default_front_read_timeout")]
+    pub front_read_timeout_s: u32,
+    /// The edges fronts are served from: `PriceClass_All` (every edge, default),
+    /// `PriceClass_200` or `PriceClass_100` (cheaper, fewer regions).
+    #[serde(default = "default_price_class")]
+    pub front_price_class: String,
+}
+
+/// CloudFront's price classes.
+pub(crate) const PRICE_CLASSES: &[&str] = &["PriceClass_All", "PriceClass_200", "PriceClass_100"];
+
+fn default_front_port() -> u16 {
+    80
+}
+
+fn default_front_read_timeout() -> u32 {
+    60
+}
+
+fn default_price_class() -> String {
+    "PriceClass_All".to_owned()
+}
+
+/// Whether `domain` is a DNS name of at least two labels, each 1–63 letters, digits and
+/// inner `-`, 253 bytes at most.
+pub(crate) fn valid_dns_name(domain: &str) -> bool {
+    domain.len() <= 253
+        && domain.contains('.')
+        && domain.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 fn default_page_size() -> u32 {
@@ -114,6 +163,10 @@ impl fmt::Debug for AwsConfig {
             .field("security_groups", &self.security_groups)
             .field("page_size", &self.page_size)
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("front_origin_domain", &self.front_origin_domain)
+            .field("front_origin_port", &self.front_origin_port)
+            .field("front_read_timeout_s", &self.front_read_timeout_s)
+            .field("front_price_class", &self.front_price_class)
             .finish()
     }
 }
@@ -162,7 +215,38 @@ impl AwsConfig {
         if self.ami.as_ref().is_some_and(|a| a.trim().is_empty()) {
             return Err("ami must not be empty".to_owned());
         }
+        if let Some(domain) = &self.front_origin_domain
+            && !valid_dns_name(&domain.trim_end_matches('.').to_ascii_lowercase())
+        {
+            return Err(format!(
+                "front_origin_domain `{domain}` is not a DNS domain (such as origin.example.net)"
+            ));
+        }
+        if self.front_origin_port == 0 {
+            return Err("front_origin_port must be 1-65535".to_owned());
+        }
+        if !(1..=120).contains(&self.front_read_timeout_s) {
+            return Err(format!(
+                "front_read_timeout_s {} is out of range (1-120)",
+                self.front_read_timeout_s
+            ));
+        }
+        if !PRICE_CLASSES.contains(&self.front_price_class.as_str()) {
+            return Err(format!(
+                "front_price_class `{}` is not one of {}",
+                self.front_price_class,
+                PRICE_CLASSES.join(", ")
+            ));
+        }
         Ok(())
+    }
+
+    /// The front origin domain in force, lower case, without a final dot.
+    pub fn front_origin_domain(&self) -> Option<String> {
+        self.front_origin_domain
+            .as_deref()
+            .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
     }
 
     /// The region table in force: the built-in one, with the configured entries on top.
@@ -219,6 +303,19 @@ mod tests {
         let err = load(&[("DAMM_AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")]).unwrap_err();
         assert!(err.contains("DAMM_AWS_SECRET_ACCESS_KEY"), "{err}");
         assert!(load(&[("DAMM_AWS_REGIONS", "nonsense")]).is_err());
+        let err = load(&[("DAMM_AWS_FRONT_ORIGIN_DOMAIN", "192.0.2.1:80")]).unwrap_err();
+        assert!(err.contains("front_origin_domain"), "{err}");
+        assert!(load(&[("DAMM_AWS_FRONT_ORIGIN_DOMAIN", "localhost")]).is_err());
+        assert!(load(&[("DAMM_AWS_FRONT_READ_TIMEOUT_S", "121")]).is_err());
+        assert!(load(&[("DAMM_AWS_FRONT_ORIGIN_PORT", "0")]).is_err());
+        let err = load(&[("DAMM_AWS_FRONT_PRICE_CLASS", "PriceClass_1")]).unwrap_err();
+        assert!(err.contains("PriceClass_All"), "{err}");
+        let c = load(&[("DAMM_AWS_FRONT_ORIGIN_DOMAIN", "Origin.Example.NET.")]).unwrap();
+        assert_eq!(
+            c.front_origin_domain().as_deref(),
+            Some("origin.example.net")
+        );
+        assert_eq!((c.front_origin_port, c.front_read_timeout_s), (80, 60));
         let err = load(&[("DAMM_AWS_REGIONS", "uk=")]).unwrap_err();
         assert!(err.contains("`uk` maps to an empty region"), "{err}");
     }

@@ -1,4 +1,4 @@
-//! The EC2 client set-up and the one place API failures become [`Error`]s.
+//! The EC2 and CloudFront client set-up and the one place API failures become [`Error`]s.
 
 use std::time::Duration;
 
@@ -64,6 +64,53 @@ pub(crate) fn regional_client(shared: &aws_config::SdkConfig, region: &str) -> a
     aws_sdk_ec2::Client::from_conf(config)
 }
 
+/// CloudFront is global: its API lives in us-east-1, and requests are signed for it.
+const CLOUDFRONT_REGION: &str = "us-east-1";
+
+/// The CloudFront client, on the shared configuration (its endpoint override included).
+pub(crate) fn cloudfront_client(shared: &aws_config::SdkConfig) -> aws_sdk_cloudfront::Client {
+    let config = aws_sdk_cloudfront::config::Builder::from(shared)
+        .region(aws_sdk_cloudfront::config::Region::new(CLOUDFRONT_REGION))
+        .build();
+    aws_sdk_cloudfront::Client::from_conf(config)
+}
+
+/// What a CloudFront error code means to DAMM; codes it shares with EC2 (throttling,
+/// credentials, internal errors) and the HTTP status go through [`classify`].
+pub(crate) fn classify_cloudfront(code: Option<&str>, status: u16) -> (ErrorKind, bool) {
+    let text = code.unwrap_or("");
+    let kind = match text {
+        "NoSuchDistribution" | "NoSuchResource" => ErrorKind::NotFound,
+        "AccessDenied" => ErrorKind::Unauthenticated,
+        "DistributionAlreadyExists"
+        | "DistributionNotDisabled"
+        | "PreconditionFailed"
+        | "InvalidIfMatchVersion"
+        | "CNAMEAlreadyExists"
+        | "ResourceInUse" => ErrorKind::Conflict,
+        "InvalidClientTokenId" => ErrorKind::Unauthenticated,
+        c if c.starts_with("TooMany") => ErrorKind::QuotaExceeded,
+        // A configuration CloudFront refuses, or one naming a policy or origin it lacks.
+        c if c.starts_with("Invalid")
+            || c.starts_with("Illegal")
+            || c.starts_with("NoSuch")
+            || c.starts_with("TrustedSigner")
+            || c.starts_with("TrustedKeyGroup")
+            || c == "InconsistentQuantities"
+            || c == "MissingBody" =>
+        {
+            ErrorKind::InvalidInput
+        }
+        _ => return classify(code, status),
+    };
+    // A disable still deploying, or a change between read and write (the ETag moved):
+    // the next attempt may well succeed.
+    let temporary = kind.is_temporary_by_default()
+        || status >= 500
+        || matches!(text, "DistributionNotDisabled" | "PreconditionFailed");
+    (kind, temporary)
+}
+
 /// What an EC2 error code (or, without one, the HTTP status) means to DAMM, and whether
 /// trying again later may help.
 pub(crate) fn classify(code: Option<&str>, status: u16) -> (ErrorKind, bool) {
@@ -124,6 +171,30 @@ pub(crate) fn classify(code: Option<&str>, status: u16) -> (ErrorKind, bool) {
 /// SDK cannot read is a temporary `unexpected`. Nothing here carries a credential: the
 /// SDK never puts the secret key in an error, and the request is not kept.
 pub(crate) fn parse_error<E>(provider: &str, operation: Operation, err: SdkError<E>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    parse_with(classify, provider, operation, err)
+}
+
+/// [`parse_error`] for CloudFront's calls: its codes through [`classify_cloudfront`].
+pub(crate) fn parse_cloudfront_error<E>(
+    provider: &str,
+    operation: Operation,
+    err: SdkError<E>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    parse_with(classify_cloudfront, provider, operation, err)
+}
+
+fn parse_with<E>(
+    classify: fn(Option<&str>, u16) -> (ErrorKind, bool),
+    provider: &str,
+    operation: Operation,
+    err: SdkError<E>,
+) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -282,6 +353,60 @@ mod tests {
             assert_eq!(e.is_temporary(), *temporary, "{code}: {e}");
             assert!(e.to_string().contains(code), "{e}");
             assert!(e.to_string().contains("detail"), "{e}");
+        }
+    }
+
+    #[test]
+    fn cloudfront_codes_map_to_the_shared_kinds() {
+        use aws_sdk_cloudfront::operation::delete_distribution::DeleteDistributionError;
+        let cases: &[(u16, &str, ErrorKind, bool)] = &[
+            (404, "NoSuchDistribution", ErrorKind::NotFound, false),
+            (404, "NoSuchResource", ErrorKind::NotFound, false),
+            (409, "DistributionNotDisabled", ErrorKind::Conflict, true),
+            (412, "PreconditionFailed", ErrorKind::Conflict, true),
+            (400, "InvalidIfMatchVersion", ErrorKind::Conflict, false),
+            (409, "DistributionAlreadyExists", ErrorKind::Conflict, false),
+            (403, "AccessDenied", ErrorKind::Unauthenticated, false),
+            (
+                403,
+                "InvalidClientTokenId",
+                ErrorKind::Unauthenticated,
+                false,
+            ),
+            (400, "TooManyDistributions", ErrorKind::QuotaExceeded, false),
+            (400, "InvalidOrigin", ErrorKind::InvalidInput, false),
+            (
+                400,
+                "InvalidOriginReadTimeout",
+                ErrorKind::InvalidInput,
+                false,
+            ),
+            (404, "NoSuchCachePolicy", ErrorKind::InvalidInput, false),
+            (400, "IllegalUpdate", ErrorKind::InvalidInput, false),
+            (
+                400,
+                "Throttling",
+                ErrorKind::RateLimited {
+                    retry_after: Some(THROTTLE_PAUSE),
+                },
+                true,
+            ),
+            (500, "InternalError", ErrorKind::Unavailable, true),
+            (503, "ServiceUnavailable", ErrorKind::Unavailable, true),
+            (404, "SomethingNew", ErrorKind::NotFound, false),
+        ];
+        for (status, code, kind, temporary) in cases {
+            let meta = ErrorMetadata::builder()
+                .code(*code)
+                .message("detail")
+                .build();
+            let raw = HttpResponse::new(StatusCode::try_from(*status).unwrap(), SdkBody::empty());
+            let err = SdkError::service_error(DeleteDistributionError::generic(meta), raw);
+            let e = parse_cloudfront_error("aws", Operation::RetireFront, err);
+            assert_eq!(e.kind(), *kind, "{code}: {e}");
+            assert_eq!(e.is_temporary(), *temporary, "{code}: {e}");
+            assert!(e.to_string().contains(code), "{e}");
+            assert!(e.to_string().contains("retire_front"), "{e}");
         }
     }
 

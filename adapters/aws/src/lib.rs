@@ -1,5 +1,6 @@
-//! DAMM adapter for AWS EC2 on `aws-sdk-ec2`: instances as nodes (compute), Elastic IPs
-//! as ingress front doors and egress addresses. Everything it creates carries the
+//! DAMM adapter for AWS: on `aws-sdk-ec2`, instances as nodes (compute) and Elastic IPs
+//! as ingress front doors and egress addresses; on `aws-sdk-cloudfront`, CloudFront
+//! distributions as CDN fronts (`cdn_front`). Everything it creates carries the
 //! `damm-fleet` and `damm-key` tags; it never touches a resource without the fleet tag.
 
 mod backend;
@@ -11,7 +12,7 @@ pub use config::{AwsConfig, PROFILES, Profile, REGIONS};
 
 damm_provider::adapter!(
     "aws",
-    "AWS EC2: instances, Elastic IPs (front doors and egress)",
+    "AWS: EC2 instances, Elastic IPs (front doors and egress), CloudFront fronts",
     CAPABILITIES,
     Aws::from_config
 );

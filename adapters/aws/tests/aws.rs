@@ -1,11 +1,12 @@
-//! The AWS adapter on the real `aws-sdk-ec2` against moto's EC2 emulator on 127.0.0.1,
-//! and (ignored) against real AWS with `DAMM_LIVE_AWS=1`.
+//! The AWS adapter on the real `aws-sdk-ec2` and `aws-sdk-cloudfront` against moto's
+//! emulator on 127.0.0.1, and (ignored) against real AWS with `DAMM_LIVE_AWS=1`. The
+//! CloudFront fronts' own cases are in `cloudfront.rs`.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Moto, SECRET_ACCESS_KEY, adapter, config};
+use common::{Moto, SECRET_ACCESS_KEY, Ticking, adapter, config};
 use damm_adapter_aws::{Aws, CAPABILITIES};
 use damm_provider::config::AdapterConfig;
 use damm_provider::testkit::checks::{self, fleet, node_spec};
@@ -28,7 +29,8 @@ fn fixture(fleet_name: &str) -> Fixture {
 #[tokio::test]
 async fn passes_the_conformance_suite_against_moto() {
     let moto = Moto::start();
-    let provider = adapter(&moto, "conformance", &[]);
+    // The suite retires a front once; CloudFront's takes two calls (see `Ticking`).
+    let provider = Ticking::new(adapter(&moto, "conformance", &[]));
     let report = testkit::run(&provider, &fixture("conformance")).await;
     println!("{report}");
     report.assert_passed();
@@ -37,7 +39,7 @@ async fn passes_the_conformance_suite_against_moto() {
 #[tokio::test]
 async fn passes_the_conformance_suite_with_addresses_on_nodes() {
     let moto = Moto::start();
-    let provider = adapter(&moto, "conformance", &[]);
+    let provider = Ticking::new(adapter(&moto, "conformance", &[]));
     let mut fixture = fixture("conformance");
     // Front doors and egress IPs associated with an instance, then released from it.
     fixture.addresses_need_node = true;
@@ -311,12 +313,14 @@ async fn configuration_is_checked() {
     assert!(err.to_string().contains("secret_access_key"), "{err}");
 }
 
-/// Runs the conformance suite against real AWS: it creates (and removes) instances and
-/// Elastic IPs in the account of the standard credential chain (`AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` or `AWS_PROFILE`). `DAMM_AWS_AMI` (or
-/// `DAMM_AWS_AMIS`) names the image; `DAMM_LIVE_AWS_REGION` the DAMM region (eu-central).
+/// Runs the conformance suite against real AWS: it creates (and removes) instances, Elastic
+/// IPs and a CloudFront distribution in the account of the standard credential chain
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` or `AWS_PROFILE`).
+/// `DAMM_AWS_AMI` (or `DAMM_AWS_AMIS`) names the image, `DAMM_AWS_FRONT_ORIGIN_DOMAIN` the
+/// front origins' domain; `DAMM_LIVE_AWS_REGION` the DAMM region (eu-central). Retiring
+/// the front waits for CloudFront to deploy its disabling (minutes).
 #[tokio::test]
-#[ignore = "needs DAMM_LIVE_AWS=1, AWS credentials and DAMM_AWS_AMI; creates billable resources"]
+#[ignore = "needs DAMM_LIVE_AWS=1, AWS credentials, DAMM_AWS_AMI and DAMM_AWS_FRONT_ORIGIN_DOMAIN; creates billable resources"]
 async fn live_conformance() {
     assert_eq!(
         std::env::var("DAMM_LIVE_AWS").as_deref(),
@@ -327,7 +331,11 @@ async fn live_conformance() {
     let fleet = fleet("damm-live-conformance");
     // The process environment: DAMM_AWS_* settings, AWS_* credentials for the chain.
     let config = AdapterConfig::new(fleet.clone(), "aws");
-    let provider = Aws::from_config(&config).expect("configured from DAMM_AWS_*");
+    let provider = Ticking {
+        inner: Aws::from_config(&config).expect("configured from DAMM_AWS_*"),
+        every: Duration::from_secs(30),
+        patience: Duration::from_secs(30 * 60),
+    };
     let mut fixture = Fixture::new(CAPABILITIES, fleet, region.parse().unwrap());
     fixture.timeout = Duration::from_secs(300);
     fixture.poll = Duration::from_secs(5);

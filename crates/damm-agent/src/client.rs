@@ -560,7 +560,7 @@ impl ClientAgent {
         let hint = |p: &Path| match &self.network {
             Some(network) => self
                 .memory
-                .hint(network, kind(self.carriers.get(&p.path_id)), today),
+                .hint(network, &self.remembered_as(&p.path_id), today),
             None => Hint::Unknown,
         };
         entrants.sort_by(|a, b| {
@@ -640,12 +640,14 @@ impl ClientAgent {
         self.forwarder = winner.forwarder.take();
         self.point_peer(&winner.path, winner.target)?;
         if let Some(network) = &self.network {
-            self.memory.worked(network, winner.kind, today);
+            let key = self.remembered_as(&winner.path.path_id);
+            self.memory.worked(network, &key, today);
         }
         for loser in &race.entrants {
             if loser.after + HEAD_START <= won.after {
                 if let Some(network) = &self.network {
-                    self.memory.failed(network, loser.kind, today);
+                    let key = self.remembered_as(&loser.path.path_id);
+                    self.memory.failed(network, &key, today);
                 }
                 self.monitor.count_failure(&loser.path.path_id);
                 reports.push(self.report_on(&loser.path.path_id));
@@ -661,6 +663,15 @@ impl ClientAgent {
         self.monitor.switched_to(&winner.path.path_id, now);
         self.current = Some(winner.path);
         Ok(())
+    }
+
+    /// What the network memory calls candidate `id`: its transport, and for T3 its front too
+    /// (one CDN may be blocked on a network where another is not).
+    fn remembered_as(&self, id: &str) -> String {
+        match self.carriers.get(id) {
+            Some(Carrier::T3 { host, .. }) => format!("T3 {host}"),
+            carrier => kind(carrier).to_owned(),
+        }
     }
 
     /// The report on candidate `id`: its catalog path and the transport it is carried on.
@@ -707,7 +718,8 @@ impl ClientAgent {
                 // Nothing answered on any transport raced: each of them failed here.
                 for e in &race.entrants {
                     if let Some(network) = &self.network {
-                        self.memory.failed(network, e.kind, today);
+                        let key = self.remembered_as(&e.path.path_id);
+                        self.memory.failed(network, &key, today);
                     }
                     if e.path.path_id != path.path_id {
                         self.monitor.count_failure(&e.path.path_id);
@@ -716,7 +728,7 @@ impl ClientAgent {
                 }
             } else if stale && let Some(network) = &self.network {
                 self.memory
-                    .failed(network, kind(self.carriers.get(&path.path_id)), today);
+                    .failed(network, &self.remembered_as(&path.path_id), today);
             }
             let next = if in_catalog {
                 self.monitor

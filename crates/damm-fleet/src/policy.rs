@@ -1199,18 +1199,20 @@ mod tests {
             let full = format!("{DEFAULT_POLICY}\n{text}");
             assert_eq!(e.line, line_of("t1_port", &full), "{port}: {e}");
         }
-        let e = with("[transports]\nt2_port = 1").unwrap_err();
+        let e = with("[transports]\nt9_port = 1").unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
 
-        // The censored example offers all three transports in its censored region.
+        // The censored example offers all four transports in its censored region.
         let example = Policy::parse(
             include_str!("../../../policy/examples/censored-region.toml"),
             "censored-region.toml",
         )
         .unwrap();
         let censored = Region::new("ap-southeast").unwrap();
-        assert!(example.t1_in(&censored) && example.fronts_in(&censored));
+        assert!(
+            example.t1_in(&censored) && example.t2_in(&censored) && example.fronts_in(&censored)
+        );
         let calm = Region::new("eu-central").unwrap();
-        assert!(!example.t1_in(&calm) && !example.fronts_in(&calm));
+        assert!(!example.t1_in(&calm) && !example.t2_in(&calm) && !example.fronts_in(&calm));
     }
 }

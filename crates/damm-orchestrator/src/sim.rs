@@ -13,6 +13,7 @@ pub const SIMULATED: &[(&str, damm_sim::Provider)] = &[
     ("cloudflare", damm_sim::Provider::Cloudflare),
     ("digitalocean", damm_sim::Provider::DigitalOcean),
     ("gce", damm_sim::Provider::Gce),
+    ("gcore", damm_sim::Provider::Gcore),
     ("hetzner", damm_sim::Provider::Hetzner),
     ("tailscale", damm_sim::Provider::Tailscale),
     ("vultr", damm_sim::Provider::Vultr),
@@ -28,6 +29,9 @@ pub fn api(adapter: &str) -> Option<damm_sim::Provider> {
 
 /// The zone the simulator's Cloudflare account holds.
 pub const SIM_ZONE: &str = "damm.example";
+
+/// The certificate the simulator's Gcore account holds (its fronts' wildcard).
+pub const SIM_GCORE_CERTIFICATE: &str = "4101";
 
 /// The project the GCE adapter names on the simulator (any name is served).
 pub const SIM_GCE_PROJECT: &str = "damm-sim";
@@ -52,6 +56,13 @@ pub async fn providers(sim: &SimHandle, policy: &Policy) -> anyhow::Result<Provi
         match adapter {
             "cloudflare" => vars.push(("DAMM_CLOUDFLARE_ZONE".to_owned(), SIM_ZONE.to_owned())),
             "gce" => vars.push(("DAMM_GCE_PROJECT".to_owned(), SIM_GCE_PROJECT.to_owned())),
+            "gcore" => vars.extend([
+                ("DAMM_GCORE_ZONE".to_owned(), SIM_ZONE.to_owned()),
+                (
+                    "DAMM_GCORE_CERTIFICATE_ID".to_owned(),
+                    SIM_GCORE_CERTIFICATE.to_owned(),
+                ),
+            ]),
             _ => {}
         }
         let config = AdapterConfig::new(policy.fleet.id.clone(), name).with_env(vars);

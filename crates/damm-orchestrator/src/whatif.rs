@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use damm_catalog::Catalog;
+use damm_catalog::{Catalog, Transport};
 use damm_fleet::{Policy, Scores, Status};
 use damm_provider::{NodeRole, NodeState, Region};
 use serde::Serialize;
@@ -89,6 +89,8 @@ impl Users {
 pub struct CatalogPaths {
     /// Region → one entry per path: the providers it crosses.
     pub regions: BTreeMap<String, Vec<BTreeSet<String>>>,
+    /// Region → the indices (in `regions`) of its paths through a CDN front (T3).
+    pub fronted: BTreeMap<String, BTreeSet<usize>>,
     /// Where the paths came from, for the answer.
     pub source: String,
 }
@@ -109,6 +111,20 @@ impl CatalogPaths {
                     (r.clone(), list)
                 })
                 .collect(),
+            fronted: catalog
+                .regions
+                .iter()
+                .map(|(r, paths)| {
+                    let fronted = paths
+                        .paths
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| p.transports.first() == Some(&Transport::CdnFronted))
+                        .map(|(i, _)| i)
+                        .collect();
+                    (r.clone(), fronted)
+                })
+                .collect(),
             source: format!("{source} (version {})", catalog.version),
         }
     }
@@ -126,6 +142,18 @@ impl CatalogPaths {
             policy.paths.top_k as usize,
         );
         CatalogPaths {
+            fronted: paths
+                .iter()
+                .map(|(r, list)| {
+                    let fronted = list
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| c.transport == Transport::CdnFronted)
+                        .map(|(i, _)| i)
+                        .collect();
+                    (r.to_string(), fronted)
+                })
+                .collect(),
             regions: paths
                 .into_iter()
                 .map(|(r, list)| {
@@ -179,6 +207,11 @@ pub struct RegionAnswer {
     pub paths: usize,
     /// Paths that cross no component of the provider.
     pub alternate_paths: usize,
+    /// Paths through a CDN front (T3) in the catalog now.
+    pub fronted_paths: usize,
+    /// Of those, the ones that cross no component of the provider: T3 left for clients
+    /// whose network blocks UDP.
+    pub alternate_fronted_paths: usize,
     /// The region's `ingress.min`.
     pub min_ingress: u32,
     /// Live healthy ingress now.
@@ -385,6 +418,14 @@ pub fn whatif(
     for name in &names {
         let list = paths.regions.get(name).map_or(&[][..], Vec::as_slice);
         let alternate = list.iter().filter(|p| !p.contains(provider)).count();
+        let fronted = paths.fronted.get(name);
+        let is_fronted = |i: &usize| fronted.is_some_and(|f| f.contains(i));
+        let fronted_paths = (0..list.len()).filter(is_fronted).count();
+        let alternate_fronted = list
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| is_fronted(i) && !p.contains(provider))
+            .count();
         let region = policy.regions.keys().find(|r| r.as_str() == name);
         let count = |m: &BTreeMap<&Region, u32>| {
             region.and_then(|r| m.get(r)).copied().unwrap_or(0) as usize
@@ -395,6 +436,8 @@ pub fn whatif(
             RegionAnswer {
                 paths: list.len(),
                 alternate_paths: alternate,
+                fronted_paths,
+                alternate_fronted_paths: alternate_fronted,
                 min_ingress: region.map_or(0, |r| policy.regions[r].ingress.min),
                 live_ingress: live,
                 lost_ingress: live - count(&after_loss),
@@ -689,6 +732,13 @@ pub fn render(w: &WhatIf) -> String {
             if r.fails_over { "yes" } else { "NO" }
         );
     }
+    for (name, r) in w.regions.iter().filter(|(_, r)| r.fronted_paths > 0) {
+        let _ = writeln!(
+            out,
+            "{name}: {} of its {} paths through a CDN front (T3) remain",
+            r.alternate_fronted_paths, r.fronted_paths
+        );
+    }
     let _ = writeln!(
         out,
         "alternate paths: {} in all, {} in the poorest region ({})",
@@ -829,6 +879,7 @@ mod tests {
         }
         CatalogPaths {
             regions,
+            fronted: BTreeMap::new(),
             source: "test".into(),
         }
     }

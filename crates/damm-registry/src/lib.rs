@@ -37,6 +37,7 @@ adapters! {
     "cloudflare" => damm_adapter_cloudflare,
     "digitalocean" => damm_adapter_digitalocean,
     "gce" => damm_adapter_gce,
+    "gcore" => damm_adapter_gcore,
     "hetzner" => damm_adapter_hetzner,
     "static-host" => damm_adapter_static_host,
     "tailscale" => damm_adapter_tailscale,

@@ -38,9 +38,9 @@ pub struct Faults {
     /// A page missing mid-pagination: every page of a listing after the first comes back
     /// with no items while the listing's metadata still counts them all (Hetzner's
     /// `total_entries` and `next_page`, DigitalOcean's `meta.total` and `links.pages`,
-    /// Cloudflare's `result_info.total_count`; Vultr's `meta.total` with an empty `next`
-    /// cursor, as an expired cursor is answered). It is what a client sees when a shard
-    /// of a listing is lost behind the provider's load balancer, and an adapter must fail
+    /// Cloudflare's `result_info.total_count`, Gcore's `count`; Vultr's `meta.total` with an
+    /// empty `next` cursor, as an expired cursor is answered). It is what a client sees when
+    /// a shard of a listing is lost behind the provider's load balancer, and an adapter must fail
     /// such a listing rather than return a truncated inventory (which would make the
     /// orchestrator believe the missing nodes vanished). Tailscale's lists are not paged.
     pub missing_page: bool,

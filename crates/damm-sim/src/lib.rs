@@ -1,10 +1,11 @@
 //! `damm-sim`: a local, stateful simulator of the providers' HTTP APIs.
 //!
 //! One listener serves every provider under its own prefix (`/hetzner/v1/...`,
-//! `/digitalocean/v2/...`, `/vultr/v2/...`, `/gce/compute/v1/...`), speaking each provider's published wire
-//! format: its JSON shapes, its pagination, its bearer-token 401s, its rate limits with
-//! its own headers, and its error bodies. Machines boot (`initializing` → `running` after
-//! the boot delay) and get addresses from the documentation ranges.
+//! `/digitalocean/v2/...`, `/vultr/v2/...`, `/gce/compute/v1/...`, `/gcore/cdn/...`),
+//! speaking each provider's published wire format: its JSON shapes, its pagination, its
+//! token 401s, its rate limits with its own headers, and its error bodies. Machines boot
+//! (`initializing` → `running` after the boot delay) and get addresses from the
+//! documentation ranges.
 //!
 //! Faults are injected per provider, from Rust ([`SimHandle::set_faults`]) or over HTTP
 //! (`PUT /_sim/faults/{provider}`): dark (connection dropped, or 503), added latency, an
@@ -32,6 +33,7 @@ mod digitalocean;
 mod discovery;
 mod faults;
 mod gce;
+mod gcore;
 mod hetzner;
 pub mod machine;
 pub mod schema;
@@ -69,6 +71,9 @@ pub enum Provider {
     /// Compute Engine API v1, under `/gce/compute/v1` (point a Google client's endpoint
     /// at `http://ADDR/gce`).
     Gce,
+    /// Gcore's CDN API (CDN resources, origin groups), under `/gcore` (its paths start
+    /// with `/cdn/`).
+    Gcore,
 }
 
 impl Provider {
@@ -80,6 +85,7 @@ impl Provider {
         Provider::Cloudflare,
         Provider::Tailscale,
         Provider::Gce,
+        Provider::Gcore,
     ];
 
     /// The URL path segment and admin-API name.
@@ -91,6 +97,7 @@ impl Provider {
             Provider::Cloudflare => "cloudflare",
             Provider::Tailscale => "tailscale",
             Provider::Gce => "gce",
+            Provider::Gcore => "gcore",
         }
     }
 
@@ -103,6 +110,21 @@ impl Provider {
             Provider::Cloudflare => "/cloudflare/client/v4",
             Provider::Tailscale => "/tailscale/api/v2",
             Provider::Gce => "/gce/compute/v1",
+            Provider::Gcore => "/gcore",
+        }
+    }
+
+    /// The scheme of the `Authorization` header the API takes the token in: `Bearer`, or
+    /// Gcore's `APIKey`.
+    pub const fn auth_scheme(self) -> &'static str {
+        match self {
+            Provider::Gcore => "APIKey",
+            Provider::Hetzner
+            | Provider::DigitalOcean
+            | Provider::Vultr
+            | Provider::Cloudflare
+            | Provider::Tailscale
+            | Provider::Gce => "Bearer",
         }
     }
 }
@@ -127,7 +149,7 @@ impl FromStr for Provider {
 /// How the simulator behaves.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// The bearer token every provider API accepts.
+    /// The token every provider API accepts (as a bearer token, or as Gcore's `APIKey`).
     pub token: String,
     /// Seed for every random choice (fault draws), so runs repeat.
     pub seed: u64,

@@ -23,7 +23,7 @@ use tower::ServiceExt as _;
 use crate::faults::{Dark, Faults, Rng};
 use crate::validation::Specs;
 use crate::world::{AddressPool, Bucket, NumberedPage, last_page, page_of, unix_after};
-use crate::{Provider, SimConfig, cloudflare, digitalocean, gce, hetzner, tailscale, vultr};
+use crate::{Provider, SimConfig, cloudflare, digitalocean, gce, gcore, hetzner, tailscale, vultr};
 
 /// Everything the handlers share.
 pub(crate) struct Shared {
@@ -38,6 +38,7 @@ pub(crate) struct Shared {
     pub(crate) cloudflare: Mutex<cloudflare::World>,
     pub(crate) tailscale: Mutex<tailscale::World>,
     pub(crate) gce: Mutex<gce::World>,
+    pub(crate) gcore: Mutex<gcore::World>,
     drifts: Mutex<Vec<String>>,
     specs: Specs,
     requests: AtomicU64,
@@ -66,6 +67,7 @@ impl Shared {
             cloudflare: Mutex::default(),
             tailscale: Mutex::default(),
             gce: Mutex::default(),
+            gcore: Mutex::default(),
             drifts: Mutex::default(),
             specs: Specs::load(),
             requests: AtomicU64::new(0),
@@ -154,6 +156,7 @@ pub(crate) fn api(provider: Provider) -> Api {
         Provider::Cloudflare => crate::cloudflare::API,
         Provider::Tailscale => crate::tailscale::API,
         Provider::Gce => crate::gce::API,
+        Provider::Gcore => crate::gcore::API,
     }
 }
 
@@ -180,7 +183,7 @@ impl SimHandle {
         format!("http://{}{}", self.addr, provider.base_path())
     }
 
-    /// The bearer token the simulator accepts.
+    /// The token the simulator accepts (see [`Provider::auth_scheme`]).
     pub fn token(&self) -> &str {
         &self.shared.config.token
     }
@@ -361,7 +364,8 @@ async fn provider_layer(
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.strip_prefix(provider.auth_scheme()))
+        .and_then(|v| v.strip_prefix(' '))
         .is_some_and(|token| token == shared.config.token);
     if !authorised || faults.unauthorized {
         return provider_error(

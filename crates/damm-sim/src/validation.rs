@@ -1,8 +1,10 @@
 //! Requests and responses checked against each provider's published OpenAPI document.
 //!
 //! Hetzner (MIT-licensed derivative) and DigitalOcean (Apache-2.0) are vendored under
-//! `specs/`. Vultr's document states no licence, so it is not vendored: it is read from
-//! `../shared/specs/vultr.subset.json` beside the workspace when that folder is present
+//! `specs/`; Gcore's is DAMM's own restatement of its published document's facts
+//! (`specs/gcore.json`, see `specs/README.md`). Vultr's document states no licence, so it
+//! is not vendored: it is read from `../shared/specs/vultr.subset.json` beside the
+//! workspace when that folder is present
 //! (`DAMM_SIM_SPECS` may name another folder), and Vultr traffic goes unchecked, with a
 //! warning, when it is not.
 //!
@@ -72,6 +74,7 @@ impl Specs {
                 Provider::Cloudflare => Some(vendored(include_str!("../specs/cloudflare.json"))),
                 Provider::Tailscale => shared_spec("tailscale.subset.json"),
                 Provider::Gce => None,
+                Provider::Gcore => Some(vendored(include_str!("../specs/gcore.json"))),
             };
             specs.insert(*provider, spec);
         }
@@ -96,7 +99,8 @@ impl Specs {
             | Provider::Vultr
             | Provider::Cloudflare
             | Provider::Tailscale
-            | Provider::Gce => path.to_owned(),
+            | Provider::Gce
+            | Provider::Gcore => path.to_owned(),
         }
     }
 

@@ -393,7 +393,7 @@ impl ClientOptions {
             url: url.into(),
             connect_to,
             tls: None,
-            ping_every: Duration::from_secs(20),
+            ping_every: Duration::from_secs(15),
             redial_after: Duration::from_millis(500),
             max_message: 2048,
             stall_after: Duration::from_secs(1),

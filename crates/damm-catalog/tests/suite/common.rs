@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use damm_catalog::{
     Catalog, Component, KeyId, Offer, Path, PrivateKey, RegionPaths, Role, SCHEMA_V1, SigningKey,
-    T0Offer, T1Key, T1Offer, T3Offer, Transport, Validation, WgKey,
+    T0Offer, T1Key, T1Offer, T2Offer, T3Offer, Transport, Validation, WgKey,
 };
 
 /// The tests' clock.
@@ -68,6 +68,12 @@ pub(crate) fn sample() -> Catalog {
         Offer::T1(T1Offer {
             endpoint: "203.0.113.10:4443".to_owned(),
             key: T1Key::from_bytes(SAMPLE_T1_KEY),
+        }),
+        Offer::T2(T2Offer {
+            endpoint: "203.0.113.10:443".to_owned(),
+            url: "wss://s3f09a1c2d4e5b6.assets.example.net/Zk2pQ7rT9vX1bN4mC6hJ8w".to_owned(),
+            host: "s3f09a1c2d4e5b6.assets.example.net".to_owned(),
+            sni: "s3f09a1c2d4e5b6.assets.example.net".to_owned(),
         }),
     ];
     let mut fronted = path(

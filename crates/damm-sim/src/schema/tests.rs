@@ -553,6 +553,8 @@ fn documents_use_only_known_keywords() {
     }
     let mut documents = vec![("hetzner", hetzner()), ("digitalocean", digitalocean())];
     documents.extend(vultr().map(|spec| ("vultr", spec)));
+    let gcore = ApiSpec::from_json(include_str!("../../specs/gcore.json"));
+    documents.push(("gcore", gcore.expect("the Gcore document parses")));
     for (name, spec) in documents {
         let mut unknown = Vec::new();
         let section = |name: &str| {

@@ -17,6 +17,8 @@ pub struct Api {
     /// `http://ADDR` of the simulator itself, for its `/_sim/...` admin routes.
     admin: String,
     token: Option<String>,
+    /// The `Authorization` scheme the provider takes its token in.
+    scheme: &'static str,
 }
 
 impl Api {
@@ -27,10 +29,11 @@ impl Api {
             base: sim.url(provider),
             admin: format!("http://{}", sim.addr()),
             token: Some(sim.token().to_owned()),
+            scheme: provider.auth_scheme(),
         }
     }
 
-    /// The same API with another bearer token, or none.
+    /// The same API with another token, or none.
     pub fn with_token(&self, token: Option<&str>) -> Api {
         Api {
             token: token.map(str::to_owned),
@@ -59,7 +62,7 @@ impl Api {
     ) -> reqwest::Result<reqwest::Response> {
         let mut request = self.http.request(method, self.url(path));
         if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+            request = request.header("authorization", format!("{} {token}", self.scheme));
         }
         if let Some(body) = body {
             request = request.json(&body);
