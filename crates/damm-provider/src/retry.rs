@@ -7,7 +7,10 @@
 //! - [`RetryPolicy`]: retries only temporary errors, with exponential backoff and
 //!   decorrelated jitter, capped, honouring the provider's `retry_after`. Calls that are
 //!   not idempotent (creates) are never retried blindly: they are made safe by the
-//!   idempotency key and replayed by the orchestrator, which looks first.
+//!   idempotency key and replayed by the orchestrator, which looks first. The one exception
+//!   is a 429: the provider refused the call before doing anything, so it is sent again
+//!   after the wait like any other (a client's bucket and the provider's drift apart when
+//!   requests bunch up in flight).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -41,7 +44,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 /// The longest a provider's rate-limit answer holds its buckets back. Longer hints are cut to
 /// this; the circuit breaker takes over from there.
@@ -247,7 +250,10 @@ impl RetryPolicy {
                     limit.block_for(wait);
                 }
             }
-            let give_up = !idempotent
+            // A 429 is an answer before any work: the provider refused the call, so even a
+            // create is safe to send again once the wait is over.
+            let refused_unprocessed = matches!(err.kind(), ErrorKind::RateLimited { .. });
+            let give_up = (!idempotent && !refused_unprocessed)
                 || !err.is_temporary()
                 || attempt >= self.max_attempts
                 || err.retry_after().is_some_and(|w| w > self.max_wait);
@@ -385,6 +391,22 @@ mod tests {
             })
             .await;
         assert_eq!(calls, 1, "a create is never blindly retried");
+        // A 429 was refused before any work: the create goes again after the wait.
+        let mut calls = 0;
+        let result = policy
+            .run(&[], false, || {
+                calls += 1;
+                std::future::ready(if calls == 1 {
+                    Err(err(ErrorKind::RateLimited {
+                        retry_after: Some(Duration::from_secs(1)),
+                    }))
+                } else {
+                    Ok(())
+                })
+            })
+            .await;
+        assert!(result.is_ok());
+        assert_eq!(calls, 2, "a refused create is sent again");
     }
 
     #[tokio::test(start_paused = true)]
