@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use damm_transport::race::{Lane, Won, race};
 
 use crate::carriers::{Carrier, Forwarder, base_id, expand, kind, loopback, start};
-use crate::networks::{Hint, NetworkMemory, network_towards};
+use crate::networks::{Hint, NetworkMemory};
 use crate::wg::{PeerSpec, WireGuard, normalise, plan};
 use crate::{AgentError, Host};
 
@@ -545,7 +545,7 @@ impl ClientAgent {
             }
             Some(Carrier::T3 { host, .. }) => *self.fronts.get(host)?,
         };
-        network_towards(address)
+        self.memory.network_towards(address)
     }
 
     /// Starts the race between `entrants` (the ways into one gateway, `chosen` among them): those that worked on this network first, then the chosen one, then by

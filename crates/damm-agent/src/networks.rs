@@ -2,8 +2,9 @@
 //! transports carried a tunnel and which went unanswered, so that on a network that drops UDP
 //! the next connect starts with T3 instead of waiting for T0 and T1 to fail again.
 //!
-//! A network is named by a keyed hash of the local address the kernel picks to reach the
-//! gateway (a laptop at home and at the office gets two addresses, so two networks). Two
+//! A network is named by a hash of the local address the kernel picks to reach the gateway,
+//! keyed with a random salt kept in the file (an unkeyed hash of an IPv4 address is undone
+//! by trying all of them) (a laptop at home and at the office gets two addresses, so two networks). Two
 //! networks that hand out the same private address look like one; that costs little, since
 //! the memory only orders the race ([`crate::client`]): every transport is still tried, the
 //! remembered one first.
@@ -52,14 +53,31 @@ struct Network {
     transports: BTreeMap<String, Seen>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Book {
+    /// 16 random bytes, hex, keying the network names; made when the memory is first made.
+    #[serde(default)]
+    salt: String,
     networks: BTreeMap<String, Network>,
 }
 
+impl Book {
+    fn new() -> Book {
+        use ring::rand::SecureRandom as _;
+        let mut salt = [0u8; 16];
+        ring::rand::SystemRandom::new()
+            .fill(&mut salt)
+            .expect("the system's random source works");
+        Book {
+            salt: salt.iter().map(|b| format!("{b:02x}")).collect(),
+            networks: BTreeMap::new(),
+        }
+    }
+}
+
 /// The memory, kept in a file or only for this run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NetworkMemory {
     file: Option<PathBuf>,
     book: Book,
@@ -68,7 +86,10 @@ pub struct NetworkMemory {
 impl NetworkMemory {
     /// A memory for this run only.
     pub fn in_memory() -> Self {
-        Self::default()
+        Self {
+            file: None,
+            book: Book::new(),
+        }
     }
 
     /// The memory kept in `file`: what it holds, or an empty memory if it is missing or
@@ -76,17 +97,19 @@ impl NetworkMemory {
     pub fn load(file: impl Into<PathBuf>) -> Self {
         let file = file.into();
         let book = match std::fs::read(&file) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(bytes) => match serde_json::from_slice::<Book>(&bytes) {
+                // A file from before the salt: its names cannot be kept under a new key.
+                Ok(book) if book.salt.len() != 32 => Book::new(),
                 Ok(book) => book,
                 Err(e) => {
                     tracing::warn!(file = %file.display(), "network memory unreadable, starting empty: {e}");
-                    Book::default()
+                    Book::new()
                 }
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Book::default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Book::new(),
             Err(e) => {
                 tracing::warn!(file = %file.display(), "network memory unreadable, starting empty: {e}");
-                Book::default()
+                Book::new()
             }
         };
         Self {
@@ -168,31 +191,33 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// The network the client is on, as seen towards `gateway`: a hash of the local address the
-/// kernel would send from (no packet is sent). `None` without a route.
-pub fn network_towards(gateway: SocketAddr) -> Option<String> {
-    let bind: SocketAddr = match gateway {
-        SocketAddr::V4(_) => "0.0.0.0:0",
-        SocketAddr::V6(_) => "[::]:0",
+impl NetworkMemory {
+    /// The network the client is on, as seen towards `gateway`: a hash of the local address
+    /// the kernel would send from (no packet is sent), keyed with this memory's salt. `None`
+    /// without a route.
+    pub fn network_towards(&self, gateway: SocketAddr) -> Option<String> {
+        let bind: SocketAddr = match gateway {
+            SocketAddr::V4(_) => "0.0.0.0:0",
+            SocketAddr::V6(_) => "[::]:0",
+        }
+        .parse()
+        .ok()?;
+        let socket = UdpSocket::bind(bind).ok()?;
+        socket.connect(gateway).ok()?;
+        Some(self.name_of(socket.local_addr().ok()?.ip()))
     }
-    .parse()
-    .ok()?;
-    let socket = UdpSocket::bind(bind).ok()?;
-    socket.connect(gateway).ok()?;
-    Some(name_of(socket.local_addr().ok()?.ip()))
-}
 
-/// The memory's name for the network where this host has `local`: not the address itself,
-/// so the file does not say where its owner has been.
-pub fn name_of(local: IpAddr) -> String {
-    let digest = ring::digest::digest(
-        &ring::digest::SHA256,
-        format!("damm-network-memory/1 {local}").as_bytes(),
-    );
-    digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    /// The memory's name for the network where this host has `local`: not the address
+    /// itself, and not a hash anyone without the salt can undo, so the file does not say
+    /// where its owner has been.
+    pub fn name_of(&self, local: IpAddr) -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.book.salt.as_bytes());
+        let tag = ring::hmac::sign(&key, format!("damm-network-memory/2 {local}").as_bytes());
+        tag.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// Checks a path given for the memory before a client starts with it: its directory must
@@ -239,6 +264,8 @@ mod tests {
         m.failed("n", "T0", now);
         let again = NetworkMemory::load(&file);
         assert_eq!(again.hint("n", "T0", now), Hint::Failed);
+        let here: IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(again.name_of(here), m.name_of(here), "the salt is kept");
         std::fs::write(&file, b"{ not json").unwrap();
         let broken = NetworkMemory::load(&file);
         assert_eq!(broken.hint("n", "T0", now), Hint::Unknown);
@@ -260,11 +287,16 @@ mod tests {
     }
 
     #[test]
-    fn networks_are_named_without_the_address() {
-        let name = name_of("192.168.1.23".parse().unwrap());
+    fn networks_are_named_under_the_files_own_salt() {
+        let a = NetworkMemory::in_memory();
+        let address: IpAddr = "192.168.1.23".parse().unwrap();
+        let name = a.name_of(address);
         assert_eq!(name.len(), 16);
-        assert!(!name.contains("192"));
-        assert_ne!(name, name_of("192.168.1.24".parse().unwrap()));
-        assert!(network_towards("127.0.0.1:9".parse().unwrap()).is_some());
+        assert_eq!(name, a.name_of(address), "stable");
+        assert_ne!(name, a.name_of("192.168.1.24".parse().unwrap()));
+        // Another memory (another device) names the same address otherwise: a name says
+        // nothing without the salt.
+        assert_ne!(name, NetworkMemory::in_memory().name_of(address));
+        assert!(a.network_towards("127.0.0.1:9".parse().unwrap()).is_some());
     }
 }
