@@ -26,6 +26,14 @@ async fn fake_wireguard() -> u16 {
     port
 }
 
+/// A TCP port free right now (a port free for UDP may be taken for TCP).
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
 /// A port free right now.
 fn free_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
@@ -160,7 +168,7 @@ async fn t2_ends_tls_with_the_gateways_certificate_and_follows_its_renewal() {
     std::fs::copy(fixtures.join("t2-test.pem"), &chain).unwrap();
     std::fs::copy(fixtures.join("t2-test.key"), &key).unwrap();
     let wg = fake_wireguard().await;
-    let (t1_port, t2_port) = (free_port(), free_port());
+    let (t1_port, t2_port) = (free_port(), free_tcp_port());
     let wanted = GatewayTransports {
         t1: Some(GatewayT1 {
             port: t1_port,
